@@ -1,0 +1,106 @@
+"""Public entry points: :func:`superresolve` and :func:`methods`."""
+
+from __future__ import annotations
+
+import dask.array as dsa
+import numpy as np
+import torch
+import xarray as xr
+
+from . import geo
+from .dtypes import cast
+from .errors import InputError, MethodError
+from .io import open_cube
+from .methods import get_method, load_runner, resolve_device
+from .tiling import fill_invalid, plan_chunks, tiled_map, upsample_mask, valid_mask
+
+EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
+
+
+def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, out_dtype,
+              out_nodata, mask_dilation):
+    """Super-resolve one block (with halo), crop the halo, mask and cast."""
+    x = np.asarray(block)
+    valid = valid_mask(x, nodata)
+    xf = fill_invalid(x.astype(np.float32, copy=False), valid)
+    norm = float(norm)
+    if norm != 1.0:
+        xf = xf / np.float32(norm)
+    runner = load_runner(method, scale, weights, device)
+    y = runner(torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32)))
+    y = y.detach().to("cpu").numpy()
+    if norm != 1.0:
+        y = y * np.float32(norm)
+    t, b, l, r = (v * scale for v in sides)
+    hr_valid = upsample_mask(valid, scale, mask_dilation)
+    sl = (slice(None), slice(t, y.shape[1] - b), slice(l, y.shape[2] - r))
+    return cast(y[sl], out_dtype, out_nodata, hr_valid[sl])
+
+
+def _norm_scalar(data: dsa.Array, nodata):
+    """Global normalisation scale: the largest valid absolute value (lazy 0-d dask array)."""
+    def absmax(b):
+        v = valid_mask(b, nodata)
+        a = np.abs(np.where(v, b, 0).astype(np.float64))
+        return np.array(a.max() if a.size else 0.0).reshape((1, 1, 1))
+
+    m = dsa.map_blocks(absmax, data, chunks=(1, 1, 1), dtype=np.float64).max()
+    return dsa.maximum(m, 1e-12)
+
+
+def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
+                 device: str = "auto", dtype=None, chunks=None) -> xr.DataArray:
+    """Super-resolve a georeferenced cube by an integer ``scale`` with ``method``.
+
+    ``cube``: DataArray ``(band, y, x)`` (rioxarray conventions) or anything
+    :func:`geohsr.open_cube` opens. Dask-backed input gives a lazy result with chunks scaled by
+    ``scale``; in-memory input is processed in tiles and returned in memory. The result keeps
+    CRS and bounds (transform · scale(1/s)), band coords (wavelength, fwhm, band names, bbl),
+    nodata and, unless ``dtype`` says otherwise, the data type.
+    """
+    spec = get_method(method)
+    s = spec.check_scale(scale)
+    cube = open_cube(cube)
+    if spec.guided and guide is None:
+        raise MethodError(f"method {spec.name!r} needs an HR guide image; pass guide= (--guide RGB.tif)")
+    if guide is not None and not spec.guided:
+        raise MethodError(f"method {spec.name!r} takes no guide; drop --guide or choose a guided method")
+    nb, h, w = cube.shape
+    if nb == 0 or h == 0 or w == 0:
+        raise InputError(f"the cube is empty (bands, rows, cols = {nb}, {h}, {w}); nothing to super-resolve")
+    if np.dtype(cube.dtype).kind not in "iuf" or np.dtype(cube.dtype).kind == "b":
+        raise InputError(f"unsupported data type {cube.dtype}; convert to integer or float")
+    out_dtype = np.dtype(dtype or cube.dtype)
+    nodata = cube.rio.nodata
+    out_nodata = nodata
+    if out_nodata is not None and out_dtype.kind in "iu":
+        info = np.iinfo(out_dtype)
+        if not (np.isfinite(out_nodata) and info.min <= out_nodata <= info.max):
+            raise InputError(f"nodata {out_nodata} does not fit output dtype {out_dtype}; choose another dtype")
+    dev = resolve_device(device)
+
+    data = cube.data
+    eager = not isinstance(data, dsa.Array)
+    if eager:
+        data = dsa.from_array(np.asarray(data), chunks=(nb, EAGER_BLOCK, EAGER_BLOCK))
+    if chunks is not None:
+        data = data.rechunk(chunks if not isinstance(chunks, dict)
+                            else tuple(chunks.get(d, -1) for d in ("band", "y", "x")))
+    data = plan_chunks(data, s, spec.halo, spec.band_axis == "joint",
+                       keep_spatial=chunks is not None)
+    norm = _norm_scalar(data, nodata) if spec.normalise else 1.0
+    kw = dict(method=spec.name, scale=s, weights=None if weights is None else str(weights),
+              device=str(dev), nodata=nodata, out_dtype=out_dtype, out_nodata=out_nodata,
+              mask_dilation=spec.mask_dilation)
+    out = tiled_map(data, _sr_block, s, spec.halo, out_dtype, (norm,), kw)
+
+    coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
+    hr = xr.DataArray(out, dims=("band", "y", "x"), coords=coords, name=cube.name)
+    hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
+    hr.attrs.update(geohsr_method=spec.name, geohsr_scale=s)
+    hr = geo.with_grid(hr, geo.hr_transform(geo.cube_transform(cube), s), cube.rio.crs)
+    if out_nodata is not None:
+        hr = hr.rio.write_nodata(out_nodata, encoded=False)
+    if eager:
+        hr = hr.compute(scheduler="threads")
+    return hr

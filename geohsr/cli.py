@@ -1,0 +1,174 @@
+"""The ``geohsr`` command line (click). Progress goes to stderr, results to stdout."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import traceback
+import warnings
+from pathlib import Path
+
+import click
+
+from .errors import GeohsrError
+
+CONTEXT = dict(auto_envvar_prefix="GEOHSR", show_default=True, help_option_names=["-h", "--help"])
+
+
+def _warning_line(message, category, filename, lineno, line=None):
+    return f"Warning: {message}\n"
+
+
+class _Group(click.Group):
+    """Turns user errors into one line on stderr and a non-zero exit, never a traceback."""
+
+    def invoke(self, ctx):
+        warnings.formatwarning = _warning_line
+        try:
+            return super().invoke(ctx)
+        except GeohsrError as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("Interrupted: nothing was written.", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
+            raise
+        except MemoryError:
+            click.echo("Error: out of memory; use a smaller --tile-size", err=True)
+            sys.exit(1)
+        except Exception as exc:  # noqa: BLE001  (last line of defence: no traceback for users)
+            if os.environ.get("GEOHSR_DEBUG"):
+                traceback.print_exc()
+            first = str(exc).splitlines()[0] if str(exc) else ""
+            click.echo(f"Error: unexpected {type(exc).__name__}: {first} "
+                       "(set GEOHSR_DEBUG=1 for the traceback and report it)", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=_Group, context_settings=CONTEXT)
+@click.version_option(package_name="geohsr")
+def main():
+    """geohsr: super-resolution of georeferenced hyperspectral rasters."""
+
+
+def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
+    from .io.write import default_extension
+
+    ext = default_extension(fmt) if fmt else ".tif"
+    stem = src.stem if src.suffix.lower() != ".hdr" else src.with_suffix("").stem
+    return src.with_name(f"{stem}_x{scale}{ext}")
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
+@click.option("--method", "-m", default="bicubic", help="super-resolution method (see `geohsr methods`)")
+@click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
+              help="output path [default: <input stem>_x<scale>.tif next to the input]")
+@click.option("--guide", type=click.Path(path_type=Path), default=None,
+              help="high-resolution RGB/pan guide raster (guided methods)")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="weights file (.safetensors) instead of the shipped ones")
+@click.option("--device", default="auto", help="auto, cpu or cuda[:N] (falls back to the CPU)")
+@click.option("--format", "fmt", type=click.Choice(["GTiff", "COG", "ENVI", "Zarr", "NetCDF"],
+              case_sensitive=False), default=None, help="output format [default: from the extension]")
+@click.option("--dtype", default=None, help="output data type [default: the input's]")
+@click.option("--tile-size", type=int, default=256, help="LR tile side in pixels")
+@click.option("--overwrite", is_flag=True, help="replace an existing output")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def run(input, scale, method, output, guide, weights, device, fmt, dtype, tile_size, overwrite, quiet):
+    """Super-resolve INPUT by --scale and write the result (atomically)."""
+    import numpy as np
+
+    from .api import superresolve
+    from .io import open_cube, save_cube
+    from .io.write import check_destination
+    from .methods import get_method
+
+    spec = get_method(method)
+    spec.check_scale(scale)
+    if tile_size < 8:
+        raise click.BadParameter("must be >= 8", param_hint="--tile-size")
+    if dtype is not None:
+        try:
+            np.dtype(dtype)
+        except TypeError:
+            raise click.BadParameter(f"unknown data type {dtype!r}", param_hint="--dtype") from None
+    output = output or _default_output(input, scale, fmt)
+    check_destination(output, fmt, overwrite, sources=(input,))
+    cube = open_cube(input, chunks={"band": -1, "y": tile_size, "x": tile_size})
+    if cube.rio.crs is None:
+        warnings.warn(f"{input} has no CRS; the output will have none either")
+    hr = superresolve(cube, method=method, scale=scale, guide=guide, weights=weights,
+                      device=device, dtype=dtype)
+    path = save_cube(hr, output, format=fmt, overwrite=overwrite, progress=not quiet)
+    b, h, w = hr.shape
+    click.echo(f"wrote {path} ({w}×{h} px, {b} bands, {hr.dtype}, method {spec.name} ×{scale})",
+               err=True)
+    click.echo(str(path))
+
+
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def info(input, as_json):
+    """Size, CRS, resolution, bands, wavelength range and nodata of INPUT."""
+    import numpy as np
+
+    from . import geo
+    from .io import open_cube
+
+    cube = open_cube(input, chunks={})
+    t = geo.cube_transform(cube)
+    nb, h, w = cube.shape
+    wl = cube.coords["wavelength"].values
+    good = cube.coords["good_band"].values
+    crs = cube.rio.crs
+    d = {
+        "path": str(input), "bands": nb, "rows": h, "cols": w, "dtype": str(cube.dtype),
+        "crs": crs.to_string() if crs else None,
+        "resolution": [abs(t.a), abs(t.e)] if t.b == 0 and t.d == 0 else None,
+        "transform": list(t)[:6], "bounds": list(geo.bounds(t, h, w)),
+        "nodata": None if cube.rio.nodata is None else float(cube.rio.nodata),
+        "wavelength_nm": None if np.all(np.isnan(wl)) else [float(np.nanmin(wl)), float(np.nanmax(wl))],
+        "bad_bands": [int(i) for i in np.flatnonzero(good == 0) + 1],
+    }
+    if as_json:
+        click.echo(json.dumps(d, indent=2))
+        return
+    click.echo(f"{d['path']}")
+    click.echo(f"  size        {w} × {h} px, {nb} bands, {d['dtype']}")
+    click.echo(f"  crs         {d['crs'] or 'none'}")
+    res = d["resolution"]
+    click.echo(f"  resolution  {res[0]:g} × {res[1]:g}" if res else "  resolution  rotated/sheared grid")
+    click.echo(f"  bounds      {', '.join(f'{v:.10g}' for v in d['bounds'])} (left, bottom, right, top)")
+    if d["wavelength_nm"]:
+        click.echo(f"  wavelength  {d['wavelength_nm'][0]:.1f} – {d['wavelength_nm'][1]:.1f} nm")
+    else:
+        click.echo("  wavelength  unknown")
+    click.echo(f"  bad bands   {len(d['bad_bands'])}" + (f" ({', '.join(map(str, d['bad_bands']))})"
+                                                         if d["bad_bands"] else ""))
+    click.echo(f"  nodata      {d['nodata'] if d['nodata'] is not None else 'none'}")
+
+
+@main.command("methods")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def methods_cmd(as_json):
+    """List the super-resolution methods, their inputs, scales and weights."""
+    from .methods import methods
+
+    ms = methods()
+    if as_json:
+        click.echo(json.dumps(ms, indent=2))
+        return
+    for m in ms:
+        scales = m["scales"] if isinstance(m["scales"], str) else ", ".join(map(str, m["scales"]))
+        click.echo(f"{m['name']:<10} {m['inputs']:<14} scales: {scales:<18} bands: {m['bands']:<6} "
+                   f"weights: {', '.join(m['weights']) or 'none needed'}")
+        click.echo(f"{'':<10} {m['summary']}")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

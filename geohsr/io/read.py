@@ -1,0 +1,210 @@
+"""open_cube: any supported raster → DataArray ``(band, y, x)`` with spectral coords and geo."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from ..errors import InputError
+from . import spectral as spec
+
+ENVI_DATA_EXT = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
+NETCDF_EXT = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".cdf")
+
+
+def _find_envi_pair(path: Path) -> tuple[Path, Path] | None:
+    """(data, header) for an ENVI file given either the header or the data file."""
+    if path.suffix.lower() == ".hdr":
+        for ext in ENVI_DATA_EXT:
+            cand = path.with_suffix(ext) if ext else path.with_suffix("")
+            if cand != path and cand.is_file():
+                return cand, path
+        raise InputError(f"{path}: ENVI header without its data file (looked for "
+                         f"{', '.join(path.stem + e for e in ENVI_DATA_EXT if e)}); put them side by side")
+    for hdr in (path.with_suffix(".hdr"), Path(str(path) + ".hdr")):
+        if hdr.is_file():
+            return path, hdr
+    return None
+
+
+def _read_envi_header(hdr: Path) -> dict:
+    from spectral.io import envi
+
+    try:
+        return envi.read_envi_header(str(hdr))
+    except Exception as exc:  # spectral raises its own types for malformed headers
+        raise InputError(f"{hdr}: not a valid ENVI header ({exc}); fix or remove it") from None
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise InputError(f"{path}: no such file; check the path")
+    if path.is_dir() and not (path / ".zgroup").exists() and not (path / "zarr.json").exists() \
+            and path.suffix.lower() != ".zarr":
+        raise InputError(f"{path}: is a directory, not a raster; give a GeoTIFF, ENVI, NetCDF or Zarr path")
+    if path.is_file():
+        if not os.access(path, os.R_OK):
+            raise InputError(f"{path}: permission denied; make the file readable")
+        if path.stat().st_size == 0:
+            raise InputError(f"{path}: the file is empty; re-export or re-download it")
+
+
+def open_cube(source, chunks=None, *, asset: str | None = None) -> xr.DataArray:
+    """Open a hyperspectral raster as a DataArray with dims ``(band, y, x)``.
+
+    ``source`` is a path (GeoTIFF/COG, ENVI ``.hdr`` or data file, NetCDF, Zarr, a STAC item
+    JSON) or an existing DataArray. ``chunks`` (e.g. ``"auto"`` or ``{"y": 512, "x": 512}``)
+    makes the result lazy with dask. Coords on ``band``: ``wavelength`` and ``fwhm`` in nm,
+    ``band_name``, ``good_band``; CRS and transform via rioxarray; nodata via ``rio.nodata``.
+    """
+    if isinstance(source, xr.DataArray):
+        da = _normalise_dataarray(source)
+        return da.chunk(chunks) if chunks is not None else da
+    if isinstance(source, xr.Dataset):
+        return open_cube(_pick_variable(source, "<Dataset>"), chunks)
+    path = Path(os.fspath(source)).expanduser()
+    _check_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        return _open_stac_item(path, chunks, asset)
+    if suffix == ".zarr" or path.is_dir():
+        try:
+            ds = xr.open_zarr(path, chunks=chunks if chunks is not None else None,
+                              decode_coords="all")
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable Zarr store ({exc})") from None
+        da = _pick_variable(ds, path)
+        if chunks is None:
+            da = da.load()
+        return _normalise_dataarray(da)
+    if suffix in NETCDF_EXT:
+        try:
+            ds = xr.open_dataset(path, chunks=chunks, decode_coords="all")
+        except Exception as exc:
+            raise InputError(f"{path}: not a readable NetCDF/HDF5 file ({exc})") from None
+        return _normalise_dataarray(_pick_variable(ds, path))
+    return _open_gdal(path, chunks)
+
+
+def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
+    import rasterio
+    import rioxarray
+
+    header = None
+    pair = _find_envi_pair(path) if path.suffix.lower() in ENVI_DATA_EXT + (".hdr",) else None
+    if pair is not None:
+        path, hdr_path = pair
+        header = _read_envi_header(hdr_path)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
+            with rasterio.open(path) as ds:
+                info = spec.SpectralInfo(ds.count)
+                spec.from_stac_bands(info, stac_bands)
+                if header is not None:
+                    spec.from_envi_header(info, header)
+                spec.from_rasterio(info, ds)
+                nodata = ds.nodata
+                if nodata is None and header is not None and "data ignore value" in header:
+                    nodata = float(header["data ignore value"])
+                dtype = ds.dtypes[0]
+                if len(set(ds.dtypes)) > 1:
+                    raise InputError(f"{path}: bands have different data types {set(ds.dtypes)}; "
+                                     "convert to one type (gdal_translate -ot Float32)")
+                if np.dtype(dtype).kind == "c":
+                    raise InputError(f"{path}: complex data ({dtype}) is not supported; "
+                                     "convert to amplitude/reflectance first")
+                rotated = not ds.transform.is_rectilinear
+                transform, crs = ds.transform, ds.crs
+                tags = ds.tags()
+            da = rioxarray.open_rasterio(path, chunks=chunks, mask_and_scale=False,
+                                         parse_coordinates=not rotated)
+    except InputError:
+        raise
+    except rasterio.errors.RasterioIOError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "unreadable"
+        raise InputError(f"{path}: not a readable raster ({msg}); "
+                         "give a GeoTIFF, ENVI, NetCDF or Zarr file") from None
+    if isinstance(da, list):
+        raise InputError(f"{path}: holds several subdatasets; open one of them")
+    da = da.assign_coords(band=np.arange(1, da.sizes["band"] + 1))
+    da = da.assign_coords(info.coords())
+    # rioxarray copies band 1's tags into attrs: keep only dataset-level tags
+    da.attrs = {k: v for k, v in tags.items() if k != "AREA_OR_POINT"}
+    da.attrs["source"] = str(path)
+    if crs is not None:
+        da = da.rio.write_crs(crs)
+    da = da.rio.write_transform(transform)
+    da = da.rio.write_nodata(nodata, encoded=False) if nodata is not None else da
+    da.name = da.name or "reflectance"
+    return da
+
+
+def _open_stac_item(path: Path, chunks, asset: str | None) -> xr.DataArray:
+    try:
+        item = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{path}: not a STAC item JSON ({exc})") from None
+    assets = item.get("assets") or {}
+    if not assets:
+        raise InputError(f"{path}: STAC item has no assets")
+    if asset is None:
+        asset = next((k for k, a in assets.items() if "data" in (a.get("roles") or [])), None) \
+            or next(iter(assets))
+    if asset not in assets:
+        raise InputError(f"{path}: STAC item has no asset {asset!r}; choose one of {sorted(assets)}")
+    a = assets[asset]
+    href = a["href"]
+    target = (path.parent / href) if "://" not in href and not os.path.isabs(href) else Path(href)
+    bands = a.get("eo:bands") or item.get("properties", {}).get("eo:bands")
+    _check_file(target)
+    return _open_gdal(target, chunks, stac_bands=bands)
+
+
+def _pick_variable(ds: xr.Dataset, where) -> xr.DataArray:
+    cands = [v for v in ds.data_vars if ds[v].ndim in (2, 3)]
+    if len(cands) != 1:
+        raise InputError(f"{where}: expected one 2-D or 3-D data variable, found "
+                         f"{sorted(cands) or 'none'}; select one and pass the DataArray")
+    return ds[cands[0]]
+
+
+def _normalise_dataarray(da: xr.DataArray) -> xr.DataArray:
+    """Bring a DataArray to ``(band, y, x)`` with the spectral coords present."""
+    import rioxarray  # noqa: F401  (registers .rio)
+
+    if da.ndim == 2:
+        da = da.expand_dims("band")
+    if da.ndim != 3:
+        raise InputError(f"expected a 3-D cube (band, y, x), got dims {da.dims}")
+    ydim = next((d for d in da.dims if d in ("y", "lat", "latitude", "row", "rows", "northing")), None)
+    xdim = next((d for d in da.dims if d in ("x", "lon", "longitude", "col", "cols", "easting")), None)
+    if ydim is None or xdim is None:
+        ydim, xdim = da.dims[-2], da.dims[-1]
+    bdim = next(d for d in da.dims if d not in (ydim, xdim))
+    ren = {k: v for k, v in {bdim: "band", ydim: "y", xdim: "x"}.items() if k != v}
+    if ren:
+        if bdim in da.coords and bdim != "band" and bdim in ("wavelength", "wavelengths", "wl"):
+            da = da.assign_coords({"wavelength_": (bdim, np.asarray(da[bdim].values, float))})
+            da = da.drop_vars(bdim)
+        da = da.rename(ren)
+        if "wavelength_" in da.coords:
+            da = da.rename({"wavelength_": "wavelength"})
+    da = da.transpose("band", "y", "x")
+    info = spec.from_coords(da) if "band" in da.dims else spec.SpectralInfo(da.sizes["band"])
+    if "band" not in da.coords or da["band"].dtype.kind not in "iu":
+        da = da.assign_coords(band=np.arange(1, da.sizes["band"] + 1))
+    if all(v is None for v in info.wavelength) and "wavelength" in da.attrs:
+        info.fill("wavelength", spec._floats(np.atleast_1d(da.attrs["wavelength"])))
+    da = da.assign_coords(info.coords())
+    da = da.rio.set_spatial_dims(x_dim="x", y_dim="y")
+    if da.rio.nodata is None:
+        nd = da.attrs.get("nodata", da.encoding.get("_FillValue", da.attrs.get("_FillValue")))
+        if nd is not None:
+            da = da.rio.write_nodata(nd, encoded=False)
+    return da

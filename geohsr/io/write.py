@@ -1,0 +1,285 @@
+"""save_cube: atomic, streaming writes of a ``(band, y, x)`` cube with its spectral metadata."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import shutil
+import threading
+from pathlib import Path
+
+import dask.array as dsa
+import numpy as np
+import xarray as xr
+
+from ..dtypes import cast, check_nodata_fits
+from ..errors import OutputError
+from . import spectral as spec
+
+FORMATS = ("GTiff", "COG", "ENVI", "Zarr", "NetCDF")
+_EXT_FORMAT = {".tif": "GTiff", ".tiff": "GTiff", ".gtiff": "GTiff", ".zarr": "Zarr",
+               ".nc": "NetCDF", ".nc4": "NetCDF", ".hdr": "ENVI", ".img": "ENVI",
+               ".dat": "ENVI", ".bsq": "ENVI", ".envi": "ENVI"}
+_FORMAT_EXT = {"GTiff": ".tif", "COG": ".tif", "ENVI": ".img", "Zarr": ".zarr", "NetCDF": ".nc"}
+
+
+def format_for(path, fmt: str | None = None) -> str:
+    """The output format: ``fmt`` if given (case-insensitive), else from the file extension."""
+    if fmt:
+        for f in FORMATS:
+            if f.lower() == str(fmt).lower():
+                return f
+        raise OutputError(f"unknown output format {fmt!r}; choose one of {', '.join(FORMATS)}")
+    ext = Path(path).suffix.lower()
+    if ext not in _EXT_FORMAT:
+        raise OutputError(f"{path}: cannot tell the format from '{ext or 'no extension'}'; "
+                          f"use .tif, .img/.hdr, .zarr or .nc, or pass --format")
+    return _EXT_FORMAT[ext]
+
+
+def default_extension(fmt: str) -> str:
+    return _FORMAT_EXT[format_for("x.tif", fmt)]
+
+
+def envi_paths(path: Path) -> tuple[Path, Path]:
+    """(data, header) paths of an ENVI product named by either file."""
+    if path.suffix.lower() == ".hdr":
+        return path.with_suffix(".img"), path
+    return path, path.with_suffix(".hdr")
+
+
+def _dest_paths(path: Path, fmt: str) -> list[Path]:
+    return list(envi_paths(path)) if fmt == "ENVI" else [path]
+
+
+def check_destination(path, fmt: str | None = None, overwrite: bool = False,
+                      sources: tuple = ()) -> tuple[Path, str]:
+    """Validate an output path before any work is done. Returns (path, format)."""
+    path = Path(os.fspath(path)).expanduser()
+    fmt = format_for(path, fmt)
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: output directory does not exist; create it first")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(f"{parent}: output directory is not writable; choose another -o path")
+    for dest in _dest_paths(path, fmt):
+        for src in sources:
+            if src is not None and Path(src).exists() and dest.exists() and \
+                    os.path.samefile(src, dest):
+                raise OutputError(f"{dest}: output would overwrite the input; choose another -o path")
+        if dest.exists() and not overwrite:
+            raise OutputError(f"{dest}: already exists; pass --overwrite (overwrite=True) to replace it")
+        if dest.exists() and dest.is_dir() and fmt != "Zarr":
+            raise OutputError(f"{dest}: is a directory; choose a file name")
+    return path, fmt
+
+
+def _tmp_name(path: Path, suffix: str | None = None) -> Path:
+    return path.with_name(f".{path.stem}.geohsr-tmp-{os.getpid()}-{threading.get_ident()}"
+                          f"{path.suffix if suffix is None else suffix}")
+
+
+def _raise_os(exc: OSError, path: Path):
+    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+        raise OutputError(f"{path}: disk full while writing; free space or choose another "
+                          "-o location (nothing was written)") from None
+    raise OutputError(f"{path}: cannot write ({exc}); nothing was written") from None
+
+
+class _RasterioTarget:
+    """A ``__setitem__`` target for ``dask.array.store`` writing windows into an open dataset."""
+
+    def __init__(self, ds, dtype, nodata):
+        self.ds, self.dtype, self.nodata = ds, np.dtype(dtype), nodata
+        self.lock = threading.Lock()
+
+    def __setitem__(self, key, value):
+        from rasterio.windows import Window
+
+        bs, ys, xs = key
+        value = np.asarray(value)
+        if value.dtype != self.dtype:
+            value = cast(value, self.dtype, self.nodata)
+        idx = list(range(bs.start + 1, bs.stop + 1))
+        win = Window(xs.start, ys.start, xs.stop - xs.start, ys.stop - ys.start)
+        with self.lock:
+            self.ds.write(value, indexes=idx, window=win)
+
+
+def progress_context(progress: bool):
+    """A context manager showing a tqdm bar on stderr for the dask tasks computed inside."""
+    if not progress:
+        return contextlib.nullcontext()
+    from tqdm.dask import TqdmCallback
+
+    return TqdmCallback(desc="geohsr", unit="task", leave=False, mininterval=0.5)
+
+
+def save_cube(cube: xr.DataArray, path, *, format: str | None = None, dtype=None,
+              nodata=None, overwrite: bool = False, compress: str | None = None,
+              progress: bool = False) -> Path:
+    """Write ``cube`` to ``path`` atomically (temporary file renamed into place).
+
+    Formats: GeoTIFF (tiled, BigTIFF when needed), COG, ENVI (header with wavelength, fwhm,
+    bbl, band names, map info), Zarr, NetCDF. Per-band tags and descriptions carry the
+    spectral metadata. ``dtype`` defaults to the cube's (integers rounded and clipped).
+    Dask-backed cubes are streamed block by block. Returns the written path.
+    """
+    from ..io.read import open_cube
+
+    cube = open_cube(cube)
+    src = cube.attrs.get("source")
+    path, fmt = check_destination(path, format, overwrite, sources=(src,))
+    dtype = np.dtype(dtype or cube.dtype)
+    if dtype.kind not in "iuf":
+        raise OutputError(f"cannot write data type {dtype}; choose an integer or float dtype")
+    nodata = cube.rio.nodata if nodata is None else nodata
+    if nodata is not None and dtype.kind in "iu":
+        try:
+            check_nodata_fits(nodata, dtype)
+        except ValueError:
+            raise OutputError(f"nodata {nodata} does not fit {dtype}; pass another --dtype or nodata") from None
+    try:
+        if fmt in ("GTiff", "COG", "ENVI"):
+            _save_gdal(cube, path, fmt, dtype, nodata, overwrite, compress, progress)
+        else:
+            _save_xarray(cube, path, fmt, dtype, nodata, overwrite, progress)
+    except OSError as exc:
+        if isinstance(exc, OutputError):
+            raise
+        _raise_os(exc, path)
+    return path
+
+
+def _profile(cube: xr.DataArray, driver: str, dtype, nodata, compress) -> dict:
+    count, height, width = cube.shape
+    prof = dict(driver=driver, count=count, height=height, width=width, dtype=dtype.name,
+                crs=cube.rio.crs, transform=cube.rio.transform(recalc=False), nodata=nodata)
+    if driver == "GTiff":
+        block = 256 if min(height, width) >= 256 else 16 * max(1, min(height, width) // 16)
+        prof.update(tiled=min(height, width) >= 16, blockxsize=max(16, block),
+                    blockysize=max(16, block), interleave="band", bigtiff="IF_SAFER")
+        if not prof["tiled"]:
+            del prof["blockxsize"], prof["blockysize"]
+        if compress:
+            prof["compress"] = compress
+    if prof["crs"] is None:
+        del prof["crs"]
+    return prof
+
+
+def _write_metadata(ds, cube: xr.DataArray, info: spec.SpectralInfo, fmt: str) -> None:
+    tags = {k: str(v) for k, v in cube.attrs.items()
+            if k not in ("source", "nodata", "_FillValue") and isinstance(v, (str, int, float))}
+    if tags:
+        ds.update_tags(**tags)
+    for i in range(cube.sizes["band"]):
+        ds.set_band_description(i + 1, spec.description(info, i))
+        ds.update_tags(i + 1, **spec.band_tags(info, i))
+        if fmt != "ENVI":
+            img = spec.imagery_tags(info, i)
+            if img:
+                ds.update_tags(i + 1, ns="IMAGERY", **img)
+
+
+def _store(cube: xr.DataArray, target, progress: bool) -> None:
+    data = cube.data
+    if not isinstance(data, dsa.Array):
+        target[(slice(0, cube.shape[0]), slice(0, cube.shape[1]), slice(0, cube.shape[2]))] = data
+        return
+    with progress_context(progress):
+        dsa.store(data, target, lock=False, compute=True)
+
+
+def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progress) -> None:
+    import rasterio
+    import rasterio.shutil
+
+    info = spec.from_coords(cube)
+    driver = "ENVI" if fmt == "ENVI" else "GTiff"
+    if fmt == "ENVI":
+        data_path, hdr_path = envi_paths(path)
+        tmp = _tmp_name(data_path)
+        tmp_hdr = tmp.with_suffix(".hdr")
+        made = [tmp, tmp_hdr, Path(str(tmp) + ".aux.xml")]
+    else:
+        tmp = _tmp_name(path, ".tif")
+        made = [tmp, Path(str(tmp) + ".aux.xml")]
+    cog_tmp = _tmp_name(path, ".cog.tif") if fmt == "COG" else None
+    if cog_tmp is not None:
+        made.append(cog_tmp)
+    try:
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+            with rasterio.open(tmp, "w", **_profile(cube, driver, dtype, nodata, compress)) as ds:
+                _write_metadata(ds, cube, info, fmt)
+                _store(cube, _RasterioTarget(ds, dtype, nodata), progress)
+            if fmt == "COG":
+                rasterio.shutil.copy(tmp, cog_tmp, driver="COG", BIGTIFF="IF_SAFER",
+                                     COMPRESS=compress or "DEFLATE", BLOCKSIZE=256)
+        if fmt == "ENVI":
+            _finish_envi_header(tmp_hdr, info, nodata)
+            os.replace(tmp, data_path)
+            os.replace(tmp_hdr, hdr_path)
+        else:
+            os.replace(cog_tmp if fmt == "COG" else tmp, path)
+    except BaseException:
+        for p in made:
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    finally:
+        for p in made:
+            if p.exists() and p not in (path,):
+                with contextlib.suppress(OSError):
+                    p.unlink()
+
+
+def _finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata) -> None:
+    """Add wavelength, fwhm, bbl, band names and data ignore value to GDAL's ENVI header."""
+    from spectral.io import envi
+
+    hdr = envi.read_envi_header(str(hdr_path))
+    if all(v is not None for v in info.wavelength):
+        hdr["wavelength"] = [spec.fmt(v) for v in info.wavelength]
+        hdr["wavelength units"] = "Nanometers"
+    if all(v is not None for v in info.fwhm):
+        hdr["fwhm"] = [spec.fmt(v) for v in info.fwhm]
+    hdr["bbl"] = [str(1 if v is None else int(v)) for v in info.good_band]
+    hdr["band names"] = [spec.description(info, i) for i in range(info.n)]
+    if nodata is not None:
+        hdr["data ignore value"] = spec.fmt(nodata)
+    envi.write_envi_header(str(hdr_path), hdr)
+
+
+def _save_xarray(cube, path: Path, fmt, dtype, nodata, overwrite, progress) -> None:
+    name = cube.name or "reflectance"
+    out = cube
+    if np.dtype(out.dtype) != dtype:
+        out = xr.apply_ufunc(cast, out, kwargs=dict(dtype=dtype, nodata=nodata),
+                             dask="parallelized", output_dtypes=[dtype], keep_attrs=True)
+    out = out.copy()
+    out.attrs = {k: v for k, v in cube.attrs.items() if k not in ("_FillValue", "source")
+                 and isinstance(v, (str, int, float))}
+    if nodata is not None:
+        out.attrs["nodata"] = nodata
+    out = out.rio.write_crs(cube.rio.crs) if cube.rio.crs is not None else out
+    out = out.rio.write_transform(cube.rio.transform(recalc=False))
+    ds = out.to_dataset(name=name)
+    ds[name].encoding = {"_FillValue": None}
+    for c in ("wavelength", "fwhm"):
+        ds[c].encoding = {"_FillValue": None}
+    tmp = _tmp_name(path)
+    try:
+        with progress_context(progress):
+            if fmt == "Zarr":
+                ds.to_zarr(tmp, mode="w", consolidated=True)
+            else:
+                ds.to_netcdf(tmp)
+        if path.exists() and overwrite:
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        os.replace(tmp, path)
+    except BaseException:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink()
+        raise

@@ -1,0 +1,124 @@
+"""Method registry: every super-resolution method registers a :class:`MethodSpec`.
+
+A spec says what a method needs (LR only or LR + HR guide), which scales it supports, its
+receptive field (the halo tiles are read with), whether it sees global context (then tiles
+overlap and are blended), how it treats the band axis, and how to build its runner. Runners
+are built once per process (and so once per dask worker) and cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from ..errors import MethodError
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Metadata and factory of one method.
+
+    ``builder(scale, weights, device)`` returns a runner: a callable taking a float32 tensor
+    ``(bands, h, w)`` (normalised when ``normalise``) and returning ``(bands, s·h, s·w)``.
+    """
+
+    name: str
+    summary: str
+    builder: Callable
+    guided: bool = False
+    scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
+    halo: int = 0  # receptive field radius in LR pixels
+    context: str = "local"  # "local" (crop-only tiling is exact) or "global" (overlap + blend)
+    bands: str = "any"  # "any", "fixed:N" or "range:LO-HI" (nm)
+    band_axis: str = "independent"  # "independent" bands, or "joint" (all bands in one block)
+    normalise: bool = False  # divide by a global scale before the model
+    mask_dilation: int = 0  # LR pixels of invalid-mask dilation applied to the output
+    paper: str = ""
+    weights: tuple = field(default_factory=tuple)
+
+    def check_scale(self, scale) -> int:
+        try:
+            s = float(scale)
+        except (TypeError, ValueError):
+            raise MethodError(f"scale must be an integer >= 2, got {scale!r}") from None
+        if s != int(s) or s < 2:
+            raise MethodError(f"scale must be an integer >= 2, got {scale}; e.g. --scale 4")
+        s = int(s)
+        if self.scales is not None and s not in self.scales:
+            raise MethodError(f"method {self.name!r} supports scales "
+                              f"{', '.join(map(str, self.scales))}, not {s}")
+        return s
+
+    def describe(self) -> dict:
+        return {
+            "name": self.name,
+            "summary": self.summary,
+            "inputs": "LR + HR guide" if self.guided else "LR only",
+            "scales": "any integer >= 2" if self.scales is None else list(self.scales),
+            "halo": self.halo,
+            "context": self.context,
+            "bands": self.bands,
+            "weights": [w if isinstance(w, str) else w.get("file") for w in self.weights],
+            "paper": self.paper,
+        }
+
+
+_REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    """Add ``spec`` to the registry (names are case-insensitive)."""
+    _REGISTRY[spec.name.lower()] = spec
+    return spec
+
+
+def get_method(name: str) -> MethodSpec:
+    _load_builtin()
+    key = str(name).lower()
+    if key not in _REGISTRY:
+        raise MethodError(f"unknown method {name!r}; available: {', '.join(_REGISTRY)} "
+                          "(see `geohsr methods`)")
+    return _REGISTRY[key]
+
+
+def methods() -> list[dict]:
+    """Registered methods with their metadata, bicubic first."""
+    _load_builtin()
+    return [s.describe() for s in _REGISTRY.values()]
+
+
+def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
+    """``auto`` → CUDA when available, else CPU; an unavailable CUDA falls back with a warning."""
+    if device is None or str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(str(device))
+    except RuntimeError:
+        raise MethodError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        warnings.warn(f"device {device!r} requested but CUDA is not available; using the CPU",
+                      RuntimeWarning, stacklevel=2)
+        return torch.device("cpu")
+    return dev
+
+
+@functools.lru_cache(maxsize=16)
+def load_runner(name: str, scale: int, weights: str | None, device: str):
+    """Build (once per process) the runner of ``name`` at ``scale`` on ``device``."""
+    spec = get_method(name)
+    return spec.builder(scale, weights, torch.device(device))
+
+
+_LOADED = False
+
+
+def _load_builtin() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    _LOADED = True
+    from . import bicubic  # noqa: F401
