@@ -8,13 +8,14 @@ with ``linspace`` or reusing the first LR centre shifts the product by ``(res âˆ
 from __future__ import annotations
 
 import numpy as np
+import rioxarray  # noqa: F401  (registers .rio)
 import xarray as xr
 from affine import Affine
 
 
 def hr_transform(transform: Affine, scale: int) -> Affine:
     """Transform of the Ã—``scale`` grid (rotated and sheared transforms included)."""
-    return transform * Affine.scale(1.0 / scale)
+    return transform @ Affine.scale(1.0 / scale)
 
 
 def centre_coords(transform: Affine, height: int, width: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -35,7 +36,7 @@ def cube_transform(cube: xr.DataArray) -> Affine:
 
 def bounds(transform: Affine, height: int, width: int) -> tuple[float, float, float, float]:
     """(left, bottom, right, top) of the grid's four corners (any affine)."""
-    xs, ys = zip(*[transform * c for c in ((0, 0), (width, 0), (0, height), (width, height))])
+    xs, ys = zip(*[transform @ c for c in ((0, 0), (width, 0), (0, height), (width, height))])
     return min(xs), min(ys), max(xs), max(ys)
 
 

@@ -41,8 +41,9 @@ def plan_chunks(data: dsa.Array, scale: int, halo: int, joint_bands: bool,
         xchunks = data.chunks[2] if max(data.chunks[2]) <= side else _split(w, side)
     chunks = (bchunks, ychunks, xchunks)
     if halo:
-        chunks = (bchunks, ensure_minimum_chunksize(halo, ychunks),
-                  ensure_minimum_chunksize(halo, xchunks))
+        chunks = (bchunks,
+                  ensure_minimum_chunksize(halo, ychunks) if len(ychunks) > 1 else ychunks,
+                  ensure_minimum_chunksize(halo, xchunks) if len(xchunks) > 1 else xchunks)
     return data.rechunk(chunks) if chunks != data.chunks else data
 
 
@@ -64,7 +65,8 @@ def tiled_map(data: dsa.Array, fn, scale: int, halo: int, dtype, args: tuple = (
     ``fn`` returns the cropped ``(bands, s·h, s·w)`` block. ``args`` may hold 0-d dask arrays
     (e.g. a global normalisation scalar), broadcast to every block.
     """
-    g = dsa.overlap.overlap(data, depth={0: 0, 1: halo, 2: halo}, boundary="none") if halo else data
+    depth = {0: 0, 1: halo if data.numblocks[1] > 1 else 0, 2: halo if data.numblocks[2] > 1 else 0}
+    g = dsa.overlap.overlap(data, depth=depth, boundary="none") if any(depth.values()) else data
     out_chunks = (data.chunks[0], tuple(c * scale for c in data.chunks[1]),
                   tuple(c * scale for c in data.chunks[2]))
     return dsa.map_blocks(_apply, g, *args, fn=fn, halo=halo, fnkw=kwargs or {}, chunks=out_chunks,

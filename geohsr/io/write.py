@@ -7,6 +7,7 @@ import errno
 import os
 import shutil
 import threading
+import warnings
 from pathlib import Path
 
 import dask.array as dsa
@@ -210,7 +211,8 @@ def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progre
     if cog_tmp is not None:
         made.append(cog_tmp)
     try:
-        with rasterio.Env(GDAL_PAM_ENABLED="NO"):
+        with rasterio.Env(GDAL_PAM_ENABLED="NO"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(tmp, "w", **_profile(cube, driver, dtype, nodata, compress)) as ds:
                 _write_metadata(ds, cube, info, fmt)
                 _store(cube, _RasterioTarget(ds, dtype, nodata), progress)
@@ -273,7 +275,9 @@ def _save_xarray(cube, path: Path, fmt, dtype, nodata, overwrite, progress) -> N
     try:
         with progress_context(progress):
             if fmt == "Zarr":
-                ds.to_zarr(tmp, mode="w", consolidated=True)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # zarr v3 spec notes on string coords
+                    ds.to_zarr(tmp, mode="w", consolidated=True)
             else:
                 ds.to_netcdf(tmp)
         if path.exists() and overwrite:

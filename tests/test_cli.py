@@ -1,0 +1,119 @@
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import geohsr
+from geohsr.cli import main
+
+
+def _run(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def test_run_writes_default_output_next_to_input(make_raster):
+    path, _ = make_raster(name="scene.tif")
+    code, out, err = _run("run", path, "--scale", "2", "-q")
+    assert code == 0, err
+    dst = path.with_name("scene_x2.tif")
+    assert out.strip() == str(dst)
+    cube = geohsr.open_cube(dst)
+    assert cube.shape == (5, 48, 72)
+    assert "wrote" in err
+
+
+@pytest.mark.parametrize("fmt,ext", [("ENVI", ".img"), ("Zarr", ".zarr"), ("COG", ".tif")])
+def test_run_formats(make_raster, fmt, ext):
+    path, _ = make_raster()
+    code, out, err = _run("run", path, "-s", "2", "--format", fmt, "-q")
+    assert code == 0, err
+    assert out.strip().endswith(f"scene_x2{ext}")
+    assert geohsr.open_cube(out.strip()).shape == (5, 48, 72)
+
+
+def test_run_dtype_option(make_raster, tmp_path):
+    path, _ = make_raster()
+    code, _, err = _run("run", path, "-s", "2", "--dtype", "int16", "-o", tmp_path / "i.tif", "-q")
+    assert code == 0, err
+    assert geohsr.open_cube(tmp_path / "i.tif").dtype == np.int16
+
+
+def test_info_and_json(make_raster):
+    path, _ = make_raster(bands=3, nodata=-1.0, bbl=[1, 0, 1])
+    code, out, _ = _run("info", path)
+    assert code == 0
+    assert "EPSG:32633" in out and "450.0 – 2400.0 nm" in out and "bad bands   1 (2)" in out
+    code, out, _ = _run("info", path, "--json")
+    d = json.loads(out)
+    assert d["bands"] == 3 and d["resolution"] == [30.0, 30.0] and d["nodata"] == -1.0
+
+
+def test_methods_lists_bicubic_first():
+    code, out, _ = _run("methods")
+    assert code == 0 and out.startswith("bicubic")
+    code, out, _ = _run("methods", "--json")
+    assert json.loads(out)[0]["name"] == "bicubic"
+
+
+@pytest.mark.parametrize("args,message", [
+    (["run", "{missing}"], "no such file"),
+    (["run", "{text}"], "not a readable raster"),
+    (["run", "{good}", "--method", "nope"], "unknown method"),
+    (["run", "{good}", "--scale", "1"], "scale must be an integer >= 2"),
+    (["run", "{good}", "--scale", "0"], "scale must be an integer >= 2"),
+    (["run", "{good}", "-o", "{nodir}/x.tif"], "output directory does not exist"),
+    (["run", "{good}", "-o", "{good}", "--overwrite"], "overwrite the input"),
+    (["run", "{good}", "-o", "{exists}"], "already exists"),
+    (["run", "{good}", "-o", "{tmp}/x.xyz"], "cannot tell the format"),
+    (["info", "{missing}"], "no such file"),
+])
+def test_user_errors_are_one_line_and_write_nothing(make_raster, tmp_path, args, message):
+    good, _ = make_raster()
+    text = tmp_path / "text.tif"
+    text.write_text("hello, I am not a GeoTIFF\n")
+    exists = tmp_path / "exists.tif"
+    exists.write_bytes(b"old")
+    subs = dict(missing=tmp_path / "missing.tif", text=text, good=good, nodir=tmp_path / "nodir",
+                exists=exists, tmp=tmp_path)
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, out, err = _run(*[a.format(**subs) for a in args])
+    assert code != 0
+    lines = [ln for ln in err.strip().splitlines() if ln]
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0], err
+    assert "Traceback" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert exists.read_bytes() == b"old"
+
+
+def test_unwritable_directory(make_raster, tmp_path):
+    if os.geteuid() == 0:
+        pytest.skip("root can write into read-only directories")
+    good, _ = make_raster()
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o500)
+    code, _, err = _run("run", good, "-o", ro / "x.tif")
+    assert code != 0 and "not writable" in err
+
+
+def test_python_dash_m_and_env_vars(make_raster):
+    path, _ = make_raster()
+    env = dict(os.environ, GEOHSR_RUN_SCALE="3")
+    r = subprocess.run([sys.executable, "-m", "geohsr", "run", str(path), "-q"], env=env,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("scene_x3.tif")
+    assert geohsr.open_cube(r.stdout.strip()).shape[1] == 72
+
+
+def test_progress_on_stderr_keeps_stdout_clean(make_raster):
+    path, _ = make_raster()
+    r = subprocess.run([sys.executable, "-m", "geohsr", "run", str(path), "-s", "2"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0
+    assert r.stdout.strip().splitlines() == [str(path.with_name("scene_x2.tif"))]
