@@ -76,10 +76,14 @@ def resize_axis(x: torch.Tensor, dim: int, out_length: int, scale: float,
     w, idx = contributions(x.shape[dim], out_length, float(scale), a, antialias)
     wt = torch.as_tensor(w, dtype=x.dtype, device=x.device)
     it = torch.as_tensor(idx, device=x.device)
-    xm = x.movedim(dim, -1)
-    gathered = xm[..., it]  # (..., out, taps)
-    out = (gathered * wt).sum(-1)
-    return out.movedim(-1, dim)
+    shape = [1] * x.ndim
+    shape[dim] = out_length
+    out = x.index_select(dim, it[:, 0]).mul_(wt[:, 0].reshape(shape))
+    buf = torch.empty_like(out)
+    for p in range(1, wt.shape[1]):  # one tap at a time: memory stays at 2× the output
+        torch.index_select(x, dim, it[:, p], out=buf)
+        out.addcmul_(buf, wt[:, p].reshape(shape))
+    return out
 
 
 def imresize(x, scale: float | None = None, size: tuple[int, int] | None = None,
