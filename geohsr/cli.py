@@ -153,6 +153,43 @@ def info(input, as_json):
     click.echo(f"  nodata      {d['nodata'] if d['nodata'] is not None else 'none'}")
 
 
+@main.command()
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--method", "-m", "methods_", default="bicubic",
+              help="comma-separated methods; bicubic is always included")
+@click.option("--scale", "-s", type=int, default=4, help="integer scale factor")
+@click.option("--degradation", type=click.Choice(["bicubic", "torch-bicubic", "gaussian"]),
+              default="bicubic", help="how the LR input is made from the scene")
+@click.option("--noise", type=float, default=0.0, help="Gaussian noise σ added to LR (on [0, 1])")
+@click.option("--seed", type=int, default=0, help="seed of the noise")
+@click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
+@click.option("--report", type=click.Path(path_type=Path), default=None,
+              help="write the report (.md Markdown or .csv)")
+def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
+    """Wald protocol on INPUT: degrade ×scale, super-resolve, compare with the original."""
+    from .evaluate import evaluate as run_eval
+    from .methods import get_method
+
+    names = [m.strip() for m in methods_.split(",") if m.strip()]
+    for m in names:
+        get_method(m).check_scale(scale)
+    if report is not None:
+        from .io.write import check_destination  # noqa: F401
+        if report.suffix.lower() not in (".md", ".csv"):
+            raise click.BadParameter("use a .md or .csv file name", param_hint="--report")
+        if not report.parent.is_dir() if str(report.parent) else False:
+            raise click.BadParameter(f"directory {report.parent} does not exist", param_hint="--report")
+    rep = run_eval(input, names, scale, degradation=degradation, noise=noise, seed=seed, device=device)
+    text = rep.to_markdown()
+    click.echo(text)
+    if report is not None:
+        content = rep.to_csv() if report.suffix.lower() == ".csv" else f"# geohsr evaluation of {input}\n\n{text}"
+        tmp = report.with_name(f".{report.name}.tmp")
+        tmp.write_text(content)
+        tmp.replace(report)
+        click.echo(f"report written to {report}", err=True)
+
+
 @main.command("methods")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def methods_cmd(as_json):

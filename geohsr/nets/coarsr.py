@@ -1,0 +1,154 @@
+"""CoarSR: the band-recurrent coarse stage of DualSR (Li et al., IEEE TIP 2022), from
+``methods.md`` §2.1.
+
+For band ``i`` of an ``L``-band cube the network sees three neighbour groups (the band alone,
+its nearest neighbours, its next-nearest neighbours), fuses them in two adjacent spectral fusion
+mechanisms (intra-group residual bodies mixed by a learnable 3×3 matrix, then a 3-D inter-group
+unit), fuses the result with the state carried from band ``i−1`` (feature context fusion),
+upsamples with sub-pixel convolution and adds the bicubic upsampling of the band.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+from torch import nn
+
+from ..nn import Upsampler, res_body, wn_conv2d, wn_conv3d
+
+
+@dataclass(frozen=True)
+class CoarSRConfig:
+    n_feats: int = 64
+    n_blocks: int = 2  # residual blocks per body
+    n_asfm: int = 2  # adjacent spectral fusion mechanisms
+    bn: bool = False  # official code's accidental BatchNorm in residual blocks
+    neighbour_bug: bool = False  # official code: every band uses bands 1..4 as neighbours
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+CONFIGS = {
+    "paper": CoarSRConfig(64, 2, 2),
+    "compact": CoarSRConfig(32, 1, 2),
+    "tiny": CoarSRConfig(8, 1, 1),  # tests only
+}
+
+
+def neighbour_indices(i: int, n: int, bug: bool = False) -> tuple[tuple[int, int], tuple[int, int]]:
+    """Indices of the two neighbours in group 2 and group 3 of band ``i`` of ``n`` bands.
+
+    Intended rule (paper figure, code index table): group 2 = (i−1, i+1), group 3 = (i−2, i+2),
+    with the boundary rules of methods.md §2.1. Cubes with fewer than 5 bands clamp any index
+    outside ``[0, n−1]`` to the nearest band, so a 1-band cube uses the band itself everywhere.
+    ``bug=True`` reproduces the official code: every band uses (1, 2) and (3, 4).
+    """
+    if bug:
+        g2, g3 = (1, 2), (3, 4)
+    elif i == 0:
+        g2, g3 = (1, 2), (3, 4)
+    elif i == 1:
+        g2, g3 = (0, 2), (3, 4)
+    elif i == n - 1:
+        g2, g3 = (i - 1, i - 2), (i - 3, i - 4)
+    elif i == n - 2:
+        g2, g3 = (i - 1, i + 1), (i - 3, i - 2)
+    else:
+        g2, g3 = (i - 1, i + 1), (i - 2, i + 2)
+
+    def c(k):
+        return min(max(k, 0), n - 1)
+
+    return (c(g2[0]), c(g2[1])), (c(g3[0]), c(g3[1]))
+
+
+class IntraGroup(nn.Module):
+    def __init__(self, n: int, blocks: int, bn: bool):
+        super().__init__()
+        self.body_a = nn.ModuleList([res_body(n, blocks, bn) for _ in range(3)])
+        self.mix = nn.ModuleList([wn_conv2d(3 * n, n, 1) for _ in range(3)])
+        self.body_c = nn.ModuleList([res_body(n, blocks, bn) for _ in range(3)])
+        self.gamma = nn.Parameter(torch.ones(3, 3))
+        self.gamma_inter = nn.Parameter(torch.ones(3))
+
+    def forward(self, g: list[torch.Tensor]) -> torch.Tensor:
+        a = [gk + body(gk) for gk, body in zip(g, self.body_a)]
+        out = []
+        for j in range(3):
+            m = self.mix[j](torch.cat([self.gamma[j, k] * a[k] for k in range(3)], 1))
+            c = m + self.body_c[j](m) + g[j]
+            out.append(self.gamma_inter[j] * c)
+        return torch.stack(out, 2)  # (B, F, 3, h, w)
+
+
+class InterGroup(nn.Module):
+    def __init__(self, n: int):
+        super().__init__()
+        self.spatial1 = wn_conv3d(n, n, (1, 3, 3))
+        self.spectral = wn_conv3d(n, n, (3, 1, 1))
+        self.spatial2 = wn_conv3d(n, n, (1, 3, 3))
+        self.relu = nn.ReLU(inplace=True)
+
+    def forward(self, v: torch.Tensor) -> torch.Tensor:
+        return v + self.spatial2(self.relu(self.spatial1(v) + self.spectral(v)))
+
+
+class ASFM(nn.Module):
+    def __init__(self, n: int, blocks: int, bn: bool):
+        super().__init__()
+        self.intra = IntraGroup(n, blocks, bn)
+        self.inter = InterGroup(n)
+
+    def forward(self, g):
+        v = self.inter(self.intra(g))
+        return list(v.unbind(2))
+
+
+class CoarSR(nn.Module):
+    """One band step: ``forward(x, g2, g3, bic, state) -> (hr_band, new_state)``."""
+
+    def __init__(self, scale: int, config: CoarSRConfig = CONFIGS["paper"]):
+        super().__init__()
+        self.scale, self.config = scale, config
+        n = config.n_feats
+        self.head1 = wn_conv2d(1, n)
+        self.head2 = wn_conv2d(3, n)
+        self.head3 = wn_conv2d(3, n)
+        self.asfm = nn.ModuleList([ASFM(n, config.n_blocks, config.bn) for _ in range(config.n_asfm)])
+        self.fuse1 = wn_conv2d(3 * n, n, 1)
+        self.fuse3 = wn_conv2d(n, n, 3)
+        self.fcf = wn_conv2d(2 * n, n, 1)
+        self.rho = nn.Parameter(torch.ones(2))
+        self.up = Upsampler(scale, n)
+        self.tail = wn_conv2d(n, 1, 3)
+
+    def forward(self, x, g2, g3, bic, state=None):
+        g0 = [self.head1(x), self.head2(g2), self.head3(g3)]
+        skip = g0[0]
+        g = list(g0)
+        for block in self.asfm:
+            g = [gk + g0k for gk, g0k in zip(block(g), g0)]
+        f = self.fuse3(self.fuse1(torch.cat(g, 1))) + skip
+        if state is not None:
+            f = self.fcf(torch.cat([self.rho[0] * f, self.rho[1] * state], 1))
+        new_state = f
+        f = f + skip
+        return self.tail(self.up(f)) + bic, new_state
+
+    def band_inputs(self, lr: torch.Tensor, i: int):
+        """(x, group2, group3) tensors of band ``i`` from an LR cube ``(B, L, h, w)``."""
+        n = lr.shape[1]
+        (a, b), (c, d) = neighbour_indices(i, n, self.config.neighbour_bug)
+        x = lr[:, i:i + 1]
+        return x, torch.cat([lr[:, a:a + 1], x, lr[:, b:b + 1]], 1), torch.cat([lr[:, c:c + 1], x, lr[:, d:d + 1]], 1)
+
+    def forward_cube(self, lr: torch.Tensor, bic: torch.Tensor) -> torch.Tensor:
+        """Whole cube, band by band with the recurrent state: ``(B, L, h, w) -> (B, L, H, W)``."""
+        state, out = None, []
+        for i in range(lr.shape[1]):
+            x, g2, g3 = self.band_inputs(lr, i)
+            y, state = self(x, g2, g3, bic[:, i:i + 1], state)
+            out.append(y)
+        return torch.cat(out, 1)
