@@ -17,9 +17,12 @@ from .tiling import fill_invalid, plan_chunks, tiled_map, upsample_mask, valid_m
 EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
 
 
-def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, out_dtype,
-              out_nodata, mask_dilation):
-    """Super-resolve one block (with halo), crop the halo, mask and cast."""
+def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mask_dilation,
+              value_planes):
+    """Super-resolve one block (with halo) and crop the halo. Returns float32 planes whose
+    first ``bands`` are the HR bands, NaN where the input was invalid; a method may append
+    auxiliary planes (see ``MethodSpec.combine``), the first ``value_planes`` of all planes are
+    in data units (denormalised)."""
     x = np.asarray(block)
     valid = valid_mask(x, nodata)
     xf = fill_invalid(x.astype(np.float32, copy=False), valid)
@@ -28,13 +31,20 @@ def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, out
         xf = xf / np.float32(norm)
     runner = load_runner(method, scale, weights, device)
     y = runner(torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32)))
-    y = y.detach().to("cpu").numpy()
+    y = y.detach().to("cpu").numpy().astype(np.float32, copy=False)
+    nb = x.shape[0]
     if norm != 1.0:
-        y = y * np.float32(norm)
+        y[:value_planes] *= np.float32(norm)
     t, b, l, r = (v * scale for v in sides)
-    hr_valid = upsample_mask(valid, scale, mask_dilation)
     sl = (slice(None), slice(t, y.shape[1] - b), slice(l, y.shape[2] - r))
-    return cast(y[sl], out_dtype, out_nodata, hr_valid[sl])
+    y = y[sl]
+    hr_valid = upsample_mask(valid, scale, mask_dilation)[sl]
+    y[:nb][~hr_valid] = np.nan
+    return y
+
+
+def _cast_block(y, *, out_dtype, out_nodata):
+    return cast(y, out_dtype, out_nodata, np.isfinite(y))
 
 
 def _norm_scalar(data: dsa.Array, nodata):
@@ -90,9 +100,16 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
                        keep_spatial=chunks is not None)
     norm = _norm_scalar(data, nodata) if spec.normalise else 1.0
     kw = dict(method=spec.name, scale=s, weights=None if weights is None else str(weights),
-              device=str(dev), nodata=nodata, out_dtype=out_dtype, out_nodata=out_nodata,
-              mask_dilation=spec.mask_dilation)
-    out = tiled_map(data, _sr_block, s, spec.halo, out_dtype, (norm,), kw)
+              device=str(dev), nodata=nodata, mask_dilation=spec.mask_dilation,
+              value_planes=nb + spec.aux_value_planes(nb))
+    if spec.needs_weights:  # load now: bad weights fail here, not at compute time
+        load_runner(spec.name, s, kw["weights"], kw["device"])
+    planes = nb + spec.aux_planes(nb)
+    out = tiled_map(data, _sr_block, s, spec.halo, np.float32, (norm,), kw, planes=planes)
+    if spec.combine is not None:
+        out = spec.combine(out, nb)
+    out = out.map_blocks(_cast_block, dtype=out_dtype, out_dtype=out_dtype, out_nodata=out_nodata,
+                         meta=np.empty((0, 0, 0), dtype=out_dtype))
 
     coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
     hr = xr.DataArray(out, dims=("band", "y", "x"), coords=coords, name=cube.name)

@@ -190,6 +190,42 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
         click.echo(f"report written to {report}", err=True)
 
 
+@main.command()
+@click.argument("method", type=click.Choice(["dualsr", "coarsr"], case_sensitive=False))
+@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
+              help="CAVE root (fixed scene split), a folder of rasters, or one raster")
+@click.option("--scale", "-s", type=click.Choice(["2", "3", "4", "8"]), default="4", help="scale factor")
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder")
+@click.option("--config", type=click.Choice(["compact", "paper", "tiny"]), default="compact",
+              help="model size: paper (published) or compact (CPU)")
+@click.option("--resume", is_flag=True, help="continue from the run folder's checkpoint")
+@click.option("--batches", type=int, default=2000, help="total training batches")
+@click.option("--batch", type=int, default=None, help="batch size [default: the config's]")
+@click.option("--lr", type=float, default=None, help="learning rate [default: the config's]")
+@click.option("--halve-every", type=int, default=0, help="halve the learning rate every N batches")
+@click.option("--val-every", type=int, default=50, help="validate every N batches")
+@click.option("--ckpt-every", type=int, default=25, help="checkpoint every N batches")
+@click.option("--max-minutes", type=float, default=None, help="stop (with a checkpoint) after this")
+@click.option("--seed", type=int, default=1)
+@click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
+@click.option("--threads", type=int, default=None, help="torch CPU threads")
+@click.option("--quiet", "-q", is_flag=True)
+def train(method, data, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
+          ckpt_every, max_minutes, seed, device, threads, quiet):
+    """Train METHOD on --data; writes best.safetensors and a model card into --out."""
+    from .methods import resolve_device
+    from .train.run import train_coarsr
+
+    if (out / "checkpoint" / "state.json").exists() and not resume:
+        raise click.UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
+    res = train_coarsr(data, int(scale), out, config=config, resume=resume, batches=batches,
+                       batch=batch, lr=lr, halve_every=halve_every, val_every=val_every,
+                       ckpt_every=ckpt_every, max_minutes=max_minutes, seed=seed,
+                       device=str(resolve_device(device)), threads=threads, progress=not quiet,
+                       command="geohsr " + " ".join(sys.argv[1:]))
+    click.echo(json.dumps(res))
+
+
 @main.command("methods")
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def methods_cmd(as_json):
@@ -203,7 +239,7 @@ def methods_cmd(as_json):
     for m in ms:
         scales = m["scales"] if isinstance(m["scales"], str) else ", ".join(map(str, m["scales"]))
         click.echo(f"{m['name']:<10} {m['inputs']:<14} scales: {scales:<18} bands: {m['bands']:<6} "
-                   f"weights: {', '.join(m['weights']) or 'none needed'}")
+                   f"weights: {', '.join(m['weights']) or ('none shipped' if m['needs_weights'] else 'none needed')}")
         click.echo(f"{'':<10} {m['summary']}")
 
 

@@ -59,15 +59,18 @@ def halo_sides(block_info: dict, halo: int) -> tuple[int, int, int, int]:
 
 
 def tiled_map(data: dsa.Array, fn, scale: int, halo: int, dtype, args: tuple = (),
-              kwargs: dict | None = None) -> dsa.Array:
+              kwargs: dict | None = None, planes: int | None = None) -> dsa.Array:
     """Apply ``fn(block, *args, sides=(t, b, l, r), **kwargs)`` per block with a halo.
 
-    ``fn`` returns the cropped ``(bands, s·h, s·w)`` block. ``args`` may hold 0-d dask arrays
+    ``fn`` returns the cropped ``(planes, s·h, s·w)`` block (``planes`` defaults to the bands). ``args`` may hold 0-d dask arrays
     (e.g. a global normalisation scalar), broadcast to every block.
     """
     depth = {0: 0, 1: halo if data.numblocks[1] > 1 else 0, 2: halo if data.numblocks[2] > 1 else 0}
     g = dsa.overlap.overlap(data, depth=depth, boundary="none") if any(depth.values()) else data
-    out_chunks = (data.chunks[0], tuple(c * scale for c in data.chunks[1]),
+    bchunks = data.chunks[0] if planes is None or planes == data.shape[0] else (planes,)
+    if bchunks != data.chunks[0] and len(data.chunks[0]) != 1:
+        raise ValueError("extra output planes need the band axis in one chunk")
+    out_chunks = (bchunks, tuple(c * scale for c in data.chunks[1]),
                   tuple(c * scale for c in data.chunks[2]))
     return dsa.map_blocks(_apply, g, *args, fn=fn, halo=halo, fnkw=kwargs or {}, chunks=out_chunks,
                           dtype=dtype, meta=np.empty((0, 0, 0), dtype=dtype))

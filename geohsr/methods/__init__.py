@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -38,7 +38,18 @@ class MethodSpec:
     normalise: bool = False  # divide by a global scale before the model
     mask_dilation: int = 0  # LR pixels of invalid-mask dilation applied to the output
     paper: str = ""
-    weights: tuple = field(default_factory=tuple)
+    needs_weights: bool = False
+    extra_planes: int | Callable = 0  # auxiliary output planes the runner appends (global statistics)
+    combine: Callable | None = None  # lazy (planes dask array, bands) -> HR bands dask array
+
+    extra_value_planes: int | Callable = 0  # how many of the extra planes are in data units
+
+    def aux_planes(self, bands: int) -> int:
+        return self.extra_planes(bands) if callable(self.extra_planes) else self.extra_planes
+
+    def aux_value_planes(self, bands: int) -> int:
+        v = self.extra_value_planes
+        return v(bands) if callable(v) else v
 
     def check_scale(self, scale) -> int:
         try:
@@ -53,6 +64,13 @@ class MethodSpec:
                               f"{', '.join(map(str, self.scales))}, not {s}")
         return s
 
+    def shipped_weights(self) -> list[str]:
+        """Files of the shipped weights this method uses (from models/catalog.json)."""
+        from ..weights import catalog
+
+        return [f"{e['file']} (x{e['scale']}, {e.get('config', '?')})" for e in catalog()
+                if self.name in e.get("used_by", [e["method"]])]
+
     def describe(self) -> dict:
         return {
             "name": self.name,
@@ -62,7 +80,8 @@ class MethodSpec:
             "halo": self.halo,
             "context": self.context,
             "bands": self.bands,
-            "weights": [w if isinstance(w, str) else w.get("file") for w in self.weights],
+            "needs_weights": self.needs_weights,
+            "weights": self.shipped_weights(),
             "paper": self.paper,
         }
 
@@ -121,4 +140,4 @@ def _load_builtin() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from . import bicubic  # noqa: F401
+    from . import bicubic, dualsr  # noqa: F401

@@ -1,0 +1,171 @@
+"""DualSR (Li, Yuan, Jia, Wang, IEEE TIP 2022) and its coarse stage CoarSR.
+
+``coarsr``: the band-recurrent network alone (×2, ×3, ×4, ×8).
+``dualsr``: CoarSR ×s output ``U`` refined by one training-free back-projection step with the
+×(s/2) CoarSR output ``V`` on the same LR input (methods.md §2.3):
+
+    Ud = imresize(U, 1/2)  (MATLAB bicubic, anti-aliased)
+    λ  = min(mean spectral angle of (Ud, V) in degrees, 1)
+    SR = U + imresize(λ · (V − Ud), 2)
+
+λ is one number for the whole scene. To keep tiled == whole, each block returns ``U``,
+``R = imresize(V − Ud, 2)`` and the per-pixel angle; λ is reduced over the whole scene lazily
+and ``SR = U + λ·R`` is formed afterwards. At ×2, ``V`` is the LR input itself (×1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .. import weights as W
+from ..errors import WeightsError
+from ..nets.coarsr import CONFIGS, CoarSR, CoarSRConfig
+from ..nn import fuse_weight_norm
+from ..resize import imresize
+from . import MethodSpec, register
+
+# receptive field of the paper config in LR pixels: head 1 + 2 ASFM × (4·2 + 2) + fuse 1 +
+# upsampler/tail 2 = 24; + 2 for the fine stage's resizes; + margin for the nodata fill.
+HALO = 28
+
+
+def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarSR:
+    """CoarSR ×``scale`` with ``weights`` (a path) or the shipped weights for that scale."""
+    if weights is None:
+        entry = W.find("coarsr", scale)
+        if entry is None:
+            raise WeightsError(f"no shipped CoarSR weights for ×{scale}; shipped scales: "
+                               f"{sorted({e['scale'] for e in W.catalog() if e['method'] == 'coarsr'}) or 'none'}"
+                               " — train them with `geohsr train dualsr --scale "
+                               f"{scale}` and pass --weights")
+        path, sha = W.models_dir() / entry["file"], entry["sha256"]
+    else:
+        path, sha = weights, None
+    tensors, meta = W.load(path, sha)
+    cfg = meta.get("config")
+    config = CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"])
+    wscale = int(meta.get("scale", scale))
+    if wscale != scale:
+        raise WeightsError(f"{path}: weights are for ×{wscale}, not ×{scale}")
+    model = CoarSR(scale, config)
+    W.load_into(model, tensors, path)
+    model.eval()
+    fuse_weight_norm(model)
+    return model.to(device)
+
+
+def _coarse(model: CoarSR, x: torch.Tensor, scale: float, batch_tiles: int = 1) -> torch.Tensor:
+    """CoarSR on a (bands, h, w) cube with its MATLAB/PIL bicubic skip."""
+    bic = imresize(x, scale=scale, a=-0.5, antialias=False)
+    with torch.inference_mode():
+        return model.forward_cube(x[None], bic[None])[0]
+
+
+def _sam_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    eps = 2.220446049250313e-16
+    dot = (a * b).sum(0, dtype=torch.float64)
+    na = a.double().pow(2).sum(0).sqrt()
+    nb = b.double().pow(2).sum(0).sqrt()
+    cos = ((dot + eps) / ((na + eps) * (nb + eps))).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.acos(cos)).float()
+
+
+def fine_stage(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """One DualSR back-projection step on whole cubes: returns (SR, λ). ``u`` (L, H, W) is the
+    ×s output, ``v`` (L, H/2, W/2) the ×s/2 output on the same LR input."""
+    ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
+    lam = min(float(_sam_deg(ud, v).double().mean()), 1.0)
+    return u + imresize(lam * (v - ud), size=tuple(u.shape[-2:]), a=-0.5, antialias=False), lam
+
+
+def _build_coarsr_runner(scale, weights, device):
+    model = build_coarsr(scale, weights, device)
+
+    def run(x):
+        return _coarse(model, x.to(device), scale).cpu()
+
+    return run
+
+
+def _build_dualsr_runner(scale, weights, device):
+    if scale % 2:
+        raise WeightsError(f"DualSR needs an even scale (×s and ×s/2 models), not ×{scale}")
+    wmap = _weights_pair(weights)
+    main = build_coarsr(scale, wmap.get(scale), device)
+    half = None if scale == 2 else build_coarsr(scale // 2, wmap.get(scale // 2), device)
+
+    def run(x):
+        x = x.to(device)
+        u = _coarse(main, x, scale)
+        v = x if half is None else _coarse(half, x, scale // 2)
+        ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
+        r = imresize(v - ud, size=tuple(u.shape[-2:]), a=-0.5, antialias=False)
+        ang = _sam_deg(ud, v)
+        ang_hr = ang.repeat_interleave(2, 0).repeat_interleave(2, 1)[None]
+        return torch.cat([u, r, ang_hr], 0).cpu()
+
+    return run
+
+
+def _weights_pair(weights) -> dict:
+    """``weights`` for DualSR: None (shipped), or "A.safetensors,B.safetensors" (×s and ×s/2
+    in any order; the scale is read from each file's metadata)."""
+    if weights is None:
+        return {}
+    out = {}
+    for p in str(weights).split(","):
+        meta = W.read_metadata(p.strip())
+        out[int(meta.get("scale", 0))] = p.strip()
+    return out
+
+
+def _mask_angle(planes, bands):
+    """NaN the angle plane where any HR band is invalid (so λ ignores nodata)."""
+    def f(b):
+        b = b.copy()
+        b[2 * bands][~np.isfinite(b[:bands]).all(0)] = np.nan
+        return b
+
+    return planes.map_blocks(f, dtype=planes.dtype)
+
+
+def _combine(planes, bands):
+    import dask.array as dsa
+
+    planes = _mask_angle(planes, bands)
+    lam = dsa.minimum(dsa.nanmean(planes[2 * bands]), 1.0)
+    lam = dsa.where(dsa.isfinite(lam), lam, 0.0)
+
+    def f(b, lam_):
+        return b[:bands] + np.float32(lam_) * b[bands:2 * bands]
+
+    return dsa.map_blocks(f, planes, lam, chunks=((bands,),) + planes.chunks[1:], dtype=np.float32)
+
+
+register(MethodSpec(
+    name="coarsr",
+    summary="CoarSR: band-recurrent CNN (DualSR's coarse stage), any band count",
+    builder=_build_coarsr_runner,
+    scales=(2, 3, 4, 8),
+    halo=HALO,
+    band_axis="joint",
+    normalise=True,
+    needs_weights=True,
+    paper="Li et al., ICASSP 2021 / IEEE TIP 31:7252, 2022",
+))
+
+register(MethodSpec(
+    name="dualsr",
+    summary="DualSR: CoarSR ×s + training-free back-projection with the ×s/2 model",
+    builder=_build_dualsr_runner,
+    scales=(2, 4, 8),
+    halo=HALO,
+    band_axis="joint",
+    normalise=True,
+    needs_weights=True,
+    extra_planes=lambda bands: bands + 1,  # R = imresize(V − Ud, 2) and the angle map
+    extra_value_planes=lambda bands: bands,
+    combine=_combine,
+    paper="Li, Yuan, Jia, Wang, IEEE TIP 31:7252-7263, 2022",
+))

@@ -1,0 +1,1 @@
+"""Training: datasets and patch samplers, the trainer, per-method tasks."""

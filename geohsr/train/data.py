@@ -1,0 +1,142 @@
+"""Readers for the real training data and patch samplers.
+
+Every reader returns ``(name, cube)`` with ``cube`` a float32 array ``(bands, rows, cols)`` in
+[0, 1] (or reflectance scaled as stated) and, where known, the band wavelengths in nm.
+Splits are by scene and fixed, so a model card can name them.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .. import degrade
+from ..errors import InputError
+
+CAVE_WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
+# fixed scene-level split of the 12 CAVE scenes shipped in ../shared/data/cave
+CAVE_VALIDATION = ("balloons_ms", "flowers_ms", "superballs_ms")
+
+
+@dataclass
+class Scene:
+    name: str
+    cube: np.ndarray  # (bands, rows, cols) float32
+    wavelength: np.ndarray | None = None
+
+
+def read_cave_scene(folder: Path) -> Scene:
+    """One CAVE scene: 31 16-bit PNGs ``<scene>_ms_01.png`` … ``_31.png``, divided by 65535."""
+    import rasterio
+
+    folder = Path(folder)
+    files = sorted(folder.glob("*_ms_[0-9][0-9].png"))
+    if len(files) != 31:
+        raise InputError(f"{folder}: expected 31 band PNGs (<scene>_ms_01.png … _31.png), found {len(files)}")
+    bands = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # PNGs carry no georeferencing
+        for f in files:
+            with rasterio.open(f) as ds:
+                a = ds.read(1)
+            if a.dtype == np.uint8:
+                a = a.astype(np.uint16) * 257
+            bands.append(a.astype(np.float32) / 65535.0)
+    return Scene(folder.name, np.stack(bands), CAVE_WAVELENGTHS.copy())
+
+
+def cave_scenes(root, split: str = "train") -> list[Scene]:
+    """CAVE scenes under ``root`` for ``split`` in {train, val, all} (fixed scene split)."""
+    root = Path(root)
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and list(p.glob("*_ms_01.png")))
+    if not folders:
+        raise InputError(f"{root}: no CAVE scene folders (<scene>_ms/<scene>_ms_01.png …) found")
+    if split == "val":
+        folders = [f for f in folders if f.name in CAVE_VALIDATION]
+    elif split == "train":
+        folders = [f for f in folders if f.name not in CAVE_VALIDATION]
+    return [read_cave_scene(f) for f in folders]
+
+
+def raster_scenes(paths, scale_to_unit: bool = True) -> list[Scene]:
+    """Any rasters geohsr opens (EnMAP tiles/mosaics, ENVI, …), good bands only, nodata-free.
+
+    Values are divided by the scene's largest valid value when ``scale_to_unit``.
+    """
+    from ..io import open_cube
+    from ..tiling import valid_mask
+
+    out = []
+    for p in paths:
+        cube = open_cube(p)
+        data = np.asarray(cube.values, dtype=np.float32)
+        valid = valid_mask(data, cube.rio.nodata)
+        good = (cube.good_band.values != 0) & valid.all(axis=(1, 2))
+        data = data[good]
+        if scale_to_unit:
+            data = data / max(float(np.abs(data).max()), 1e-12)
+        out.append(Scene(Path(p).stem, data, cube.wavelength.values[good]))
+    return out
+
+
+def find_dataset(path) -> list[Scene]:
+    """Scenes of the dataset at ``path``: a CAVE root, a folder of rasters, or one raster."""
+    path = Path(path)
+    if path.is_dir() and any(p.is_dir() and list(p.glob("*_ms_01.png")) for p in path.iterdir()):
+        raise InputError("use cave_scenes() for CAVE (it has a fixed train/val split)")
+    if path.is_dir():
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".img", ".hdr"))
+        return raster_scenes(files)
+    return raster_scenes([path])
+
+
+def _augment5(patch: np.ndarray, k: int) -> np.ndarray:
+    """DualSR/MCNet's five versions: original, rot180, rot90, rot270, vertical flip."""
+    if k == 0:
+        return patch
+    if k == 1:
+        return np.rot90(patch, 2, axes=(1, 2))
+    if k == 2:
+        return np.rot90(patch, 1, axes=(1, 2))
+    if k == 3:
+        return np.rot90(patch, 3, axes=(1, 2))
+    return patch[:, ::-1, :]
+
+
+class DualSRPatches:
+    """Random patches with the DualSR recipe (methods.md §2.2), sampled on the fly.
+
+    Each sample: a scene, a rescale factor in {1, 0.75, 0.5} (MATLAB bicubic of the whole scene,
+    precomputed), a random HR crop of ``lr_patch·s``, one of the five augmentations, LR =
+    MATLAB bicubic ×1/s. Deterministic for a given ``numpy.random.Generator``.
+    """
+
+    def __init__(self, scenes: list[Scene], scale: int, lr_patch: int = 32,
+                 rescales: tuple[float, ...] = (1.0, 0.75, 0.5)):
+        self.scale, self.lr_patch = scale, lr_patch
+        hr = lr_patch * scale
+        self.images = []
+        for sc in scenes:
+            for f in rescales:
+                img = sc.cube if f == 1.0 else degrade.imresize(sc.cube, scale=f)
+                if min(img.shape[1:]) > hr:
+                    self.images.append(np.ascontiguousarray(img, dtype=np.float32))
+        if not self.images:
+            raise InputError(f"no training image is larger than a {hr}×{hr} HR patch")
+
+    def sample(self, rng: np.random.Generator, batch: int) -> tuple[np.ndarray, np.ndarray]:
+        """(lr (B, L, p, p), hr (B, L, p·s, p·s)) float32."""
+        hr_size = self.lr_patch * self.scale
+        hrs = []
+        for _ in range(batch):
+            img = self.images[rng.integers(len(self.images))]
+            y = rng.integers(0, img.shape[1] - hr_size + 1)
+            x = rng.integers(0, img.shape[2] - hr_size + 1)
+            p = img[:, y:y + hr_size, x:x + hr_size]
+            hrs.append(np.ascontiguousarray(_augment5(p, int(rng.integers(5)))))
+        hr = np.stack(hrs)
+        lr = degrade.bicubic_down(hr, self.scale).astype(np.float32)
+        return lr, hr

@@ -1,0 +1,71 @@
+"""Entry points behind ``geohsr train``."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .. import weights as W
+from ..errors import InputError
+from .data import cave_scenes, find_dataset
+from .dualsr import RECIPES, CoarSRTask
+from .trainer import Trainer, TrainSettings
+
+
+def _split_scenes(data: Path):
+    data = Path(data)
+    if data.is_dir() and any(p.is_dir() and list(p.glob("*_ms_01.png")) for p in data.iterdir()):
+        return cave_scenes(data, "train"), cave_scenes(data, "val"), "CAVE"
+    scenes = find_dataset(data)
+    if len(scenes) >= 2:
+        val = scenes[::5] if len(scenes) >= 5 else scenes[-1:]
+        train = [s for s in scenes if s not in val]
+        return train, val, "rasters"
+    sc = scenes[0]  # one scene: top 75 % of the rows train, the rest validates
+    cut = int(sc.cube.shape[1] * 0.75)
+    from .data import Scene
+
+    return ([Scene(sc.name + "[:75%]", sc.cube[:, :cut], sc.wavelength)],
+            [Scene(sc.name + "[75%:]", sc.cube[:, cut:], sc.wavelength)], "raster (row split)")
+
+
+def train_coarsr(data, scale: int, out, *, config="compact", resume=False, batches=2000, batch=None,
+                 lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None, seed=1,
+                 device="cpu", threads=None, progress=True, command="") -> dict:
+    out = Path(out)
+    train, val, kind = _split_scenes(data)
+    if not train or not val:
+        raise InputError(f"{data}: need at least one training and one validation scene")
+    rec = RECIPES[config]
+    task = CoarSRTask(train, val, scale, config, device=device, seed=seed)
+    settings = TrainSettings(lr=lr or rec["lr"], batch=batch or rec["batch"], batches=batches,
+                             halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
+                             seed=seed, max_minutes=max_minutes, device=device, threads=threads)
+    t0 = time.time()
+    result = Trainer(task, out, settings).run(resume=resume, progress=progress)
+    best = out / "best.safetensors"
+    card = {
+        "method": "coarsr", "used_by": ["coarsr", "dualsr"], "scale": scale, "config": config,
+        "architecture": task.metadata()["config"],
+        "parameters": sum(p.numel() for p in task.model.parameters()),
+        "data": {"kind": kind, "path": str(data), "train_scenes": task.train_scenes,
+                 "val_scenes": task.val_scenes},
+        "normalisation": task.metadata()["normalisation"],
+        "recipe": {"loss": "L1", "steps": "one Adam step per band", "lr": settings.lr,
+                   "batch": settings.batch, "lr_patch": task.patches.lr_patch,
+                   "halve_every_batches": halve_every, "batches": result["batches"], "seed": seed,
+                   "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
+                   "degradation": "MATLAB bicubic x1/s (anti-aliased)"},
+        "best_val_psnr_crop": result["best"],
+        "command": command,
+        "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
+                       "minutes_this_session": round((time.time() - t0) / 60, 1)},
+        "sha256": W.sha256(best),
+        "licence": "weights: GPL-3.0-or-later (code); CAVE data: research use, cite Yasuma et al. 2008",
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return {"out": str(out), **result, "sha256": card["sha256"]}

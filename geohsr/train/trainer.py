@@ -1,0 +1,162 @@
+"""One training loop for every learned method.
+
+A *task* owns the model and the method-specific parts (sampling a batch, one training step —
+which for band-recurrent methods is one optimiser step per band — and validation); the trainer
+owns everything else: Adam with a step schedule, checkpoints every N batches (safetensors only),
+exact ``--resume``, determinism from the seed, a progress bar with loss and throughput,
+validation metrics, a wall-clock budget and the final weights + model card.
+
+Determinism: batch ``k`` is drawn from ``numpy.random.default_rng([seed, k])``, so a resumed
+run sees exactly the batches the uninterrupted run would have seen.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import weights as W
+
+
+@dataclass
+class TrainSettings:
+    lr: float = 1e-4
+    batch: int = 16
+    batches: int = 1000  # total batches (a budget in minutes may stop earlier)
+    halve_every: int = 0  # halve the learning rate every N batches (0: constant)
+    val_every: int = 50
+    ckpt_every: int = 25
+    seed: int = 1
+    max_minutes: float | None = None
+    device: str = "cpu"
+    threads: int | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict, dict]:
+    tensors, meta = {}, {"param_groups": [{k: v for k, v in g.items() if k != "params"}
+                                          for g in opt.state_dict()["param_groups"]]}
+    for idx, st in opt.state_dict()["state"].items():
+        for k, v in st.items():
+            t = v if torch.is_tensor(v) else torch.tensor(v)
+            tensors[f"{idx}.{k}"] = t
+    return tensors, meta
+
+
+def _load_optim(opt: torch.optim.Optimizer, tensors: dict, meta: dict) -> None:
+    sd = opt.state_dict()
+    state: dict = {}
+    for key, t in tensors.items():
+        idx, k = key.split(".", 1)
+        state.setdefault(int(idx), {})[k] = t
+    sd["state"] = state
+    for g, saved in zip(sd["param_groups"], meta["param_groups"]):
+        g.update({k: v for k, v in saved.items() if k != "params"})
+    opt.load_state_dict(sd)
+
+
+class Trainer:
+    def __init__(self, task, out: Path, settings: TrainSettings):
+        self.task, self.out, self.s = task, Path(out), settings
+        self.out.mkdir(parents=True, exist_ok=True)
+        if settings.threads:
+            torch.set_num_threads(settings.threads)
+        self.opt = torch.optim.Adam(task.model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
+        self.step = 0  # completed batches
+        self.best: float | None = None
+        self.history: list[dict] = []
+
+    # -- checkpoints ------------------------------------------------------------------------
+    @property
+    def ckpt(self) -> Path:
+        return self.out / "checkpoint"
+
+    def save_checkpoint(self) -> None:
+        self.ckpt.mkdir(exist_ok=True)
+        W.save(self.task.model.state_dict(), self.ckpt / "model.safetensors")
+        t, meta = _optim_tensors(self.opt)
+        W.save(t, self.ckpt / "optim.safetensors", {"optim": meta})
+        state = {"step": self.step, "best": self.best, "history": self.history,
+                 "settings": asdict(self.s)}
+        tmp = self.ckpt / ".state.json.tmp"
+        tmp.write_text(json.dumps(state, indent=1))
+        tmp.replace(self.ckpt / "state.json")
+
+    def load_checkpoint(self) -> bool:
+        if not (self.ckpt / "state.json").is_file():
+            return False
+        state = json.loads((self.ckpt / "state.json").read_text())
+        tensors, _ = W.load(self.ckpt / "model.safetensors")
+        W.load_into(self.task.model, tensors, self.ckpt)
+        ot, ometa = W.load(self.ckpt / "optim.safetensors")
+        _load_optim(self.opt, ot, ometa["optim"])
+        self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        return True
+
+    # -- loop -------------------------------------------------------------------------------
+    def lr_at(self, step: int) -> float:
+        if self.s.halve_every:
+            return self.s.lr * 0.5 ** (step // self.s.halve_every)
+        return self.s.lr
+
+    def validate(self) -> dict:
+        self.task.model.eval()
+        with torch.inference_mode():
+            m = self.task.validate()
+        self.task.model.train()
+        return m
+
+    def run(self, resume: bool = False, progress: bool = True) -> dict:
+        from tqdm import tqdm
+
+        if resume and self.load_checkpoint():
+            print(f"resumed from batch {self.step}", file=sys.stderr)
+        t0 = time.time()
+        self.task.model.train()
+        bar = tqdm(total=self.s.batches, initial=self.step, disable=not progress, file=sys.stderr,
+                   desc=f"train {self.task.name}", dynamic_ncols=True)
+        stopped_by_budget = False
+        seen = 0
+        while self.step < self.s.batches:
+            if self.s.max_minutes is not None and (time.time() - t0) / 60 > self.s.max_minutes:
+                stopped_by_budget = True
+                break
+            rng = np.random.default_rng([self.s.seed, self.step])
+            batch = self.task.sample(rng, self.s.batch)
+            for g in self.opt.param_groups:
+                g["lr"] = self.lr_at(self.step)
+            loss = self.task.train_batch(batch, self.opt)
+            if not math.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss} at batch {self.step}")
+            self.step += 1
+            seen += self.s.batch
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr_at(self.step - 1):.1e}",
+                            samples_s=f"{seen / max(time.time() - t0, 1e-9):.2f}")
+            rec = {"batch": self.step, "loss": loss, "time_s": round(time.time() - t0, 1)}
+            if self.step % self.s.val_every == 0 or self.step == self.s.batches:
+                rec["val"] = self.validate()
+                score = rec["val"].get(self.task.val_key)
+                if score is not None and (self.best is None or score > self.best):
+                    self.best = score
+                    W.save(self.task.model.state_dict(), self.out / "best.safetensors",
+                           self.task.metadata())
+                bar.write(f"batch {self.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in rec["val"].items()))
+            self.history.append(rec)
+            if self.step % self.s.ckpt_every == 0:
+                self.save_checkpoint()
+        bar.close()
+        self.save_checkpoint()
+        if not (self.out / "best.safetensors").exists():
+            W.save(self.task.model.state_dict(), self.out / "best.safetensors", self.task.metadata())
+        with open(self.out / "history.jsonl", "w") as f:
+            for rec in self.history:
+                f.write(json.dumps(rec) + "\n")
+        return {"batches": self.step, "best": self.best, "stopped_by_budget": stopped_by_budget}

@@ -1,0 +1,117 @@
+"""Weights: safetensors only (never pickle), sha256-checked, described by model cards.
+
+Shipped weights live in the repository's ``models/`` folder (or ``$GEOHSR_MODELS``) with
+``catalog.json`` listing, for each file: method, scale, config, band policy, normalisation,
+training data and split, the command that reproduces it, validation metrics and sha256.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from .errors import WeightsError
+
+
+def models_dir() -> Path:
+    env = os.environ.get("GEOHSR_MODELS")
+    return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+
+
+def sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def catalog() -> list[dict]:
+    """Entries of ``models/catalog.json`` (empty when there is none)."""
+    p = models_dir() / "catalog.json"
+    if not p.is_file():
+        return []
+    return json.loads(p.read_text())["weights"]
+
+
+def find(method: str, scale: int, config: str | None = None) -> dict | None:
+    """The catalogue entry for ``method`` at ``scale`` (preferring ``config`` when given)."""
+    hits = [e for e in catalog() if e["method"] == method and int(e["scale"]) == int(scale)]
+    if config is not None:
+        hits = [e for e in hits if e.get("config") == config] or hits
+    # the paper-size model when shipped, else the compact one
+    hits.sort(key=lambda e: 0 if e.get("config") == "paper" else 1)
+    return hits[0] if hits else None
+
+
+def save(state: dict, path, metadata: dict | None = None) -> str:
+    """Write a state dict as safetensors (metadata values JSON-encoded); returns its sha256."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
+    meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return sha256(path)
+
+
+def read_metadata(path) -> dict:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise WeightsError(f"{path}: not a valid safetensors file ({exc}); re-download or retrain it") from None
+    out = {}
+    for k, v in meta.items():
+        try:
+            out[k] = json.loads(v)
+        except ValueError:
+            out[k] = v
+    return out
+
+
+def load(path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tensor], dict]:
+    """Load (tensors, metadata) from a safetensors file, refusing a sha256 mismatch.
+
+    When no hash is given, a ``<file>.sha256`` beside the file (if any) is checked.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: weights file not found; check --weights or reinstall geohsr")
+    if path.suffix != ".safetensors":
+        raise WeightsError(f"{path}: only .safetensors weights are loaded (no pickle files); "
+                           "convert with safetensors.torch.save_file")
+    side = path.with_name(path.name + ".sha256")
+    if expected_sha256 is None and side.is_file():
+        expected_sha256 = side.read_text().split()[0]
+    if expected_sha256 is not None:
+        got = sha256(path)
+        if got != expected_sha256:
+            raise WeightsError(f"{path}: sha256 {got[:12]}… does not match the expected "
+                               f"{expected_sha256[:12]}…; the file is corrupt or was altered — "
+                               "restore it from the repository")
+    meta = read_metadata(path)
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise WeightsError(f"{path}: cannot read weights ({exc})") from None
+    return tensors, meta
+
+
+def load_into(model: torch.nn.Module, tensors: dict, where) -> None:
+    """``model.load_state_dict`` with a one-line error when the weights do not fit."""
+    try:
+        model.load_state_dict(tensors, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise WeightsError(f"{where}: weights do not fit the model ({first}); "
+                           "check the method, scale and config") from None
