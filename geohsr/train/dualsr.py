@@ -73,6 +73,7 @@ class CoarSRTask:
             opt.step()
         return total / lr.shape[1]
 
+    @torch.inference_mode()
     def validate(self) -> dict:
         ps, pb, ss = [], [], []
         for hr, lr in self.val:

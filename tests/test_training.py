@@ -1,0 +1,94 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from geohsr import weights as W
+from geohsr.errors import WeightsError
+from geohsr.train.data import DualSRPatches, Scene, _augment5
+from geohsr.train.dualsr import CoarSRTask
+from geohsr.train.trainer import Trainer, TrainSettings
+
+
+def _scenes():
+    from conftest import smooth_field
+
+    tr = [Scene(f"t{i}", (smooth_field(6, 48, 48, seed=i) * 0.8).astype(np.float32)) for i in range(2)]
+    va = [Scene("v", (smooth_field(6, 32, 32, seed=9) * 0.8).astype(np.float32))]
+    return tr, va
+
+
+def _task(seed=1):
+    tr, va = _scenes()
+    return CoarSRTask(tr, va, 2, "tiny", lr_patch=8, val_crop=32, seed=seed)
+
+
+def test_patches_are_deterministic_and_shaped():
+    tr, _ = _scenes()
+    p = DualSRPatches(tr, 2, 8)
+    a = p.sample(np.random.default_rng([1, 5]), 3)
+    b = p.sample(np.random.default_rng([1, 5]), 3)
+    assert a[0].shape == (3, 6, 8, 8) and a[1].shape == (3, 6, 16, 16)
+    np.testing.assert_array_equal(a[0], b[0])
+    x = np.arange(12.0).reshape(1, 3, 4)
+    assert len({_augment5(np.arange(16.0).reshape(1, 4, 4), k).tobytes() for k in range(5)}) == 5
+
+
+def test_tiny_training_improves_validation(tmp_path):
+    task = _task()
+    before = task.validate()["psnr"]
+    s = TrainSettings(lr=2e-3, batch=4, batches=40, val_every=40, ckpt_every=100, seed=1)
+    res = Trainer(task, tmp_path / "run", s).run(progress=False)
+    after = task.validate()["psnr"]
+    assert res["batches"] == 40 and after > before + 0.5
+    hist = [json.loads(ln) for ln in (tmp_path / "run" / "history.jsonl").read_text().splitlines()]
+    assert np.mean([h["loss"] for h in hist[-10:]]) < np.mean([h["loss"] for h in hist[:10]])
+
+
+def test_resume_continues_exactly(tmp_path):
+    s = TrainSettings(lr=1e-3, batch=2, batches=6, val_every=3, ckpt_every=3, seed=7)
+    straight = _task()
+    Trainer(straight, tmp_path / "a", s).run(progress=False)
+    first = _task()
+    Trainer(first, tmp_path / "b", TrainSettings(**{**s.__dict__, "batches": 3})).run(progress=False)
+    resumed = _task(seed=99)  # different init: everything must come from the checkpoint
+    tr = Trainer(resumed, tmp_path / "b", s)
+    tr.run(resume=True, progress=False)
+    assert tr.step == 6
+    for (k, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_budget_stops_with_a_checkpoint(tmp_path):
+    s = TrainSettings(lr=1e-3, batch=2, batches=1000, val_every=500, ckpt_every=500, max_minutes=0.0)
+    res = Trainer(_task(), tmp_path / "r", s).run(progress=False)
+    assert res["stopped_by_budget"] and (tmp_path / "r" / "checkpoint" / "state.json").exists()
+    assert (tmp_path / "r" / "best.safetensors").exists()
+
+
+def test_weights_roundtrip_and_hash_refusal(tmp_path):
+    m = torch.nn.Conv2d(2, 3, 3)
+    p = tmp_path / "w.safetensors"
+    sha = W.save(m.state_dict(), p, {"method": "x", "scale": 4})
+    tensors, meta = W.load(p, sha)
+    assert meta == {"method": "x", "scale": 4}
+    torch.testing.assert_close(tensors["weight"], m.weight.detach())
+    data = bytearray(p.read_bytes())
+    data[-1] ^= 0xFF  # flip one bit of the last weight
+    p.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="does not match"):
+        W.load(p, sha)
+    # a .sha256 beside the file is checked too
+    (tmp_path / "w.safetensors.sha256").write_text(sha + "  w.safetensors\n")
+    with pytest.raises(WeightsError, match="corrupt or was altered"):
+        W.load(p)
+
+
+def test_no_pickle_loading_anywhere():
+    import pathlib
+
+    src = pathlib.Path(__file__).resolve().parents[1] / "geohsr"
+    for f in src.rglob("*.py"):
+        text = f.read_text()
+        assert "torch.load(" not in text and "pickle.load" not in text, f
