@@ -9,7 +9,8 @@
 from importlib import resources as _resources
 
 from . import accessor as _accessor  # noqa: F401  (registers the .hsr accessor)
-from .api import superresolve
+from .api import spectral_range, superresolve
+from .evaluate import evaluate
 from .errors import GeohsrError, InputError, MethodError, OutputError, WeightsError
 from .io import open_cube, save_cube
 from .methods import get_method
@@ -24,6 +25,6 @@ def demo_scene_path() -> str:
 
 
 __all__ = [
-    "open_cube", "save_cube", "superresolve", "methods", "get_method", "demo_scene_path",
+    "open_cube", "save_cube", "superresolve", "evaluate", "spectral_range", "methods", "get_method", "demo_scene_path",
     "GeohsrError", "InputError", "MethodError", "OutputError", "WeightsError", "__version__",
 ]

@@ -121,3 +121,16 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     if eager:
         hr = hr.compute(scheduler="threads")
     return hr
+
+
+def spectral_range(cube, lo: float, hi: float) -> xr.DataArray:
+    """The bands of ``cube`` with ``lo <= wavelength <= hi`` nm (e.g. SWIR1 1000–1700)."""
+    cube = open_cube(cube)
+    wl = cube.coords["wavelength"].values
+    if np.all(np.isnan(wl)):
+        raise InputError("the cube has no wavelengths; a spectral range cannot be selected")
+    idx = np.flatnonzero((wl >= lo) & (wl <= hi))
+    if idx.size == 0:
+        raise InputError(f"no band between {lo} and {hi} nm (the cube covers "
+                         f"{np.nanmin(wl):.0f}–{np.nanmax(wl):.0f} nm)")
+    return cube.isel(band=idx)

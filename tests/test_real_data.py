@@ -35,3 +35,31 @@ def test_enmap_tile_superresolve_roundtrip(tmp_path):
     lr = cube.values[~bad].astype(np.float64)
     avg = v[~bad].reshape(-1, 32, 4, 32, 4).mean(axis=(2, 4))
     assert np.abs(avg - lr).mean() / np.abs(lr).mean() < 0.05
+
+
+def test_readers_for_the_other_real_datasets():
+    from geohsr.train.data import read_unmixing_mat
+
+    j = read_unmixing_mat(shared_or_skip("jasper_ridge", "jasperRidge2_R198.mat"))
+    assert j.cube.shape == (198, 100, 100) and 0 < j.cube.max() < 1
+    # column-major storage: pixel (r, c) is column r + 100·c of Y
+    from scipy.io import loadmat
+
+    y = loadmat(str(shared_or_skip("jasper_ridge", "jasperRidge2_R198.mat")))["Y"] / 10000.0
+    np.testing.assert_allclose(j.cube[:, 3, 7], y[:, 3 + 100 * 7], rtol=1e-6)
+    s = read_unmixing_mat(shared_or_skip("samson", "samson_1.mat"))
+    assert s.cube.shape == (156, 95, 95)
+    f = geohsr.open_cube(shared_or_skip("fenix", "image.hdr"))
+    assert f.shape == (450, 38, 23) and f.dtype == np.uint16
+    assert f.wavelength.values[0] == pytest.approx(378.19) and f.rio.nodata == 0
+    assert f.attrs["reflectance_scale_factor"] == 65535 and "Band_1" not in f.attrs
+
+
+def test_spectral_domains_on_enmap():
+    cube = geohsr.open_cube(geohsr.demo_scene_path())
+    swir1 = geohsr.spectral_range(cube, 1000, 1700)
+    swir2 = geohsr.spectral_range(cube, 1700, 2500)
+    assert swir1.wavelength.min() >= 1000 and swir2.wavelength.max() <= 2500
+    assert swir1.sizes["band"] + swir2.sizes["band"] + (cube.wavelength < 1000).sum() == 224
+    with pytest.raises(geohsr.InputError, match="no band between"):
+        geohsr.spectral_range(cube, 3000, 4000)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from ..errors import InputError
 from . import spectral as spec
 
 ENVI_DATA_EXT = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
+_GDAL_BAND_KEY = re.compile(r"^Band_\d+$")  # GDAL's ENVI band names, kept as band_name instead
 NETCDF_EXT = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".cdf")
 
 
@@ -135,7 +137,10 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
     da = da.assign_coords(band=np.arange(1, da.sizes["band"] + 1))
     da = da.assign_coords(info.coords())
     # rioxarray copies band 1's tags into attrs: keep only dataset-level tags
-    da.attrs = {k: v for k, v in tags.items() if k != "AREA_OR_POINT"}
+    da.attrs = {k: v for k, v in tags.items()
+                if k not in ("AREA_OR_POINT", "wavelength_units") and not _GDAL_BAND_KEY.match(k)}
+    if header is not None and "reflectance scale factor" in header:
+        da.attrs["reflectance_scale_factor"] = float(header["reflectance scale factor"])
     da.attrs["source"] = str(path)
     if crs is not None:
         da = da.rio.write_crs(crs)

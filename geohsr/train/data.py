@@ -82,6 +82,21 @@ def raster_scenes(paths, scale_to_unit: bool = True) -> list[Scene]:
     return out
 
 
+def read_unmixing_mat(path, key: str | None = None, scale: float | None = None) -> Scene:
+    """Jasper Ridge (``Y`` (198, 10000) uint16, max 5000 → /10000) or Samson (``V`` (156, 9025)
+    float64) unmixing releases: pixels stored column-major, cube = Y.T reshaped in Fortran order."""
+    from scipy.io import loadmat
+
+    m = loadmat(str(path))
+    key = key or ("Y" if "Y" in m else "V")
+    y = np.asarray(m[key], dtype=np.float64)
+    rows, cols = int(np.ravel(m["nRow"])[0]), int(np.ravel(m["nCol"])[0])
+    cube = y.T.reshape(rows, cols, y.shape[0], order="F").transpose(2, 0, 1)
+    if scale is None:
+        scale = 10000.0 if key == "Y" else max(float(cube.max()), 1e-12)
+    return Scene(Path(path).stem, (cube / scale).astype(np.float32))
+
+
 def find_dataset(path) -> list[Scene]:
     """Scenes of the dataset at ``path``: a CAVE root, a folder of rasters, or one raster."""
     path = Path(path)
