@@ -87,6 +87,7 @@ class MethodSpec:
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
+BUILTIN_ORDER = ("bicubic", "dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr")
 
 
 def register(spec: MethodSpec) -> MethodSpec:
@@ -107,7 +108,9 @@ def get_method(name: str) -> MethodSpec:
 def methods() -> list[dict]:
     """Registered methods with their metadata, bicubic first."""
     _load_builtin()
-    return [s.describe() for s in _REGISTRY.values()]
+    order = {name: i for i, name in enumerate(BUILTIN_ORDER)}
+    specs = sorted(_REGISTRY.values(), key=lambda s: order.get(s.name, len(order)))
+    return [s.describe() for s in specs]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
