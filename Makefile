@@ -5,7 +5,9 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.geohsr-installed
 OUT    ?= out
 
-.PHONY: demo test setup clean
+QGIS_VENV ?= .venv-qgis
+
+.PHONY: demo test test-qgis setup clean qgis-plugin-zip
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +28,23 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory test-qgis
+
+# The QGIS plugin's tests run in real QGIS (Debian's python3-qgis), in a venv that sees the
+# system's QGIS packages and holds only pytest and pytest-qgis.
+test-qgis: $(STAMP)
+	@if [ -x /usr/bin/qgis_process.bin ] && /usr/bin/python3 -c "import qgis.core" 2>/dev/null; then \
+		[ -x $(QGIS_VENV)/bin/pytest ] || { /usr/bin/python3 -m venv --system-site-packages $(QGIS_VENV) \
+			&& $(QGIS_VENV)/bin/python -m pip install -q pytest pytest-qgis; }; \
+		QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest -q -p no:cacheprovider qgis_plugin/tests; \
+	else \
+		echo "SKIPPED the QGIS plugin tests: QGIS is not installed (apt-get install qgis python3-qgis qgis-providers)"; \
+	fi
+
+qgis-plugin-zip:
+	mkdir -p $(OUT)
+	cd qgis_plugin && zip -qr ../$(OUT)/geohsr_qgis.zip geohsr_qgis -x '*__pycache__*'
+	@echo "plugin zip: $(abspath $(OUT))/geohsr_qgis.zip"
 
 clean:
-	rm -rf $(VENV) $(OUT) .pytest_cache
+	rm -rf $(VENV) $(QGIS_VENV) $(OUT) .pytest_cache

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -20,11 +21,17 @@ def _warning_line(message, category, filename, lineno, line=None):
     return f"Warning: {message}\n"
 
 
+def _terminate(signum, frame):
+    """SIGTERM (e.g. Cancel in QGIS) unwinds like Ctrl-C, so temporary files are removed."""
+    raise KeyboardInterrupt
+
+
 class _Group(click.Group):
     """Turns user errors into one line on stderr and a non-zero exit, never a traceback."""
 
     def invoke(self, ctx):
         warnings.formatwarning = _warning_line
+        signal.signal(signal.SIGTERM, _terminate)
         try:
             return super().invoke(ctx)
         except GeohsrError as exc:
@@ -77,8 +84,11 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--dtype", default=None, help="output data type [default: the input's]")
 @click.option("--tile-size", type=int, default=256, help="LR tile side in pixels")
 @click.option("--overwrite", is_flag=True, help="replace an existing output")
-@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-def run(input, scale, method, output, guide, weights, device, fmt, dtype, tile_size, overwrite, quiet):
+@click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar",
+              help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
+@click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
+def run(input, scale, method, output, guide, weights, device, fmt, dtype, tile_size, overwrite,
+        progress, quiet):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -103,7 +113,8 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, tile_s
         warnings.warn(f"{input} has no CRS; the output will have none either")
     hr = superresolve(cube, method=method, scale=scale, guide=guide, weights=weights,
                       device=device, dtype=dtype)
-    path = save_cube(hr, output, format=fmt, overwrite=overwrite, progress=not quiet)
+    path = save_cube(hr, output, format=fmt, overwrite=overwrite,
+                     progress="none" if quiet else progress)
     b, h, w = hr.shape
     click.echo(f"wrote {path} ({w}×{h} px, {b} bands, {hr.dtype}, method {spec.name} ×{scale})",
                err=True)
@@ -164,7 +175,7 @@ def info(input, as_json):
 @click.option("--seed", type=int, default=0, help="seed of the noise")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
-              help="write the report (.md Markdown or .csv)")
+              help="write the report (.md Markdown, .html or .csv)")
 def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
     """Wald protocol on INPUT: degrade ×scale, super-resolve, compare with the original."""
     from .evaluate import evaluate as run_eval
@@ -174,16 +185,17 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
     for m in names:
         get_method(m).check_scale(scale)
     if report is not None:
-        from .io.write import check_destination  # noqa: F401
-        if report.suffix.lower() not in (".md", ".csv"):
-            raise click.BadParameter("use a .md or .csv file name", param_hint="--report")
+        if report.suffix.lower() not in (".md", ".csv", ".html", ".htm"):
+            raise click.BadParameter("use a .md, .csv or .html file name", param_hint="--report")
         if not report.parent.is_dir() if str(report.parent) else False:
             raise click.BadParameter(f"directory {report.parent} does not exist", param_hint="--report")
     rep = run_eval(input, names, scale, degradation=degradation, noise=noise, seed=seed, device=device)
     text = rep.to_markdown()
     click.echo(text)
     if report is not None:
-        content = rep.to_csv() if report.suffix.lower() == ".csv" else f"# geohsr evaluation of {input}\n\n{text}"
+        suffix = report.suffix.lower()
+        content = (rep.to_csv() if suffix == ".csv" else rep.to_html(f"geohsr evaluation of {input.name}")
+                   if suffix in (".html", ".htm") else f"# geohsr evaluation of {input}\n\n{text}")
         tmp = report.with_name(f".{report.name}.tmp")
         tmp.write_text(content)
         tmp.replace(report)

@@ -42,6 +42,13 @@ class EvaluationReport:
                        for m, r in self.table.iterrows())
         return f"{head}{rows}\nProtocol: {self.protocol}\n"
 
+    def to_html(self, title: str = "geohsr evaluation") -> str:
+        import html
+
+        table = self.table.to_html(float_format=lambda v: f"{v:.4f}", border=0)
+        return (f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
+                f"<h2>{html.escape(title)}</h2>{table}<p>{html.escape(self.protocol)}</p></body></html>\n")
+
     def to_csv(self, path=None):
         return self.table.to_csv(path)
 

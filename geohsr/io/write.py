@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import shutil
+import sys
 import threading
 import warnings
 from pathlib import Path
@@ -108,18 +110,52 @@ class _RasterioTarget:
             self.ds.write(value, indexes=idx, window=win)
 
 
-def progress_context(progress: bool):
-    """A context manager showing a tqdm bar on stderr for the dask tasks computed inside."""
-    if not progress:
+def progress_context(progress):
+    """Progress on stderr for the dask tasks computed inside: ``True``/``"bar"`` a tqdm bar,
+    ``"json"`` one ``{"progress": f}`` line per percent (machine-readable, for the QGIS
+    plugin), ``False``/``None``/``"none"`` nothing."""
+    if not progress or progress == "none":
         return contextlib.nullcontext()
+    if progress == "json":
+        return _JsonProgress()
     from tqdm.dask import TqdmCallback
 
     return TqdmCallback(desc="geohsr", unit="task", leave=False, mininterval=0.5)
 
 
+class _JsonProgress:
+    """dask callback printing ``{"progress": 0.42}`` lines (fraction of tasks done)."""
+
+    def __enter__(self):
+        from dask.callbacks import Callback
+
+        outer = self
+
+        class _CB(Callback):
+            def _start_state(self, dsk, state):
+                outer.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+                outer.done, outer.last = 0, -1
+
+            def _posttask(self, key, result, dsk, state, worker_id):
+                outer.done += 1
+                pct = int(100 * outer.done / max(outer.total, 1))
+                if pct != outer.last:
+                    outer.last = pct
+                    sys.stderr.write(json.dumps({"progress": round(pct / 100, 2)}) + "\n")
+                    sys.stderr.flush()
+
+        self.cb = _CB()
+        self.cb.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.cb.__exit__(*exc)
+        return False
+
+
 def save_cube(cube: xr.DataArray, path, *, format: str | None = None, dtype=None,
               nodata=None, overwrite: bool = False, compress: str | None = None,
-              progress: bool = False) -> Path:
+              progress: bool | str = False) -> Path:
     """Write ``cube`` to ``path`` atomically (temporary file renamed into place).
 
     Formats: GeoTIFF (tiled, BigTIFF when needed), COG, ENVI (header with wavelength, fwhm,

@@ -1,0 +1,243 @@
+"""The geohsr Processing provider and its algorithms."""
+
+from __future__ import annotations
+
+import os
+
+from qgis.core import (
+    QgsProcessingAlgorithm,
+    QgsProcessingException,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
+    QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterRasterLayer,
+    QgsProcessingParameterString,
+    QgsProcessingProvider,
+)
+from qgis.PyQt.QtGui import QIcon
+
+from . import runner
+
+SETTING_CLI = "GEOHSR_CLI_PATH"
+FALLBACK_METHODS = ["bicubic", "dualsr", "coarsr"]
+DEVICES = ["auto", "cpu", "cuda"]
+
+
+def _setting() -> str | None:
+    try:
+        from processing.core.ProcessingConfig import ProcessingConfig
+
+        v = ProcessingConfig.getSetting(SETTING_CLI)
+        return v or None
+    except Exception:  # noqa: BLE001  (processing not initialised)
+        return None
+
+
+def _prefix() -> list[str]:
+    try:
+        return runner.find_cli(_setting())
+    except runner.CliNotFound as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+def _layer_path(layer) -> str:
+    src = layer.source().split("|")[0]
+    if not os.path.exists(src):
+        raise QgsProcessingException(f"layer {layer.name()!r} is not a file on disk ({src}); "
+                                     "save it as GeoTIFF first")
+    return src
+
+
+def _run(args, feedback) -> str:
+    try:
+        return runner.run(args, on_progress=feedback.setProgress, on_log=feedback.pushInfo,
+                          is_cancelled=feedback.isCanceled)
+    except runner.Cancelled as exc:
+        feedback.reportError(str(exc))
+        raise QgsProcessingException(str(exc)) from None
+    except runner.CliFailed as exc:
+        raise QgsProcessingException(str(exc)) from None
+
+
+class SuperResolveAlgorithm(QgsProcessingAlgorithm):
+    INPUT, METHOD, SCALE, GUIDE, WEIGHTS, DEVICE, OUTPUT = (
+        "INPUT", "METHOD", "SCALE", "GUIDE", "WEIGHTS", "DEVICE", "OUTPUT")
+
+    def __init__(self, method_names=None):
+        super().__init__()
+        self.method_names = list(method_names or FALLBACK_METHODS)
+
+    def name(self):
+        return "superresolve"
+
+    def displayName(self):  # noqa: N802
+        return "Super-resolve raster"
+
+    def group(self):
+        return "Super-resolution"
+
+    def groupId(self):  # noqa: N802
+        return "superresolution"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Super-resolves a hyperspectral raster by an integer scale. The output keeps the "
+                "CRS, extent, band wavelengths, nodata and data type; its pixels are scale times "
+                "smaller. Runs the geohsr command line of the configured environment.")
+
+    def createInstance(self):  # noqa: N802
+        return SuperResolveAlgorithm(self.method_names)
+
+    def icon(self):
+        return QIcon(os.path.join(os.path.dirname(__file__), "icon.svg"))
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        p = QgsProcessingParameterRasterLayer(self.INPUT, "Input hyperspectral raster")
+        p.setHelp("Raster to super-resolve (GeoTIFF, ENVI, …), bands = spectral bands.")
+        self.addParameter(p)
+        default = self.method_names.index("bicubic") if "bicubic" in self.method_names else 0
+        p = QgsProcessingParameterEnum(self.METHOD, "Method", options=self.method_names,
+                                       defaultValue=default)
+        p.setHelp("Super-resolution method (`geohsr methods` lists them with their inputs and scales).")
+        self.addParameter(p)
+        p = QgsProcessingParameterNumber(self.SCALE, "Scale factor", QgsProcessingParameterNumber.Integer,
+                                         defaultValue=4, minValue=2, maxValue=16)
+        p.setHelp("Integer factor: the output pixel size is the input's divided by it.")
+        self.addParameter(p)
+        p = QgsProcessingParameterRasterLayer(self.GUIDE, "High-resolution guide (RGB/pan)", optional=True)
+        p.setHelp("Only for RGB-guided methods: a high-resolution image of the same area.")
+        self.addParameter(p)
+        p = QgsProcessingParameterFile(self.WEIGHTS, "Weights file", optional=True,
+                                       fileFilter="safetensors (*.safetensors)")
+        p.setHelp("Your own trained weights (.safetensors) instead of the shipped ones.")
+        self.addParameter(p)
+        p = QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0)
+        p.setHelp("auto uses a CUDA GPU when present, else the CPU.")
+        self.addParameter(p)
+        p = QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster")
+        p.setHelp("Output GeoTIFF (written atomically: nothing is left behind on error or cancel).")
+        self.addParameter(p)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        if layer is None:
+            raise QgsProcessingException("no input raster given")
+        method = self.method_names[self.parameterAsEnum(parameters, self.METHOD, context)]
+        scale = self.parameterAsInt(parameters, self.SCALE, context)
+        out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        args = _prefix() + ["run", _layer_path(layer), "--scale", str(scale), "--method", method,
+                            "-o", out, "--overwrite", "--progress", "json",
+                            "--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
+        guide = self.parameterAsRasterLayer(parameters, self.GUIDE, context)
+        if guide is not None:
+            args += ["--guide", _layer_path(guide)]
+        weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
+        if weights:
+            args += ["--weights", weights]
+        feedback.pushInfo("running: " + " ".join(args))
+        _run(args, feedback)
+        return {self.OUTPUT: out}
+
+
+class EvaluateAlgorithm(QgsProcessingAlgorithm):
+    INPUT, METHODS, SCALE, OUTPUT = "INPUT", "METHODS", "SCALE", "OUTPUT"
+
+    def name(self):
+        return "evaluate"
+
+    def displayName(self):  # noqa: N802
+        return "Evaluate super-resolution"
+
+    def group(self):
+        return "Super-resolution"
+
+    def groupId(self):  # noqa: N802
+        return "superresolution"
+
+    def shortHelpString(self):  # noqa: N802
+        return ("Wald protocol: degrades the raster by the scale, super-resolves it back with each "
+                "method and compares with the original (PSNR, SSIM, SAM, ERGAS, RMSE). Bicubic is "
+                "always included.")
+
+    def createInstance(self):  # noqa: N802
+        return EvaluateAlgorithm()
+
+    def icon(self):
+        return QIcon(os.path.join(os.path.dirname(__file__), "icon.svg"))
+
+    def initAlgorithm(self, config=None):  # noqa: N802
+        p = QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral raster")
+        p.setHelp("Scene to evaluate on (bad bands and nodata are left out).")
+        self.addParameter(p)
+        p = QgsProcessingParameterString(self.METHODS, "Methods (comma-separated)", defaultValue="bicubic")
+        p.setHelp("e.g. bicubic,dualsr")
+        self.addParameter(p)
+        p = QgsProcessingParameterNumber(self.SCALE, "Scale factor", QgsProcessingParameterNumber.Integer,
+                                         defaultValue=4, minValue=2, maxValue=16)
+        p.setHelp("Degradation and super-resolution factor.")
+        self.addParameter(p)
+        p = QgsProcessingParameterFileDestination(self.OUTPUT, "Report", fileFilter="HTML (*.html);;Markdown (*.md)")
+        p.setHelp("Metric table and the protocol that produced it.")
+        self.addParameter(p)
+
+    def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
+        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
+        out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        args = _prefix() + ["evaluate", _layer_path(layer), "--method",
+                            self.parameterAsString(parameters, self.METHODS, context),
+                            "--scale", str(self.parameterAsInt(parameters, self.SCALE, context)),
+                            "--report", out]
+        feedback.pushInfo("running: " + " ".join(args))
+        text = _run(args, feedback)
+        for ln in text.splitlines():
+            feedback.pushInfo(ln)
+        return {self.OUTPUT: out}
+
+
+class GeohsrProvider(QgsProcessingProvider):
+    def __init__(self):
+        super().__init__()
+        self.method_names = None
+
+    def id(self):
+        return "geohsr"
+
+    def name(self):
+        return "geohsr"
+
+    def longName(self):  # noqa: N802
+        return "geohsr hyperspectral super-resolution"
+
+    def icon(self):
+        return QIcon(os.path.join(os.path.dirname(__file__), "icon.svg"))
+
+    def load(self):
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig, Setting
+
+            ProcessingConfig.addSetting(Setting(self.name(), SETTING_CLI, "geohsr executable "
+                                                "(or a Python with geohsr installed)", "",
+                                                valuetype=Setting.FILE))
+            ProcessingConfig.readSettings()
+        except Exception:  # noqa: BLE001
+            pass
+        self.refreshAlgorithms()
+        return True
+
+    def unload(self):
+        try:
+            from processing.core.ProcessingConfig import ProcessingConfig
+
+            ProcessingConfig.removeSetting(SETTING_CLI)
+        except Exception:  # noqa: BLE001
+            pass
+
+    def loadAlgorithms(self):  # noqa: N802
+        if self.method_names is None:
+            try:
+                self.method_names = [m["name"] for m in runner.methods(runner.find_cli(_setting()))]
+            except Exception:  # noqa: BLE001  (no environment yet: the run says how to set one up)
+                self.method_names = list(FALLBACK_METHODS)
+        self.addAlgorithm(SuperResolveAlgorithm(self.method_names))
+        self.addAlgorithm(EvaluateAlgorithm())
