@@ -1,3 +1,4 @@
 from .cli import main
 
-main(prog_name="geohsr")
+if __name__ == "__main__":  # guard: dask LocalCluster workers re-import this module
+    main(prog_name="geohsr")

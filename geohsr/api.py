@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import dask.array as dsa
 import numpy as np
 import torch
@@ -11,7 +13,7 @@ from . import geo
 from .dtypes import cast
 from .errors import InputError, MethodError
 from .io import open_cube
-from .methods import get_method, load_runner, resolve_device
+from .methods import MethodSpec, get_method, load_runner, resolve_device
 from .tiling import fill_invalid, plan_chunks, tiled_map, upsample_mask, valid_mask
 
 EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
@@ -21,7 +23,7 @@ def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mas
               value_planes):
     """Super-resolve one block (with halo) and crop the halo. Returns float32 planes whose
     first ``bands`` are the HR bands, NaN where the input was invalid; a method may append
-    auxiliary planes (see ``MethodSpec.combine``), the first ``value_planes`` of all planes are
+    auxiliary planes (see ``MethodSpec.finish``), the first ``value_planes`` of all planes are
     in data units (denormalised)."""
     x = np.asarray(block)
     valid = valid_mask(x, nodata)
@@ -58,16 +60,47 @@ def _norm_scalar(data: dsa.Array, nodata):
     return dsa.maximum(m, 1e-12)
 
 
-def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
-                 device: str = "auto", dtype=None, chunks=None) -> xr.DataArray:
-    """Super-resolve a georeferenced cube by an integer ``scale`` with ``method``.
+@dataclass
+class Plan:
+    """Everything checked and decided before any pixel is touched."""
 
-    ``cube``: DataArray ``(band, y, x)`` (rioxarray conventions) or anything
-    :func:`geohsr.open_cube` opens. Dask-backed input gives a lazy result with chunks scaled by
-    ``scale``; in-memory input is processed in tiles and returned in memory. The result keeps
-    CRS and bounds (transform · scale(1/s)), band coords (wavelength, fwhm, band names, bbl),
-    nodata and, unless ``dtype`` says otherwise, the data type.
-    """
+    spec: MethodSpec
+    scale: int
+    cube: xr.DataArray
+    out_dtype: np.dtype
+    nodata: float | None
+    out_nodata: float | None
+    device: str
+    weights: str | None
+
+    @property
+    def bands(self) -> int:
+        return self.cube.sizes["band"]
+
+    @property
+    def planes(self) -> int:
+        return self.bands + self.spec.aux_planes(self.bands)
+
+    def block_kwargs(self) -> dict:
+        return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
+                    device=self.device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
+                    value_planes=self.bands + self.spec.aux_value_planes(self.bands))
+
+    def wrap(self, data) -> xr.DataArray:
+        """The HR DataArray around ``data``: band coords, attrs, HR grid, CRS, nodata."""
+        cube = self.cube
+        coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
+        hr = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=cube.name)
+        hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
+        hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale)
+        hr = geo.with_grid(hr, geo.hr_transform(geo.cube_transform(cube), self.scale), cube.rio.crs)
+        if self.out_nodata is not None:
+            hr = hr.rio.write_nodata(self.out_nodata, encoded=False)
+        return hr
+
+
+def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None) -> Plan:
+    """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan."""
     spec = get_method(method)
     s = spec.check_scale(scale)
     cube = open_cube(cube)
@@ -78,16 +111,52 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     nb, h, w = cube.shape
     if nb == 0 or h == 0 or w == 0:
         raise InputError(f"the cube is empty (bands, rows, cols = {nb}, {h}, {w}); nothing to super-resolve")
-    if np.dtype(cube.dtype).kind not in "iuf" or np.dtype(cube.dtype).kind == "b":
+    if np.dtype(cube.dtype).kind not in "iuf":
         raise InputError(f"unsupported data type {cube.dtype}; convert to integer or float")
     out_dtype = np.dtype(dtype or cube.dtype)
+    if out_dtype.kind not in "iuf":
+        raise InputError(f"unsupported output data type {out_dtype}; choose an integer or float type")
     nodata = cube.rio.nodata
-    out_nodata = nodata
-    if out_nodata is not None and out_dtype.kind in "iu":
+    if nodata is not None and out_dtype.kind in "iu":
         info = np.iinfo(out_dtype)
-        if not (np.isfinite(out_nodata) and info.min <= out_nodata <= info.max):
-            raise InputError(f"nodata {out_nodata} does not fit output dtype {out_dtype}; choose another dtype")
-    dev = resolve_device(device)
+        if not (np.isfinite(nodata) and info.min <= nodata <= info.max):
+            raise InputError(f"nodata {nodata} does not fit output dtype {out_dtype}; choose another dtype")
+    plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)),
+                None if weights is None else str(weights))
+    if spec.needs_weights:  # load now: bad weights fail here, not at compute time
+        load_runner(spec.name, s, plan.weights, plan.device)
+    return plan
+
+
+def _finish_lazy(spec, planes: dsa.Array, nb: int) -> dsa.Array:
+    """Reduce the method's scene-wide statistic lazily, then finish every block with it."""
+    def part(b, i):
+        return np.array(spec.block_stat(b, nb)[i]).reshape((1, 1, 1))
+
+    one = tuple((1,) * len(c) for c in planes.chunks)
+    total = dsa.map_blocks(part, planes, 0, chunks=one, dtype=np.float64).sum()
+    count = dsa.map_blocks(part, planes, 1, chunks=one, dtype=np.float64).sum()
+
+    def fin(b, t, c):
+        return spec.finish(b, nb, float(t), float(c))
+
+    return dsa.map_blocks(fin, planes, total, count, chunks=((nb,),) + planes.chunks[1:],
+                          dtype=np.float32)
+
+
+def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
+                 device: str = "auto", dtype=None, chunks=None) -> xr.DataArray:
+    """Super-resolve a georeferenced cube by an integer ``scale`` with ``method``.
+
+    ``cube``: DataArray ``(band, y, x)`` (rioxarray conventions) or anything
+    :func:`geohsr.open_cube` opens. Dask-backed input gives a lazy result with chunks scaled by
+    ``scale``; in-memory input is processed in tiles and returned in memory. The result keeps
+    CRS and bounds (transform · scale(1/s)), band coords (wavelength, fwhm, band names, bbl),
+    nodata and, unless ``dtype`` says otherwise, the data type.
+    """
+    plan = prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype)
+    spec, s, cube, nb = plan.spec, plan.scale, plan.cube, plan.bands
+    out_dtype, nodata, out_nodata = plan.out_dtype, plan.nodata, plan.out_nodata
 
     data = cube.data
     eager = not isinstance(data, dsa.Array)
@@ -99,25 +168,14 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     data = plan_chunks(data, s, spec.halo, spec.band_axis == "joint",
                        keep_spatial=chunks is not None)
     norm = _norm_scalar(data, nodata) if spec.normalise else 1.0
-    kw = dict(method=spec.name, scale=s, weights=None if weights is None else str(weights),
-              device=str(dev), nodata=nodata, mask_dilation=spec.mask_dilation,
-              value_planes=nb + spec.aux_value_planes(nb))
-    if spec.needs_weights:  # load now: bad weights fail here, not at compute time
-        load_runner(spec.name, s, kw["weights"], kw["device"])
-    planes = nb + spec.aux_planes(nb)
-    out = tiled_map(data, _sr_block, s, spec.halo, np.float32, (norm,), kw, planes=planes)
-    if spec.combine is not None:
-        out = spec.combine(out, nb)
+    out = tiled_map(data, _sr_block, s, spec.halo, np.float32, (norm,), plan.block_kwargs(),
+                    planes=plan.planes)
+    if spec.finish is not None:
+        out = _finish_lazy(spec, out, nb)
     out = out.map_blocks(_cast_block, dtype=out_dtype, out_dtype=out_dtype, out_nodata=out_nodata,
                          meta=np.empty((0, 0, 0), dtype=out_dtype))
 
-    coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
-    hr = xr.DataArray(out, dims=("band", "y", "x"), coords=coords, name=cube.name)
-    hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
-    hr.attrs.update(geohsr_method=spec.name, geohsr_scale=s)
-    hr = geo.with_grid(hr, geo.hr_transform(geo.cube_transform(cube), s), cube.rio.crs)
-    if out_nodata is not None:
-        hr = hr.rio.write_nodata(out_nodata, encoded=False)
+    hr = plan.wrap(out)
     if eager:
         hr = hr.compute(scheduler="threads")
     return hr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -82,13 +83,22 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--format", "fmt", type=click.Choice(["GTiff", "COG", "ENVI", "Zarr", "NetCDF"],
               case_sensitive=False), default=None, help="output format [default: from the extension]")
 @click.option("--dtype", default=None, help="output data type [default: the input's]")
-@click.option("--tile-size", type=int, default=256, help="LR tile side in pixels")
+@click.option("--memory-limit", type=float, default=2048,
+              help="memory budget in MB: sets the block size (streaming outputs)")
+@click.option("--workers", type=int, default=None, help="parallel blocks [default: min(2, CPUs)]")
+@click.option("--block-size", type=int, default=None,
+              help="LR block side, a multiple of 16 [default: from --memory-limit]")
+@click.option("--scheduler", default=None,
+              help="dask.distributed scheduler address (tcp://host:8786) or local:N for a LocalCluster")
+@click.option("--resume", is_flag=True, help="continue an interrupted run from its completed blocks")
+@click.option("--keep-partial/--discard-partial", default=True,
+              help="on interruption keep the hidden partial result for --resume")
 @click.option("--overwrite", is_flag=True, help="replace an existing output")
 @click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar",
               help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
-def run(input, scale, method, output, guide, weights, device, fmt, dtype, tile_size, overwrite,
-        progress, quiet):
+def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory_limit, workers,
+        block_size, scheduler, resume, keep_partial, overwrite, progress, quiet):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -99,26 +109,73 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, tile_s
 
     spec = get_method(method)
     spec.check_scale(scale)
-    if tile_size < 8:
-        raise click.BadParameter("must be >= 8", param_hint="--tile-size")
     if dtype is not None:
         try:
             np.dtype(dtype)
         except TypeError:
             raise click.BadParameter(f"unknown data type {dtype!r}", param_hint="--dtype") from None
+    if memory_limit < 700:
+        raise click.BadParameter("must be at least 700 (MB)", param_hint="--memory-limit")
+    if workers is not None and workers < 1:
+        raise click.BadParameter("must be >= 1", param_hint="--workers")
     output = output or _default_output(input, scale, fmt)
-    check_destination(output, fmt, overwrite, sources=(input,))
-    cube = open_cube(input, chunks={"band": -1, "y": tile_size, "x": tile_size})
+    output, out_fmt = check_destination(output, fmt, overwrite, sources=(input,))
+    progress = "none" if quiet else progress
+    cube = open_cube(input, chunks={"band": -1, "y": 512, "x": 512})
     if cube.rio.crs is None:
         warnings.warn(f"{input} has no CRS; the output will have none either")
-    hr = superresolve(cube, method=method, scale=scale, guide=guide, weights=weights,
-                      device=device, dtype=dtype)
-    path = save_cube(hr, output, format=fmt, overwrite=overwrite,
-                     progress="none" if quiet else progress)
-    b, h, w = hr.shape
-    click.echo(f"wrote {path} ({w}×{h} px, {b} bands, {hr.dtype}, method {spec.name} ×{scale})",
+    gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
+    with _client(scheduler) as client:
+        if out_fmt in ("GTiff", "COG", "ENVI") and gdal_input and guide is None:
+            from .stream import run_file
+
+            try:
+                path = run_file(input, output, method=method, scale=scale, fmt=out_fmt,
+                                weights=weights, device=device, dtype=dtype, overwrite=overwrite,
+                                resume=resume, keep_partial=keep_partial,
+                                memory_limit_mb=memory_limit, workers=workers, client=client,
+                                progress=progress, block=block_size)
+            except KeyboardInterrupt:
+                from .stream import partial_paths
+
+                if keep_partial and partial_paths(output):
+                    click.echo(f"Interrupted: the destination was not written; run the same command "
+                               f"with --resume to continue from the completed blocks.", err=True)
+                else:
+                    click.echo("Interrupted: nothing was written.", err=True)
+                sys.exit(130)
+        else:
+            hr = superresolve(cube, method=method, scale=scale, guide=guide, weights=weights,
+                              device=device, dtype=dtype)
+            path = save_cube(hr, output, format=out_fmt, overwrite=overwrite, progress=progress)
+    c = open_cube(path)
+    b, h, w = c.shape
+    click.echo(f"wrote {path} ({w}×{h} px, {b} bands, {c.dtype}, method {spec.name} ×{scale})",
                err=True)
     click.echo(str(path))
+
+
+@contextlib.contextmanager
+def _client(scheduler):
+    """A dask.distributed Client for --scheduler (``local:N`` starts a LocalCluster)."""
+    if not scheduler:
+        yield None
+        return
+    from distributed import Client, LocalCluster
+
+    if scheduler.startswith("local"):
+        n = int(scheduler.split(":", 1)[1]) if ":" in scheduler else 2
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            yield client
+    else:
+        try:
+            client = Client(scheduler, timeout=15)
+        except OSError as exc:
+            raise GeohsrError(f"cannot reach the dask scheduler {scheduler} ({exc}); "
+                              "check the address or use --scheduler local:2") from None
+        with client:
+            yield client
 
 
 @main.command()

@@ -39,8 +39,11 @@ class MethodSpec:
     mask_dilation: int = 0  # LR pixels of invalid-mask dilation applied to the output
     paper: str = ""
     needs_weights: bool = False
-    extra_planes: int | Callable = 0  # auxiliary output planes the runner appends (global statistics)
-    combine: Callable | None = None  # lazy (planes dask array, bands) -> HR bands dask array
+    extra_planes: int | Callable = 0  # auxiliary output planes the runner appends
+    # scene-wide statistic (e.g. DualSR's λ): per-block ``block_stat(planes, bands) -> (sum,
+    # count)`` summed over the scene, then ``finish(planes, bands, sum, count) -> HR bands``
+    block_stat: Callable | None = None
+    finish: Callable | None = None
 
     extra_value_planes: int | Callable = 0  # how many of the extra planes are in data units
 

@@ -9,8 +9,8 @@
     SR = U + imresize(λ · (V − Ud), 2)
 
 λ is one number for the whole scene. To keep tiled == whole, each block returns ``U``,
-``R = imresize(V − Ud, 2)`` and the per-pixel angle; λ is reduced over the whole scene lazily
-and ``SR = U + λ·R`` is formed afterwards. At ×2, ``V`` is the LR input itself (×1).
+``R = imresize(V − Ud, 2)`` and the per-pixel angle; λ is reduced over the whole scene
+(``block_stat``) and ``SR = U + λ·R`` is formed afterwards (``finish``). At ×2, ``V`` is the LR input itself (×1).
 """
 
 from __future__ import annotations
@@ -120,27 +120,17 @@ def _weights_pair(weights) -> dict:
     return out
 
 
-def _mask_angle(planes, bands):
-    """NaN the angle plane where any HR band is invalid (so λ ignores nodata)."""
-    def f(b):
-        b = b.copy()
-        b[2 * bands][~np.isfinite(b[:bands]).all(0)] = np.nan
-        return b
-
-    return planes.map_blocks(f, dtype=planes.dtype)
+def _block_stat(planes: np.ndarray, bands: int) -> tuple[float, float]:
+    """(sum, count) of the per-pixel angle over pixels valid in every band."""
+    ang = planes[2 * bands]
+    ok = np.isfinite(planes[:bands]).all(0) & np.isfinite(ang)
+    return float(ang[ok].astype(np.float64).sum()), float(ok.sum())
 
 
-def _combine(planes, bands):
-    import dask.array as dsa
-
-    planes = _mask_angle(planes, bands)
-    lam = dsa.minimum(dsa.nanmean(planes[2 * bands]), 1.0)
-    lam = dsa.where(dsa.isfinite(lam), lam, 0.0)
-
-    def f(b, lam_):
-        return b[:bands] + np.float32(lam_) * b[bands:2 * bands]
-
-    return dsa.map_blocks(f, planes, lam, chunks=((bands,),) + planes.chunks[1:], dtype=np.float32)
+def _finish(planes: np.ndarray, bands: int, total: float, count: float) -> np.ndarray:
+    """SR = U + λ·R with λ = min(mean angle in degrees, 1) over the whole scene."""
+    lam = min(total / count, 1.0) if count else 0.0
+    return planes[:bands] + np.float32(lam) * planes[bands:2 * bands]
 
 
 register(MethodSpec(
@@ -166,6 +156,7 @@ register(MethodSpec(
     needs_weights=True,
     extra_planes=lambda bands: bands + 1,  # R = imresize(V − Ud, 2) and the angle map
     extra_value_planes=lambda bands: bands,
-    combine=_combine,
+    block_stat=_block_stat,
+    finish=_finish,
     paper="Li, Yuan, Jia, Wang, IEEE TIP 31:7252-7263, 2022",
 ))

@@ -127,7 +127,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         scale = self.parameterAsInt(parameters, self.SCALE, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         args = _prefix() + ["run", _layer_path(layer), "--scale", str(scale), "--method", method,
-                            "-o", out, "--overwrite", "--progress", "json",
+                            "-o", out, "--overwrite", "--progress", "json", "--discard-partial",
                             "--device", DEVICES[self.parameterAsEnum(parameters, self.DEVICE, context)]]
         guide = self.parameterAsRasterLayer(parameters, self.GUIDE, context)
         if guide is not None:
