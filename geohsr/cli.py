@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import signal
 import sys
@@ -22,9 +23,40 @@ def _warning_line(message, category, filename, lineno, line=None):
     return f"Warning: {message}\n"
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"Warning: {message}", err=True)
+
+
 def _terminate(signum, frame):
     """SIGTERM (e.g. Cancel in QGIS) unwinds like Ctrl-C, so temporary files are removed."""
     raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _quiet_c_stderr():
+    """Send what C libraries (GDAL, libtiff) print straight to file descriptor 2 to /dev/null,
+    while Python's sys.stderr (errors, progress) keeps going to the terminal."""
+    try:
+        real = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        real = False
+    if not real or os.environ.get("GEOHSR_DEBUG"):
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    old = sys.stderr
+    sys.stderr = open(saved, "w", buffering=1, closefd=False, encoding=old.encoding, errors="replace")
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        sys.stderr = old
+        os.close(devnull)
+        os.close(saved)
 
 
 class _Group(click.Group):
@@ -32,9 +64,17 @@ class _Group(click.Group):
 
     def invoke(self, ctx):
         warnings.formatwarning = _warning_line
+        if not os.environ.get("GEOHSR_DEBUG"):  # GDAL/libtiff chatter would break the one-line rule
+            logging.getLogger("rasterio").setLevel(logging.CRITICAL)
+            logging.getLogger("distributed").setLevel(logging.ERROR)
         signal.signal(signal.SIGTERM, _terminate)
         try:
-            return super().invoke(ctx)
+            with _quiet_c_stderr(), warnings.catch_warnings():
+                warnings.simplefilter("default")
+                for mod in ("rioxarray", "affine", "dask", "distributed", "zarr", "rasterio"):
+                    warnings.filterwarnings("ignore", module=mod)
+                warnings.showwarning = _show_warning
+                return super().invoke(ctx)
         except GeohsrError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(1)

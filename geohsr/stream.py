@@ -89,10 +89,15 @@ def _read_window(src: str, b: Block, halo: int, height: int, width: int):
     top, left = min(halo, b.y0), min(halo, b.x0)
     bottom, right = min(halo, height - b.y0 - b.h), min(halo, width - b.x0 - b.w)
     win = Window(b.x0 - left, b.y0 - top, b.w + left + right, b.h + top + bottom)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        with rasterio.open(src) as ds:
-            data = ds.read(window=win)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with rasterio.open(src) as ds:
+                data = ds.read(window=win)
+    except rasterio.errors.RasterioIOError as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else "read error"
+        raise InputError(f"{src}: cannot read rows {b.y0}–{b.y0 + b.h}, cols {b.x0}–{b.x0 + b.w} "
+                         f"({msg}); the file is truncated or corrupt") from None
     return data, (top, bottom, left, right)
 
 

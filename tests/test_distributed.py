@@ -23,3 +23,36 @@ def test_superresolve_under_a_distributed_client(client, make_raster, tmp_path):
     out = hr.compute()  # the active client runs it
     np.testing.assert_array_equal(out.values, ref)
     assert out.rio.crs == lazy.rio.crs
+
+
+def test_streamed_run_on_the_cluster_equals_local(client, make_raster, tmp_path):
+    from geohsr.stream import run_file
+
+    path, _ = make_raster(bands=3, h=64, w=80, nodata=-9999.0)
+    local = run_file(path, tmp_path / "local.tif", scale=2, block=16, progress="none")
+    dist = run_file(path, tmp_path / "dist.tif", scale=2, block=16, progress="none", client=client)
+    np.testing.assert_array_equal(geohsr.open_cube(local).values, geohsr.open_cube(dist).values)
+
+
+def test_a_worker_dying_does_not_corrupt_the_output(client, tmp_path):
+    import os
+    import signal
+    import threading
+    import time
+
+    from conftest import smooth_field, write_raster
+    from geohsr.stream import run_file
+
+    src = write_raster(tmp_path / "in.tif", (smooth_field(16, 160, 160, 2) * 1000).astype("float32"))
+    ref = geohsr.superresolve(geohsr.open_cube(src), scale=4).values
+    pids = list(client.run(os.getpid).values())
+
+    def kill_one():
+        time.sleep(1.0)
+        os.kill(pids[0], signal.SIGKILL)
+
+    t = threading.Thread(target=kill_one)
+    t.start()
+    out = run_file(src, tmp_path / "out.tif", scale=4, block=16, progress="none", client=client)
+    t.join()
+    np.testing.assert_array_equal(geohsr.open_cube(out).values, ref)

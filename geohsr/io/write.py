@@ -84,10 +84,13 @@ def _tmp_name(path: Path, suffix: str | None = None) -> Path:
 
 
 def _raise_os(exc: OSError, path: Path):
-    if getattr(exc, "errno", None) == errno.ENOSPC or "No space left" in str(exc):
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG) or "No space left" in str(exc) \
+            or "File too large" in str(exc):
         raise OutputError(f"{path}: disk full while writing; free space or choose another "
                           "-o location (nothing was written)") from None
-    raise OutputError(f"{path}: cannot write ({exc}); nothing was written") from None
+    first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    raise OutputError(f"{path}: cannot write ({first}); check free disk space, file size limits "
+                      "and permissions — nothing was written") from None
 
 
 class _RasterioTarget:

@@ -104,6 +104,9 @@ def find_dataset(path) -> list[Scene]:
         raise InputError("use cave_scenes() for CAVE (it has a fixed train/val split)")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".img", ".hdr"))
+        if not files:
+            raise InputError(f"{path}: no rasters (.tif, .img, .hdr) and no CAVE scene folders here; "
+                             "point --data at your training scenes")
         return raster_scenes(files)
     return raster_scenes([path])
 

@@ -1,0 +1,108 @@
+"""Peak memory of `geohsr run` on a scene whose ×4 output is larger than 10 GB.
+
+Builds a synthetic int16 GeoTIFF (default 3000 × 3000 × 64, tiled, band-interleaved), runs
+``geohsr run in.tif --scale 4 --method <m> --memory-limit <MB>`` as a child process and records
+wall time and peak RSS (``wait4``). With ``--crop N`` the run uses an N×N crop of the scene (for
+the slow learned methods). Appends a JSON record to ``benchmarks/results/memory.jsonl``.
+
+    python benchmarks/bench_memory.py [--size 3000] [--bands 64] [--method bicubic] [--crop 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rasterio
+from affine import Affine
+from rasterio.windows import Window
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_input(path: Path, size: int, bands: int) -> None:
+    prof = dict(driver="GTiff", count=bands, height=size, width=size, dtype="int16", nodata=-32768,
+                crs="EPSG:32633", transform=Affine(30, 0, 300000, 0, -30, 5900000), tiled=True,
+                blockxsize=256, blockysize=256, interleave="band", bigtiff="IF_SAFER")
+    xx = np.arange(size, dtype=np.float32)
+    with rasterio.open(path, "w", **prof) as ds:
+        for r0 in range(0, size, 512):
+            h = min(512, size - r0)
+            yy = np.arange(r0, r0 + h, dtype=np.float32)[:, None]
+            for b in range(bands):
+                blk = 3000 + 1500 * np.sin(xx * 0.013 + b * 0.1) * np.cos(yy * 0.017 - b * 0.05)
+                ds.write(blk.astype(np.int16), b + 1, window=Window(0, r0, size, h))
+        for b in range(bands):
+            ds.update_tags(b + 1, wavelength=str(400 + 30 * b), wavelength_units="Nanometers")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", type=int, default=3000)
+    ap.add_argument("--bands", type=int, default=64)
+    ap.add_argument("--scale", type=int, default=4)
+    ap.add_argument("--method", default="bicubic")
+    ap.add_argument("--memory-limit", type=float, default=2048)
+    ap.add_argument("--crop", type=int, default=0, help="use an N×N crop (0: whole scene)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--keep", action="store_true", help="keep the input for the next run")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "memory.jsonl")
+    a = ap.parse_args()
+    work = Path(a.workdir or tempfile.mkdtemp(prefix="geohsr-mem-"))
+    work.mkdir(parents=True, exist_ok=True)
+    src = work / f"in_{a.size}x{a.bands}.tif"
+    if not src.exists():
+        make_input(src, a.size, a.bands)
+    if a.crop:
+        crop = work / f"crop_{a.crop}.tif"
+        with rasterio.open(src) as ds:
+            prof = ds.profile
+            prof.update(width=a.crop, height=a.crop,
+                        transform=ds.window_transform(Window(0, 0, a.crop, a.crop)))
+            data = ds.read(window=Window(0, 0, a.crop, a.crop))
+        with rasterio.open(crop, "w", **prof) as out:
+            out.write(data)
+        src = crop
+    dst = work / "out.tif"
+    geohsr = str(Path(sys.executable).with_name("geohsr"))
+    cmd = [geohsr, "run", str(src), "--scale", str(a.scale), "--method", a.method, "-o", str(dst),
+           "--memory-limit", str(a.memory_limit), "--overwrite", "-q"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    err = proc.stderr.read().decode(errors="replace")
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(err)
+    with rasterio.open(src) as ds:
+        lr = (ds.count, ds.height, ds.width)
+    rec = {
+        "benchmark": "memory", "method": a.method, "scale": a.scale, "input": list(lr),
+        "input_dtype": "int16", "output_gb": round(dst.stat().st_size / 1e9, 2),
+        "memory_limit_mb": a.memory_limit, "wall_s": round(wall, 1),
+        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "lr_mpix_bands_per_s": round(lr[0] * lr[1] * lr[2] / 1e6 / wall, 2),
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                    "python": platform.python_version()}, "date": time.strftime("%Y-%m-%d"),
+    }
+    dst.unlink()
+    if not a.keep and a.workdir is None:
+        for p in work.iterdir():
+            p.unlink()
+        work.rmdir()
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(a.out, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(json.dumps(rec, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,212 @@
+"""The bad-input suite: every case asserts the exact behaviour — a one-line error, a non-zero
+exit, no traceback and nothing written or modified — or the documented graceful behaviour."""
+
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import rasterio
+import torch
+from affine import Affine
+from click.testing import CliRunner
+
+import geohsr
+from geohsr import weights as W
+from geohsr.cli import main
+from geohsr.nets.coarsr import CONFIGS, CoarSR
+from conftest import smooth_field, write_raster
+
+
+def _cli(*args):
+    r = CliRunner().invoke(main, [str(a) for a in args])
+    return r.exit_code, r.stdout, r.stderr
+
+
+def _snapshot(d):
+    return {p.name: p.read_bytes() if p.is_file() else None for p in sorted(d.iterdir())}
+
+
+@pytest.fixture
+def env(tmp_path):
+    good = write_raster(tmp_path / "good.tif", (smooth_field(3, 20, 24) * 1000).astype("float32"),
+                        wavelengths=[500.0, 600.0, 700.0])
+    d = {"good": good, "tmp": tmp_path}
+    (tmp_path / "text.tif").write_text("just text\n")
+    (tmp_path / "empty.tif").write_bytes(b"")
+    (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + os.urandom(200))
+    (tmp_path / "adir.tif").mkdir()
+    (tmp_path / "exists.tif").write_bytes(b"precious")
+    cplx = tmp_path / "complex.tif"
+    with rasterio.open(cplx, "w", driver="GTiff", count=1, height=4, width=4, dtype="complex64",
+                       crs="EPSG:32633", transform=Affine(1, 0, 0, 0, -1, 0)) as ds:
+        ds.write(np.ones((1, 4, 4), np.complex64))
+    d["complex"] = cplx
+    hdr_only = tmp_path / "lonely.hdr"
+    hdr_only.write_text("ENVI\nsamples = 2\nlines = 2\nbands = 1\ndata type = 4\n")
+    d["lonely"] = hdr_only
+    torch.manual_seed(0)
+    wpath = tmp_path / "w2.safetensors"
+    sha = W.save(CoarSR(2, CONFIGS["tiny"]).state_dict(), wpath,
+                 {"method": "coarsr", "scale": 2, "config": CONFIGS["tiny"].to_dict()})
+    tampered = tmp_path / "tampered.safetensors"
+    data = bytearray(wpath.read_bytes())
+    data[-3] ^= 0x55
+    tampered.write_bytes(bytes(data))
+    (tmp_path / "tampered.safetensors.sha256").write_text(sha + "\n")
+    (tmp_path / "garbage.safetensors").write_bytes(os.urandom(64))
+    (tmp_path / "model.pth").write_bytes(b"\x80\x04pickle")
+    d.update(w2=wpath, tampered=tampered)
+    return d
+
+
+ERROR_CASES = [
+    ("missing file", ["run", "{tmp}/missing.tif"], "no such file"),
+    ("text file named .tif", ["run", "{tmp}/text.tif"], "not a readable raster"),
+    ("empty file", ["run", "{tmp}/empty.tif"], "the file is empty"),
+    ("corrupt TIFF", ["run", "{tmp}/corrupt.tif"], "not a readable raster"),
+    ("directory as input", ["run", "{tmp}/adir.tif"], "is a directory"),
+    ("ENVI header without data", ["run", "{lonely}"], "without its data file"),
+    ("complex data", ["run", "{complex}", "-o", "{tmp}/c.tif"], "complex data"),
+    ("scale 0", ["run", "{good}", "--scale", "0"], "scale must be an integer >= 2"),
+    ("scale 1", ["run", "{good}", "--scale", "1"], "scale must be an integer >= 2"),
+    ("scale -2", ["run", "{good}", "--scale", "-2"], "scale must be an integer >= 2"),
+    ("scale 3.5", ["run", "{good}", "--scale", "3.5"], "'3.5' is not a valid integer"),
+    ("scale unsupported by the method", ["run", "{good}", "-m", "dualsr", "-s", "3"], "supports scales 2, 4, 8"),
+    ("unknown method", ["run", "{good}", "-m", "magic"], "unknown method 'magic'"),
+    ("guide for a method without guide", ["run", "{good}", "--guide", "{good}", "-o", "{tmp}/g.tif"], "takes no guide"),
+    ("output exists", ["run", "{good}", "-o", "{tmp}/exists.tif"], "already exists"),
+    ("output directory missing", ["run", "{good}", "-o", "{tmp}/no/such/dir/o.tif"], "output directory does not exist"),
+    ("output is the input", ["run", "{good}", "-o", "{good}", "--overwrite"], "overwrite the input"),
+    ("unknown output extension", ["run", "{good}", "-o", "{tmp}/o.xyz"], "cannot tell the format"),
+    ("output is a directory", ["run", "{good}", "-o", "{tmp}/adir.tif", "--overwrite"], "is a directory"),
+    ("unknown --format", ["run", "{good}", "--format", "JPEG"], "'JPEG' is not one of"),
+    ("unknown --dtype", ["run", "{good}", "--dtype", "float13"], "unknown data type"),
+    ("nodata does not fit --dtype", ["run", "{nodata_file}", "--dtype", "uint8", "-o", "{tmp}/u8.tif"], "does not fit output dtype uint8"),
+    ("block size not a multiple of 16", ["run", "{good}", "--block-size", "20", "-o", "{tmp}/b.tif"], "multiple of 16"),
+    ("memory limit too small", ["run", "{good}", "--memory-limit", "10"], "at least 700"),
+    ("unknown device", ["run", "{good}", "--device", "tpu", "-o", "{tmp}/d.tif"], "unknown device 'tpu'"),
+    ("weights missing", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/nope.safetensors", "-o", "{tmp}/w.tif"], "weights file not found"),
+    ("pickle weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/model.pth", "-o", "{tmp}/w.tif"], "only .safetensors"),
+    ("corrupt weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/garbage.safetensors", "-o", "{tmp}/w.tif"], "not a valid safetensors"),
+    ("tampered weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tampered}", "-o", "{tmp}/w.tif"], "does not match the expected"),
+    ("weights of another scale", ["run", "{good}", "-m", "coarsr", "-s", "4", "--weights", "{w2}", "-o", "{tmp}/w.tif"], "weights are for ×2, not ×4"),
+    ("unreachable scheduler", ["run", "{good}", "--scheduler", "tcp://127.0.0.1:9", "-o", "{tmp}/s.tif"], "cannot reach the dask scheduler"),
+    ("info on a missing file", ["info", "{tmp}/missing.tif"], "no such file"),
+    ("evaluate with a bad report name", ["evaluate", "{good}", "--report", "{tmp}/r.pdf"], "use a .md, .csv or .html"),
+    ("train with no data", ["train", "dualsr", "--data", "{tmp}/adir.tif", "--out", "{tmp}/run"], "no rasters"),
+]
+
+
+@pytest.mark.parametrize("name,args,message", ERROR_CASES, ids=[c[0] for c in ERROR_CASES])
+def test_user_error(env, name, args, message):
+    nodata_file = write_raster(env["tmp"] / "nd.tif", np.ones((1, 8, 8), "float32"), nodata=-9999.0)
+    env = dict(env, nodata_file=nodata_file)
+    before = _snapshot(env["tmp"])
+    code, out, err = _cli(*[a.format(**env) for a in args])
+    assert code != 0, (name, out, err)
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert lines and message in lines[-1], (name, err)
+    assert "Traceback" not in err
+    assert _snapshot(env["tmp"]) == before, name
+
+
+def test_at_least_thirty_cases():
+    assert len(ERROR_CASES) + 8 >= 30
+
+
+# --- documented graceful behaviour ----------------------------------------------------------
+
+def test_no_crs_works_with_a_warning(tmp_path):
+    p = write_raster(tmp_path / "nocrs.tif", np.ones((2, 8, 8), "float32"), crs=None)
+    code, out, err = _cli("run", p, "-s", "2", "-q")
+    assert code == 0 and "has no CRS" in err
+    assert geohsr.open_cube(out.strip()).rio.crs is None
+
+
+def test_no_wavelengths_works_for_band_agnostic_methods(tmp_path):
+    p = write_raster(tmp_path / "nowl.tif", np.ones((2, 8, 8), "float32"))
+    code, out, _ = _cli("run", p, "-s", "2", "-q")
+    assert code == 0 and np.isnan(geohsr.open_cube(out.strip()).wavelength.values).all()
+
+
+@pytest.mark.parametrize("bands", [1, 2])
+def test_one_and_two_band_inputs(tmp_path, bands):
+    p = write_raster(tmp_path / "few.tif", smooth_field(bands, 12, 12).astype("float32"))
+    code, out, _ = _cli("run", p, "-s", "2", "-q")
+    assert code == 0 and geohsr.open_cube(out.strip()).shape == (bands, 24, 24)
+
+
+def test_one_pixel_raster(tmp_path):
+    p = write_raster(tmp_path / "px.tif", np.full((3, 1, 1), 7.0, "float32"))
+    code, out, _ = _cli("run", p, "-s", "4", "-q")
+    got = geohsr.open_cube(out.strip())
+    assert code == 0 and got.shape == (3, 4, 4) and np.allclose(got.values, 7.0)
+
+
+def test_zero_size_cube_is_refused():
+    import xarray as xr
+
+    with pytest.raises(geohsr.InputError, match="the cube is empty"):
+        geohsr.superresolve(xr.DataArray(np.zeros((3, 0, 5), "float32"), dims=("band", "y", "x")))
+
+
+def test_all_nodata_scene_gives_an_all_nodata_product(tmp_path):
+    p = write_raster(tmp_path / "nd.tif", np.full((2, 8, 8), -1.0, "float32"), nodata=-1.0)
+    code, out, _ = _cli("run", p, "-s", "2", "-q")
+    assert code == 0 and (geohsr.open_cube(out.strip()).values == -1.0).all()
+
+
+def test_nan_and_inf_are_treated_as_invalid(tmp_path):
+    a = np.ones((1, 8, 8), "float32")
+    a[0, 1, 1], a[0, 5, 5] = np.nan, np.inf
+    p = write_raster(tmp_path / "naninf.tif", a)
+    code, out, _ = _cli("run", p, "-s", "2", "-q")
+    v = geohsr.open_cube(out.strip()).values[0]
+    assert code == 0 and np.isnan(v[2:4, 2:4]).all() and np.isnan(v[10:12, 10:12]).all()
+    assert np.allclose(v[np.isfinite(v)], 1.0)
+
+
+def test_huge_values_and_integer_overflow_never_wrap(tmp_path):
+    a = np.zeros((1, 8, 8), "int16")
+    a[0, :, 4:] = 32767  # a step at the type's limit: cubic overshoot must clip, not wrap
+    a[0, :, :4] = -32767
+    p = write_raster(tmp_path / "i16.tif", a, nodata=-32768)
+    code, out, _ = _cli("run", p, "-s", "4", "-q")
+    v = geohsr.open_cube(out.strip()).values
+    assert code == 0 and v.max() == 32767 and v.min() == -32767 and (v != -32768).all()
+    f = write_raster(tmp_path / "big.tif", np.full((1, 4, 4), 3e38, "float32"))
+    code, out, _ = _cli("run", f, "-s", "2", "-q")
+    assert code == 0 and np.isfinite(geohsr.open_cube(out.strip()).values).all()
+
+
+def test_truncated_file_fails_cleanly(tmp_path):
+    src = write_raster(tmp_path / "whole.tif", smooth_field(8, 64, 64).astype("float32"))
+    cog = geohsr.save_cube(geohsr.open_cube(src), tmp_path / "cog.tif", format="COG")
+    data = cog.read_bytes()
+    (tmp_path / "trunc.tif").write_bytes(data[: len(data) // 2])
+    cog.unlink()
+    before = _snapshot(tmp_path)
+    code, _, err = _cli("run", tmp_path / "trunc.tif", "-s", "2", "-o", tmp_path / "t_x2.tif")
+    assert code != 0 and err.strip().splitlines()[-1].startswith("Error: ")
+    assert "Traceback" not in err and _snapshot(tmp_path) == before
+
+
+def test_disk_full_leaves_nothing(tmp_path):
+    src = write_raster(tmp_path / "in.tif", smooth_field(16, 64, 64).astype("float32"))
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (400_000, 400_000))
+
+    r = subprocess.run([sys.executable, "-m", "geohsr", "run", str(src), "-s", "4", "-q",
+                        "-o", str(tmp_path / "full.tif")], preexec_fn=limit, capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "check free disk space" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
