@@ -18,7 +18,9 @@ def cast(values: np.ndarray, dtype, nodata=None, valid: np.ndarray | None = None
             out = np.where(valid, out, np.asarray(fill, dtype=dtype))
         return out
     info = np.iinfo(dtype)
-    v = np.nan_to_num(values, nan=0.0, posinf=info.max, neginf=info.min)
+    # float32 cannot hold 2**31 − 1 exactly (it rounds up and would wrap): clip in float64
+    work = np.float64 if dtype.itemsize >= 4 else np.float32
+    v = np.nan_to_num(np.asarray(values, dtype=work), nan=0.0, posinf=info.max, neginf=info.min)
     v = np.clip(np.rint(v), info.min, info.max)
     if out_nodata is not None and np.isfinite(out_nodata):
         nd = float(out_nodata)
