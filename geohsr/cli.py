@@ -331,8 +331,20 @@ def train(method, data, scale, out, config, resume, batches, batch, lr, halve_ev
                        batch=batch, lr=lr, halve_every=halve_every, val_every=val_every,
                        ckpt_every=ckpt_every, max_minutes=max_minutes, seed=seed,
                        device=str(resolve_device(device)), threads=threads, progress=not quiet,
-                       command="geohsr " + " ".join(sys.argv[1:]))
+                       command=_train_command(click.get_current_context()))
     click.echo(json.dumps(res))
+
+
+def _train_command(ctx) -> str:
+    """The full, canonical command line of a train run (for the model card)."""
+    p = ctx.params
+    parts = ["geohsr train", p["method"], "--data", str(p["data"]), "--scale", str(p["scale"]),
+             "--out", str(p["out"]), "--config", p["config"], "--batches", str(p["batches"])]
+    for opt in ("batch", "lr", "halve_every", "val_every", "ckpt_every", "max_minutes", "seed",
+                "threads"):
+        if p.get(opt) is not None:
+            parts += [f"--{opt.replace('_', '-')}", str(p[opt])]
+    return " ".join(parts)
 
 
 @main.command("methods")

@@ -85,9 +85,12 @@ def degrade_for_eval(ref: np.ndarray, scale: int, degradation: str = "bicubic", 
 
 
 def evaluate(cube, methods=("bicubic",), scale: int = 4, *, degradation: str = "bicubic",
-             noise: float = 0.0, seed: int = 0, device: str = "auto", weights: dict | None = None
-             ) -> EvaluationReport:
-    """Evaluate ``methods`` on ``cube`` with the Wald protocol (see the module docstring)."""
+             noise: float = 0.0, seed: int = 0, device: str = "auto", weights: dict | None = None,
+             value_scale: float | None = None) -> EvaluationReport:
+    """Evaluate ``methods`` on ``cube`` with the Wald protocol (see the module docstring).
+
+    ``value_scale``: divide the reference by this instead of its maximum (e.g. 1.0 for a cube
+    already in [0, 1] as the papers' CAVE protocol, 10000 for reflectance × 10000)."""
     from .api import superresolve
 
     cube = open_cube(cube)
@@ -95,7 +98,7 @@ def evaluate(cube, methods=("bicubic",), scale: int = 4, *, degradation: str = "
     if "bicubic" not in [m.lower() for m in methods]:
         methods = ["bicubic"] + methods
     ref, good = _reference(cube, scale)
-    peak = float(np.max(np.abs(ref)))
+    peak = float(np.max(np.abs(ref))) if value_scale is None else float(value_scale)
     if peak == 0:
         raise InputError("the reference is all zeros; nothing to evaluate")
     ref = ref / peak
@@ -113,8 +116,9 @@ def evaluate(cube, methods=("bicubic",), scale: int = 4, *, degradation: str = "
         bs[m] = metrics.ssim_per_band(sr, ref)
         sm[m] = metrics.sam_map(sr, ref)
     protocol = (f"Wald protocol ×{scale}: {int(good.sum())} good bands of {cube.sizes['band']}, "
-                f"{ref.shape[1]}×{ref.shape[2]} px reference scaled to [0, 1] by its max "
-                f"({peak:g}); LR by {degradation} degradation"
+                f"{ref.shape[1]}×{ref.shape[2]} px reference divided by "
+                f"{'its max' if value_scale is None else 'the given scale'} ({peak:g}); "
+                f"LR by {degradation} degradation"
                 + (f" + noise σ={noise}" if noise else "")
                 + "; PSNR from one MSE over the cube (peak 1), SSIM Gaussian 11/1.5 per band, "
                   "SAM mean degrees, ERGAS 100/s")

@@ -92,3 +92,40 @@ def test_no_pickle_loading_anywhere():
     for f in src.rglob("*.py"):
         text = f.read_text()
         assert "torch.load(" not in text and "pickle.load" not in text, f
+
+
+def test_train_ship_and_use_shipped_weights(tmp_path, monkeypatch, make_raster):
+    import geohsr
+    from click.testing import CliRunner
+    from geohsr.cli import main
+
+    src, _ = make_raster(bands=5, h=64, w=64)
+    r = CliRunner().invoke(main, ["train", "coarsr", "--data", str(src), "--scale", "2", "--out",
+                                  str(tmp_path / "run"), "--config", "tiny", "--batches", "3",
+                                  "--val-every", "3", "--batch", "2", "-q", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert card["data"]["train_scenes"] and card["data"]["val_scenes"] and card["command"].startswith("geohsr train")
+    models = tmp_path / "models"
+    monkeypatch.setenv("GEOHSR_MODELS", str(models))
+    entry = W.ship(tmp_path / "run", "coarsr_x2_tiny", {"protocol": "test", "table": {}})
+    assert (models / "coarsr_x2_tiny.md").read_text().startswith("# coarsr_x2_tiny.safetensors")
+    assert W.find("coarsr", 2)["sha256"] == entry["sha256"]
+    from geohsr.methods import load_runner
+
+    load_runner.cache_clear()
+    cube = geohsr.open_cube(src)
+    hr = geohsr.superresolve(cube, "coarsr", 2)  # picks the shipped weights
+    assert hr.shape == (5, 128, 128)
+    assert any("coarsr_x2_tiny" in w for w in geohsr.get_method("dualsr").shipped_weights())
+    with pytest.raises(WeightsError, match="no shipped CoarSR weights for ×4"):
+        geohsr.superresolve(cube, "coarsr", 4)
+    # tampering with a shipped file is caught by the catalogue's sha256
+    f = models / "coarsr_x2_tiny.safetensors"
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 1
+    f.write_bytes(bytes(data))
+    load_runner.cache_clear()
+    with pytest.raises(WeightsError, match="does not match"):
+        geohsr.superresolve(cube, "coarsr", 2)
+    load_runner.cache_clear()
