@@ -208,7 +208,9 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
         flush_seconds = float(os.environ.get("GEOHSR_FLUSH_SECONDS", "5"))
     blocks = plan_blocks(h, w, side)
     # the output's geometry and metadata, without its pixels (a broadcast view)
-    proto = plan.wrap(np.broadcast_to(np.zeros((), plan.out_dtype), (nb, h * s, w * s)))
+    import dask.array as dsa
+
+    proto = plan.wrap(dsa.zeros((nb, h * s, w * s), dtype=plan.out_dtype, chunks=(nb, 4096, 4096)))
     info = spec_io.from_coords(cube)
 
     data_dst, hdr_dst = envi_paths(dst) if fmt == "ENVI" else (dst, None)
