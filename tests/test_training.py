@@ -129,3 +129,26 @@ def test_train_ship_and_use_shipped_weights(tmp_path, monkeypatch, make_raster):
     with pytest.raises(WeightsError, match="does not match"):
         geohsr.superresolve(cube, "coarsr", 2)
     load_runner.cache_clear()
+
+
+def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path):
+    import os
+    import signal
+    import threading
+
+    task = _task()
+    s = TrainSettings(lr=1e-3, batch=2, batches=10_000, val_every=10_000, ckpt_every=10_000)
+    tr = Trainer(task, tmp_path / "r", s)
+    orig = task.train_batch
+
+    def batch_then_interrupt(batch, opt):
+        loss = orig(batch, opt)
+        if tr.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    task.train_batch = batch_then_interrupt
+    res = tr.run(progress=False)
+    assert res["interrupted"] and res["batches"] == 3
+    state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
+    assert state["step"] == 3

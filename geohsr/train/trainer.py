@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -122,11 +124,39 @@ class Trainer:
         self.task.model.train()
         bar = tqdm(total=self.s.batches, initial=self.step, disable=not progress, file=sys.stderr,
                    desc=f"train {self.task.name}", dynamic_ncols=True)
-        stopped_by_budget = False
+        stop = {"signal": None}
+
+        def request_stop(signum, frame):  # finish the batch, then checkpoint and write the card
+            stop["signal"] = signum
+
+        old_handlers = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                old_handlers[sig] = signal.signal(sig, request_stop)
+        try:
+            self._loop(t0, bar, stop)
+        finally:
+            for sig, h in old_handlers.items():
+                signal.signal(sig, h)
+        stopped_by_budget = self._budget_hit
+        bar.close()
+        self.save_checkpoint()
+        if not (self.out / "best.safetensors").exists():
+            W.save(self.task.model.state_dict(), self.out / "best.safetensors", self.task.metadata())
+        with open(self.out / "history.jsonl", "w") as f:
+            for rec in self.history:
+                f.write(json.dumps(rec) + "\n")
+        return {"batches": self.step, "best": self.best, "stopped_by_budget": stopped_by_budget,
+                "interrupted": stop["signal"] is not None}
+
+    def _loop(self, t0, bar, stop):
+        self._budget_hit = False
         seen = 0
         while self.step < self.s.batches:
+            if stop["signal"] is not None:
+                break
             if self.s.max_minutes is not None and (time.time() - t0) / 60 > self.s.max_minutes:
-                stopped_by_budget = True
+                self._budget_hit = True
                 break
             rng = np.random.default_rng([self.s.seed, self.step])
             batch = self.task.sample(rng, self.s.batch)
@@ -152,11 +182,3 @@ class Trainer:
             self.history.append(rec)
             if self.step % self.s.ckpt_every == 0:
                 self.save_checkpoint()
-        bar.close()
-        self.save_checkpoint()
-        if not (self.out / "best.safetensors").exists():
-            W.save(self.task.model.state_dict(), self.out / "best.safetensors", self.task.metadata())
-        with open(self.out / "history.jsonl", "w") as f:
-            for rec in self.history:
-                f.write(json.dumps(rec) + "\n")
-        return {"batches": self.step, "best": self.best, "stopped_by_budget": stopped_by_budget}
