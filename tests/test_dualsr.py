@@ -174,3 +174,14 @@ def test_wrong_or_missing_weights(tmp_path):
         geohsr.superresolve(cube.chunk({"y": 10}), "coarsr", 2, weights=pth)  # raised eagerly
     with pytest.raises(WeightsError, match="not found"):
         geohsr.superresolve(cube, "coarsr", 2, weights=tmp_path / "missing.safetensors")
+
+
+def test_intergroup_2d_formulation_equals_3d():
+    from geohsr.nets.coarsr import InterGroup
+
+    torch.manual_seed(0)
+    m = InterGroup(8).eval()
+    v = [torch.rand(2, 8, 5, 6) for _ in range(3)]
+    with torch.inference_mode():
+        for a, b in zip(m(v), m.reference(v)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

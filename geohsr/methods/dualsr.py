@@ -52,7 +52,7 @@ def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarS
     W.load_into(model, tensors, path)
     model.eval()
     fuse_weight_norm(model)
-    return model.to(device)
+    return model.to(device).channels_last()
 
 
 def _coarse(model: CoarSR, x: torch.Tensor, scale: float, batch_tiles: int = 1) -> torch.Tensor:

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..nn import Upsampler, res_body, wn_conv2d, wn_conv3d
@@ -73,26 +74,49 @@ class IntraGroup(nn.Module):
         self.gamma = nn.Parameter(torch.ones(3, 3))
         self.gamma_inter = nn.Parameter(torch.ones(3))
 
-    def forward(self, g: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, g: list[torch.Tensor]) -> list[torch.Tensor]:
         a = [gk + body(gk) for gk, body in zip(g, self.body_a)]
         out = []
         for j in range(3):
             m = self.mix[j](torch.cat([self.gamma[j, k] * a[k] for k in range(3)], 1))
             c = m + self.body_c[j](m) + g[j]
             out.append(self.gamma_inter[j] * c)
-        return torch.stack(out, 2)  # (B, F, 3, h, w)
+        return out  # the three slices of the depth-3 volume
 
 
 class InterGroup(nn.Module):
+    """``y = V + conv(1,3,3)(ReLU(conv(1,3,3)(V) + conv(3,1,1)(V)))`` on the depth-3 volume.
+
+    The parameters are 3-D convolutions (as specified); the forward pass computes the same
+    thing with 2-D convolutions — the depth folded into the batch for the (1,3,3) kernels and
+    the (3,1,1) kernel as a 1×1 convolution over the channel-stacked depth neighbours — which is
+    several times faster on CPUs (oneDNN, channels_last) and GPUs.
+    """
+
     def __init__(self, n: int):
         super().__init__()
         self.spatial1 = wn_conv3d(n, n, (1, 3, 3))
         self.spectral = wn_conv3d(n, n, (3, 1, 1))
         self.spatial2 = wn_conv3d(n, n, (1, 3, 3))
-        self.relu = nn.ReLU(inplace=True)
 
-    def forward(self, v: torch.Tensor) -> torch.Tensor:
-        return v + self.spatial2(self.relu(self.spatial1(v) + self.spectral(v)))
+    def forward(self, v: list[torch.Tensor]) -> list[torch.Tensor]:
+        b = v[0].shape[0]
+        n = v[0].shape[1]
+        x = torch.cat(v, 0)  # (3B, F, h, w), depth-major
+        a = F.conv2d(x, self.spatial1.weight[:, :, 0], self.spatial1.bias, padding=1)
+        zero = torch.zeros_like(v[0])
+        nbr = torch.cat([torch.cat([v[d - 1] if d > 0 else zero, v[d], v[d + 1] if d < 2 else zero], 1)
+                         for d in range(3)], 0)  # (3B, 3F, h, w): channel block k = depth d+k−1
+        w = self.spectral.weight[:, :, :, 0, 0].permute(0, 2, 1).reshape(n, 3 * n, 1, 1)
+        y = F.relu(a + F.conv2d(nbr, w, self.spectral.bias))
+        y = F.conv2d(y, self.spatial2.weight[:, :, 0], self.spatial2.bias, padding=1)
+        return [vd + yd for vd, yd in zip(v, y.split(b, 0))]
+
+    def reference(self, v: list[torch.Tensor]) -> list[torch.Tensor]:
+        """The literal 3-D formulation (for tests)."""
+        vol = torch.stack(v, 2)
+        out = vol + self.spatial2(F.relu(self.spatial1(vol) + self.spectral(vol)))
+        return list(out.unbind(2))
 
 
 class ASFM(nn.Module):
@@ -102,8 +126,7 @@ class ASFM(nn.Module):
         self.inter = InterGroup(n)
 
     def forward(self, g):
-        v = self.inter(self.intra(g))
-        return list(v.unbind(2))
+        return self.inter(self.intra(g))
 
 
 class CoarSR(nn.Module):
@@ -124,7 +147,18 @@ class CoarSR(nn.Module):
         self.up = Upsampler(scale, n)
         self.tail = wn_conv2d(n, 1, 3)
 
+    def channels_last(self) -> "CoarSR":
+        """Use the NHWC layout (oneDNN's fast path: ~1.4× on this CPU) for inference."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                m.weight.data = m.weight.data.contiguous(memory_format=torch.channels_last)
+        self._nhwc = True
+        return self
+
     def forward(self, x, g2, g3, bic, state=None):
+        if getattr(self, "_nhwc", False):
+            cl = torch.channels_last
+            x, g2, g3 = (t.contiguous(memory_format=cl) for t in (x, g2, g3))
         g0 = [self.head1(x), self.head2(g2), self.head3(g3)]
         skip = g0[0]
         g = list(g0)

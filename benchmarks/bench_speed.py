@@ -1,0 +1,144 @@
+"""Throughput benchmarks: per method, tiled vs whole image, distributed speed-up.
+
+* ``methods``: LR megapixel·bands per second of bicubic, CoarSR and DualSR ×4 on a
+  128 × 128 × 31 LR cube (a CAVE test image), shipped weights; plus the CoarSR **paper**
+  configuration (random weights: speed only) with its FLOP count (torch's FlopCounterMode) and
+  the GFLOP/s it reaches.
+* ``tiling``: bicubic ×4 of a 1024 × 1024 × 32 cube in one block vs 256-pixel dask chunks
+  (overhead of the halo and the graph).
+* ``distributed``: a streamed ``run_file`` on a LocalCluster of 1 vs 2 single-threaded workers.
+
+Appends JSON lines to ``benchmarks/results/speed.jsonl``.
+
+    python benchmarks/bench_speed.py [methods] [tiling] [distributed]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+from affine import Affine
+
+import geohsr
+from geohsr import geo
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "speed.jsonl"
+
+
+def machine() -> dict:
+    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def record(rec: dict) -> None:
+    rec["machine"] = machine()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    with open(OUT, "a") as f:
+        f.write(json.dumps(rec) + "\n")
+    print(json.dumps(rec))
+
+
+def cube(bands, h, w, seed=0):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    data = np.stack([0.4 + 0.2 * np.sin(xx / (5 + b % 7) + b) * np.cos(yy / 9) for b in range(bands)])
+    data += 0.01 * rng.standard_normal(data.shape)
+    return geo.with_grid(xr.DataArray(data.astype("float32"), dims=("band", "y", "x")),
+                         Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
+
+
+def timeit(fn, repeat=3):
+    fn()  # warm-up (model load, allocator)
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def bench_methods():
+    c = cube(31, 128, 128)
+    mpb = 31 * 128 * 128 / 1e6
+    for m in ("bicubic", "coarsr", "dualsr"):
+        try:
+            t = timeit(lambda: geohsr.superresolve(c, m, 4), repeat=2 if m != "bicubic" else 5)
+        except geohsr.GeohsrError as exc:
+            print(f"skip {m}: {exc}", file=sys.stderr)
+            continue
+        record({"benchmark": "method_throughput", "method": m, "scale": 4, "lr_shape": [31, 128, 128],
+                "weights": "shipped", "wall_s": round(t, 3), "lr_mpix_bands_per_s": round(mpb / t, 4)})
+    # the paper-size CoarSR (speed only): FLOPs and GFLOP/s
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from geohsr.nets.coarsr import CoarSR
+    from geohsr.nn import fuse_weight_norm
+    from geohsr.resize import imresize
+
+    model = fuse_weight_norm(CoarSR(4).eval())
+    x = torch.from_numpy(c.values)[None]
+    bic = imresize(x, scale=4, a=-0.5, antialias=False)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        model.forward_cube(x[:, :2], bic[:, :2])
+    flops = fc.get_total_flops() / 2 * 31  # two bands counted, cube has 31 (same work per band)
+
+    def run():
+        with torch.inference_mode():
+            model.forward_cube(x, bic)
+
+    t = timeit(run, repeat=1)
+    record({"benchmark": "coarsr_paper_speed", "scale": 4, "lr_shape": [31, 128, 128],
+            "wall_s": round(t, 2), "tflop": round(flops / 1e12, 3), "gflop_per_s": round(flops / t / 1e9, 1),
+            "official_code_s_on_this_machine": 34.0, "speedup_vs_official": round(34.0 / t, 2),
+            "lr_mpix_bands_per_s": round(mpb / t, 4)})
+
+
+def bench_tiling():
+    c = cube(32, 1024, 1024)
+    t_whole = timeit(lambda: geohsr.superresolve(c, "bicubic", 4, chunks={"y": 1024, "x": 1024}), 3)
+    t_tiled = timeit(lambda: geohsr.superresolve(c.chunk({"y": 256, "x": 256}), "bicubic", 4).compute(), 3)
+    record({"benchmark": "tiled_vs_whole", "method": "bicubic", "scale": 4, "lr_shape": [32, 1024, 1024],
+            "whole_s": round(t_whole, 3), "tiled_256_s": round(t_tiled, 3),
+            "overhead_pct": round(100 * (t_tiled / t_whole - 1), 1)})
+
+
+def bench_distributed():
+    from distributed import Client, LocalCluster
+
+    from geohsr.stream import run_file
+
+    work = Path(tempfile.mkdtemp(prefix="geohsr-dist-"))
+    src = geohsr.save_cube(cube(16, 512, 512), work / "in.tif")
+    method, scale = ("coarsr", 4) if geohsr.get_method("coarsr").shipped_weights() else ("bicubic", 4)
+    times = {}
+    for n in (1, 2):
+        with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
+                Client(cl) as client:
+            client.run(lambda: torch.set_num_threads(1))
+            run_file(src, work / "warm.tif", method=method, scale=scale, block=64, client=client,
+                     overwrite=True, progress="none")  # loads the model on every worker
+            t = time.perf_counter()
+            run_file(src, work / f"o{n}.tif", method=method, scale=scale, block=64, client=client,
+                     overwrite=True, progress="none")
+            times[n] = time.perf_counter() - t
+    same = np.array_equal(geohsr.open_cube(work / "o1.tif").values, geohsr.open_cube(work / "o2.tif").values)
+    record({"benchmark": "distributed_speedup", "method": method, "scale": scale, "lr_shape": [16, 512, 512],
+            "one_worker_s": round(times[1], 2), "two_workers_s": round(times[2], 2),
+            "speedup": round(times[1] / times[2], 2), "identical": bool(same)})
+
+
+if __name__ == "__main__":
+    which = sys.argv[1:] or ["methods", "tiling", "distributed"]
+    for w in which:
+        {"methods": bench_methods, "tiling": bench_tiling, "distributed": bench_distributed}[w]()
