@@ -112,7 +112,9 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
-@click.option("--method", "-m", default="bicubic", help="super-resolution method (see `geohsr methods`)")
+@click.option("--method", "-m", default="auto",
+              help="super-resolution method (see `geohsr methods`); auto: DualSR where shipped "
+                   "weights cover the scale, else bicubic")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="output path [default: <input stem>_x<scale>.tif next to the input]")
 @click.option("--guide", type=click.Path(path_type=Path), default=None,
@@ -147,6 +149,10 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory
     from .io.write import check_destination
     from .methods import get_method
 
+    if method == "auto":
+        from .methods import default_method
+
+        method = default_method(scale)  # the final "wrote … method X" line says which
     spec = get_method(method)
     spec.check_scale(scale)
     if dtype is not None:

@@ -99,6 +99,16 @@ def register(spec: MethodSpec) -> MethodSpec:
     return spec
 
 
+def default_method(scale: int) -> str:
+    """``auto``: DualSR where shipped weights cover ×scale (and ×scale/2), else bicubic."""
+    from ..weights import find
+
+    s = int(scale)
+    if s in (2, 4, 8) and find("coarsr", s) and (s == 2 or find("coarsr", s // 2)):
+        return "dualsr"
+    return "bicubic"
+
+
 def get_method(name: str) -> MethodSpec:
     _load_builtin()
     key = str(name).lower()
