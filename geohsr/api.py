@@ -20,23 +20,41 @@ EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
 
 
 def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mask_dilation,
-              value_planes):
-    """Super-resolve one block (with halo) and crop the halo. Returns float32 planes whose
-    first ``bands`` are the HR bands, NaN where the input was invalid; a method may append
-    auxiliary planes (see ``MethodSpec.finish``), the first ``value_planes`` of all planes are
-    in data units (denormalised)."""
+              use_bands=None):
+    """Super-resolve one block (with halo) and crop the halo.
+
+    Returns float32 planes: the HR bands (NaN where the input was invalid), then the method's
+    auxiliary planes (``MethodSpec.aux_per_band`` blocks of one plane per band in data units,
+    then ``aux_extra`` unitless planes). With ``use_bands`` (the good bands of a method that
+    takes all bands at once) the model sees only those bands; the others come back as NaN, so
+    bad bands never feed the band recurrence."""
+    from .methods import get_method
+
+    spec = get_method(method)
     x = np.asarray(block)
+    nb = x.shape[0]
     valid = valid_mask(x, nodata)
     xf = fill_invalid(x.astype(np.float32, copy=False), valid)
     norm = float(norm)
     if norm != 1.0:
         xf = xf / np.float32(norm)
+    if use_bands is not None:
+        xf = xf[list(use_bands)]
     runner = load_runner(method, scale, weights, device)
     y = runner(torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32)))
     y = y.detach().to("cpu").numpy().astype(np.float32, copy=False)
-    nb = x.shape[0]
+    per = 1 + spec.aux_per_band
+    lg = xf.shape[0]
     if norm != 1.0:
-        y[:value_planes] *= np.float32(norm)
+        y[:lg * per] *= np.float32(norm)
+    if use_bands is not None:  # put the good bands back among all bands
+        full = np.empty((nb * per + spec.aux_extra,) + y.shape[1:], dtype=np.float32)
+        for k in range(per):
+            blk = full[k * nb:(k + 1) * nb]
+            blk[:] = np.nan if k == 0 else 0.0
+            blk[list(use_bands)] = y[k * lg:(k + 1) * lg]
+        full[nb * per:] = y[lg * per:]
+        y = full
     t, b, l, r = (v * scale for v in sides)
     sl = (slice(None), slice(t, y.shape[1] - b), slice(l, y.shape[2] - r))
     y = y[sl]
@@ -79,12 +97,20 @@ class Plan:
 
     @property
     def planes(self) -> int:
-        return self.bands + self.spec.aux_planes(self.bands)
+        return self.spec.planes(self.bands)
+
+    @property
+    def use_bands(self) -> list[int] | None:
+        """Good bands (bbl = 1) for methods that take all bands at once, when some are bad."""
+        if self.spec.band_axis != "joint":
+            return None
+        good = np.flatnonzero(self.cube.coords["good_band"].values != 0)
+        return good.tolist() if 0 < good.size < self.bands else None
 
     def block_kwargs(self) -> dict:
         return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
                     device=self.device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
-                    value_planes=self.bands + self.spec.aux_value_planes(self.bands))
+                    use_bands=self.use_bands)
 
     def wrap(self, data) -> xr.DataArray:
         """The HR DataArray around ``data``: band coords, attrs, HR grid, CRS, nodata."""
@@ -128,10 +154,10 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
     return plan
 
 
-def _finish_lazy(spec, planes: dsa.Array, nb: int) -> dsa.Array:
+def _finish_lazy(spec, planes: dsa.Array, nb: int, good=None) -> dsa.Array:
     """Reduce the method's scene-wide statistic lazily, then finish every block with it."""
     def part(b, i):
-        return np.array(spec.block_stat(b, nb)[i]).reshape((1, 1, 1))
+        return np.array(spec.block_stat(b, nb, good)[i]).reshape((1, 1, 1))
 
     one = tuple((1,) * len(c) for c in planes.chunks)
     total = dsa.map_blocks(part, planes, 0, chunks=one, dtype=np.float64).sum()
@@ -171,7 +197,7 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     out = tiled_map(data, _sr_block, s, spec.halo, np.float32, (norm,), plan.block_kwargs(),
                     planes=plan.planes)
     if spec.finish is not None:
-        out = _finish_lazy(spec, out, nb)
+        out = _finish_lazy(spec, out, nb, plan.use_bands)
     out = out.map_blocks(_cast_block, dtype=out_dtype, out_dtype=out_dtype, out_nodata=out_nodata,
                          meta=np.empty((0, 0, 0), dtype=out_dtype))
 

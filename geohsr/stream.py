@@ -112,7 +112,7 @@ def block_task(src: str, b: Block, height: int, width: int, halo: int, kw: dict,
     spec = get_method(kw["method"])
     nb = data.shape[0]
     if mode == "stat":
-        return spec.block_stat(planes, nb)
+        return spec.block_stat(planes, nb, kw.get("use_bands"))
     if spec.finish is not None:
         planes = spec.finish(planes, nb, *stat)
     return cast(planes[:nb], finish_info["dtype"], finish_info["nodata"], np.isfinite(planes[:nb]))
@@ -307,7 +307,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
                         b = blocks[0]
                         data, sides = _read_window(src_path, b, spec.halo, h, w)
                         planes = _sr_block(data, norm, sides=sides, **kw)
-                        arr = spec.finish(planes, nb, *spec.block_stat(planes, nb))
+                        arr = spec.finish(planes, nb, *spec.block_stat(planes, nb, kw.get("use_bands")))
                         write(b, cast(arr, plan.out_dtype, plan.out_nodata, np.isfinite(arr)))
                         pr.update()
                     else:

@@ -41,9 +41,10 @@ def plan_chunks(data: dsa.Array, scale: int, halo: int, joint_bands: bool,
         xchunks = data.chunks[2] if max(data.chunks[2]) <= side else _split(w, side)
     chunks = (bchunks, ychunks, xchunks)
     if halo:
-        chunks = (bchunks,
-                  ensure_minimum_chunksize(halo, ychunks) if len(ychunks) > 1 else ychunks,
-                  ensure_minimum_chunksize(halo, xchunks) if len(xchunks) > 1 else xchunks)
+        def fit(c):  # no chunk smaller than the halo (one chunk when the axis is shorter)
+            return c if len(c) == 1 else (sum(c),) if sum(c) <= halo else ensure_minimum_chunksize(halo, c)
+
+        chunks = (bchunks, fit(ychunks), fit(xchunks))
     return data.rechunk(chunks) if chunks != data.chunks else data
 
 

@@ -185,3 +185,18 @@ def test_intergroup_2d_formulation_equals_3d():
     with torch.inference_mode():
         for a, b in zip(m(v), m.reference(v)):
             torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_bad_bands_do_not_feed_the_recurrence(tmp_path):
+    w4, w2 = _tiny_weights(tmp_path, 4, 0), _tiny_weights(tmp_path, 2, 1)
+    cube = _cube(bands=7, nodata=-1.0)
+    v = cube.values.copy()
+    v[3] = -1.0  # an all-nodata band (EnMAP water vapour), flagged bad
+    cube = cube.copy(data=v).assign_coords(good_band=("band", np.array([1, 1, 1, 0, 1, 1, 1], np.int8)))
+    w = f"{w4},{w2}"
+    full = geohsr.superresolve(cube, "dualsr", 4, weights=w).values
+    without = geohsr.superresolve(cube.isel(band=[0, 1, 2, 4, 5, 6]), "dualsr", 4, weights=w).values
+    assert (full[3] == -1.0).all()
+    np.testing.assert_allclose(full[[0, 1, 2, 4, 5, 6]], without, rtol=1e-5, atol=1e-3)
+    tiled = geohsr.superresolve(cube.chunk({"y": 12, "x": 13}), "dualsr", 4, weights=w).values
+    np.testing.assert_allclose(tiled, full, rtol=1e-5, atol=1e-3)

@@ -39,20 +39,18 @@ class MethodSpec:
     mask_dilation: int = 0  # LR pixels of invalid-mask dilation applied to the output
     paper: str = ""
     needs_weights: bool = False
-    extra_planes: int | Callable = 0  # auxiliary output planes the runner appends
-    # scene-wide statistic (e.g. DualSR's λ): per-block ``block_stat(planes, bands) -> (sum,
-    # count)`` summed over the scene, then ``finish(planes, bands, sum, count) -> HR bands``
+    # auxiliary planes the runner appends after the HR bands: ``aux_per_band`` blocks of one
+    # plane per band (in data units, e.g. DualSR's back-projection residual), then ``aux_extra``
+    # unitless planes (e.g. DualSR's per-pixel angle)
+    aux_per_band: int = 0
+    aux_extra: int = 0
+    # scene-wide statistic (e.g. DualSR's λ): ``block_stat(planes, bands, good) -> (sum, count)``
+    # per block, summed over the scene, then ``finish(planes, bands, sum, count) -> HR bands``
     block_stat: Callable | None = None
     finish: Callable | None = None
 
-    extra_value_planes: int | Callable = 0  # how many of the extra planes are in data units
-
-    def aux_planes(self, bands: int) -> int:
-        return self.extra_planes(bands) if callable(self.extra_planes) else self.extra_planes
-
-    def aux_value_planes(self, bands: int) -> int:
-        v = self.extra_value_planes
-        return v(bands) if callable(v) else v
+    def planes(self, bands: int) -> int:
+        return bands * (1 + self.aux_per_band) + self.aux_extra
 
     def check_scale(self, scale) -> int:
         try:

@@ -120,10 +120,11 @@ def _weights_pair(weights) -> dict:
     return out
 
 
-def _block_stat(planes: np.ndarray, bands: int) -> tuple[float, float]:
-    """(sum, count) of the per-pixel angle over pixels valid in every band."""
+def _block_stat(planes: np.ndarray, bands: int, good=None) -> tuple[float, float]:
+    """(sum, count) of the per-pixel angle over pixels valid in every (good) band."""
     ang = planes[2 * bands]
-    ok = np.isfinite(planes[:bands]).all(0) & np.isfinite(ang)
+    hr = planes[:bands] if good is None else planes[:bands][good]
+    ok = np.isfinite(hr).all(0) & np.isfinite(ang)
     return float(ang[ok].astype(np.float64).sum()), float(ok.sum())
 
 
@@ -154,8 +155,8 @@ register(MethodSpec(
     band_axis="joint",
     normalise=True,
     needs_weights=True,
-    extra_planes=lambda bands: bands + 1,  # R = imresize(V − Ud, 2) and the angle map
-    extra_value_planes=lambda bands: bands,
+    aux_per_band=1,  # R = imresize(V − Ud, 2)
+    aux_extra=1,  # the per-pixel spectral angle of (Ud, V)
     block_stat=_block_stat,
     finish=_finish,
     paper="Li, Yuan, Jia, Wang, IEEE TIP 31:7252-7263, 2022",
