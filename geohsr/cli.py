@@ -216,7 +216,7 @@ def _client(scheduler):
             yield client
     else:
         try:
-            client = Client(scheduler, timeout=15)
+            client = Client(scheduler, timeout=5)
         except OSError as exc:
             raise GeohsrError(f"cannot reach the dask scheduler {scheduler} ({exc}); "
                               "check the address or use --scheduler local:2") from None
