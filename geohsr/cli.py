@@ -324,9 +324,10 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 @click.option("--seed", type=int, default=1)
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
+@click.option("--amp", is_flag=True, help="bf16 mixed precision (for GPUs; slow on CPUs without bf16)")
 @click.option("--quiet", "-q", is_flag=True)
 def train(method, data, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
-          ckpt_every, max_minutes, seed, device, threads, quiet):
+          ckpt_every, max_minutes, seed, device, threads, amp, quiet):
     """Train METHOD on --data; writes best.safetensors and a model card into --out."""
     from .methods import resolve_device
     from .train.run import train_coarsr
@@ -337,7 +338,7 @@ def train(method, data, scale, out, config, resume, batches, batch, lr, halve_ev
                        batch=batch, lr=lr, halve_every=halve_every, val_every=val_every,
                        ckpt_every=ckpt_every, max_minutes=max_minutes, seed=seed,
                        device=str(resolve_device(device)), threads=threads, progress=not quiet,
-                       command=_train_command(click.get_current_context()))
+                       command=_train_command(click.get_current_context()), amp=amp)
     click.echo(json.dumps(res))
 
 
@@ -350,6 +351,8 @@ def _train_command(ctx) -> str:
                 "threads"):
         if p.get(opt) is not None:
             parts += [f"--{opt.replace('_', '-')}", str(p[opt])]
+    if p.get("amp"):
+        parts.append("--amp")
     return " ".join(parts)
 
 

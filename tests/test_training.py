@@ -152,3 +152,11 @@ def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path):
     assert res["interrupted"] and res["batches"] == 3
     state = json.loads((tmp_path / "r" / "checkpoint" / "state.json").read_text())
     assert state["step"] == 3
+
+
+def test_amp_bf16_training_step_runs():
+    tr, va = _scenes()
+    task = CoarSRTask(tr, va, 2, "tiny", lr_patch=8, val_crop=32, amp=True)
+    opt = torch.optim.Adam(task.model.parameters(), 1e-3)
+    loss = task.train_batch(task.sample(np.random.default_rng(0), 2), opt)
+    assert np.isfinite(loss)

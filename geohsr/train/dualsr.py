@@ -28,12 +28,13 @@ class CoarSRTask:
 
     def __init__(self, train: list[Scene], val: list[Scene], scale: int, config: str = "compact",
                  lr_patch: int | None = None, val_crop: int = 256, per_band_steps: bool = True,
-                 device: str = "cpu", seed: int = 1):
+                 device: str = "cpu", seed: int = 1, amp: bool = False):
         torch.manual_seed(seed)
         self.scale, self.config_name = scale, config
         self.model = CoarSR(scale, CONFIGS[config]).to(device)
         self.device = torch.device(device)
         self.per_band_steps = per_band_steps
+        self.amp = amp  # bf16 autocast of the forward passes (CUDA; works but is slow on CPUs without bf16)
         self.patches = DualSRPatches(train, scale, lr_patch or RECIPES[config]["lr_patch"])
         self.val = []
         for sc in val:  # centre crops, LR by MATLAB bicubic (Wald protocol)
@@ -58,8 +59,9 @@ class CoarSRTask:
             opt.zero_grad(set_to_none=True)
         for i in range(lr.shape[1]):
             x, g2, g3 = self.model.band_inputs(lr, i)
-            y, state = self.model(x, g2, g3, bic[:, i:i + 1], state)
-            loss = (y - hr[:, i:i + 1]).abs().mean()
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+                y, state = self.model(x, g2, g3, bic[:, i:i + 1], state)
+            loss = (y.float() - hr[:, i:i + 1]).abs().mean()
             if self.per_band_steps:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
@@ -68,6 +70,7 @@ class CoarSRTask:
             else:
                 (loss / lr.shape[1]).backward(retain_graph=False)
                 state = state.detach()
+            state = state.float()
             total += loss.item()
         if not self.per_band_steps:
             opt.step()

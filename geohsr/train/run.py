@@ -35,13 +35,13 @@ def _split_scenes(data: Path):
 
 def train_coarsr(data, scale: int, out, *, config="compact", resume=False, batches=2000, batch=None,
                  lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None, seed=1,
-                 device="cpu", threads=None, progress=True, command="") -> dict:
+                 device="cpu", threads=None, progress=True, command="", amp=False) -> dict:
     out = Path(out)
     train, val, kind = _split_scenes(data)
     if not train or not val:
         raise InputError(f"{data}: need at least one training and one validation scene")
     rec = RECIPES[config]
-    task = CoarSRTask(train, val, scale, config, device=device, seed=seed)
+    task = CoarSRTask(train, val, scale, config, device=device, seed=seed, amp=amp)
     settings = TrainSettings(lr=lr or rec["lr"], batch=batch or rec["batch"], batches=batches,
                              halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
                              seed=seed, max_minutes=max_minutes, device=device, threads=threads)
@@ -59,7 +59,7 @@ def train_coarsr(data, scale: int, out, *, config="compact", resume=False, batch
                    "batch": settings.batch, "lr_patch": task.patches.lr_patch,
                    "halve_every_batches": halve_every, "batches": result["batches"], "seed": seed,
                    "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
-                   "degradation": "MATLAB bicubic x1/s (anti-aliased)"},
+                   "degradation": "MATLAB bicubic x1/s (anti-aliased)", "amp_bf16": amp},
         "best_val_psnr_crop": result["best"],
         "command": command,
         "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
