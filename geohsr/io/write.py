@@ -264,16 +264,10 @@ def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progre
             os.replace(tmp_hdr, hdr_path)
         else:
             os.replace(cog_tmp if fmt == "COG" else tmp, path)
-    except BaseException:
+    finally:  # temporaries (all of them after an error; the COG's source after success)
         for p in made:
             with contextlib.suppress(OSError):
                 p.unlink()
-        raise
-    finally:
-        for p in made:
-            if p.exists() and p not in (path,):
-                with contextlib.suppress(OSError):
-                    p.unlink()
 
 
 def _finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata) -> None:
