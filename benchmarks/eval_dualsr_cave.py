@@ -46,7 +46,7 @@ def main():
     if a.weights:
         wmain = a.weights.split(",")[0]
     weights = {"coarsr": wmain, "dualsr": a.weights}
-    reps = []
+    reps, per_scene = [], {}
     for sc in cave_scenes(SHARED / "cave", "val"):
         da = geo.with_grid(xr.DataArray(sc.cube, dims=("band", "y", "x"),
                                         coords={"wavelength": ("band", sc.wavelength)}),
@@ -54,10 +54,11 @@ def main():
         r = geohsr.evaluate(da, methods, s, value_scale=1.0, weights=weights)
         print(sc.name, r.table.round(4).to_dict("index"), flush=True)
         reps.append(r)
+        per_scene[sc.name] = r.table.to_dict("index")
     cave = {"protocol": reps[0].protocol.replace("divided by the given scale (1)",
                                                    "CAVE / 65535 (data in [0, 1])"),
             "scenes": [sc for sc in ("balloons_ms", "flowers_ms", "superballs_ms")],
-            "table": _mean(reps)}
+            "table": _mean(reps), "per_scene": per_scene}
     enmap = []
     for p in sorted((SHARED / "enmap_potsdam").glob("enmap_potsdam_mosaic_*.tif")):
         r = geohsr.evaluate(p, methods, s, value_scale=10000.0, weights=weights)

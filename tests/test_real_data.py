@@ -63,3 +63,24 @@ def test_spectral_domains_on_enmap():
     assert swir1.sizes["band"] + swir2.sizes["band"] + (cube.wavelength < 1000).sum() == 224
     with pytest.raises(geohsr.InputError, match="no band between"):
         geohsr.spectral_range(cube, 3000, 4000)
+
+
+def test_shipped_weights_reproduce_their_card_on_one_scene():
+    """The card's held-out PSNR on one CAVE validation scene is reproduced within 0.05 dB."""
+    import xarray as xr
+    from affine import Affine
+
+    from geohsr import geo
+    from geohsr import weights as W
+    from geohsr.train.data import read_cave_scene
+
+    entries = [e for e in W.catalog() if e.get("held_out_metrics", {}).get("per_scene")]
+    if not entries:
+        pytest.skip("no shipped weights with per-scene held-out metrics")
+    e = min(entries, key=lambda e: e["scale"])
+    scene, ref = next(iter(e["held_out_metrics"]["per_scene"].items()))
+    sc = read_cave_scene(shared_or_skip("cave", scene))
+    da = geo.with_grid(xr.DataArray(sc.cube, dims=("band", "y", "x")), Affine(1, 0, 0, 0, -1, 0), None)
+    rep = geohsr.evaluate(da, ["coarsr"], e["scale"], value_scale=1.0)
+    assert rep.table.loc["coarsr", "psnr"] == pytest.approx(ref["coarsr"]["psnr"], abs=0.05)
+    assert rep.table.loc["coarsr", "psnr"] > rep.table.loc["bicubic", "psnr"]
