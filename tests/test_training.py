@@ -160,3 +160,37 @@ def test_amp_bf16_training_step_runs():
     opt = torch.optim.Adam(task.model.parameters(), 1e-3)
     loss = task.train_batch(task.sample(np.random.default_rng(0), 2), opt)
     assert np.isfinite(loss)
+
+
+def test_guided_patches_recipe():
+    from geohsr.train.data import GuidedPatches, isotropic_kernel_mulsr, random_degradation
+
+    tr, _ = _scenes()
+    resp = np.full((3, 6), 1 / 6)
+    p = GuidedPatches(tr, 4, resp, lr_patch=6)
+    lr, rgb, hr = p.sample(np.random.default_rng([3, 1]), 4)
+    assert lr.shape == (4, 6, 6, 6) and rgb.shape == (4, 3, 24, 24) and hr.shape == (4, 6, 24, 24)
+    np.testing.assert_allclose(rgb[:, 0], hr.mean(1), atol=1e-6)
+    lr2, _, _ = p.sample(np.random.default_rng([3, 1]), 4)
+    np.testing.assert_array_equal(lr, lr2)  # seeded
+    assert 0 <= lr.min() and lr.max() <= 1
+    bug = isotropic_kernel_mulsr(7, 1.0, centred=False)
+    assert np.unravel_index(bug.argmax(), bug.shape) == (0, 0)
+    assert np.unravel_index(isotropic_kernel_mulsr(7, 1.0).argmax(), (7, 7)) == (3, 3)
+    with pytest.raises(Exception, match="columns"):
+        GuidedPatches(tr, 4, np.ones((3, 5)))
+    assert random_degradation(hr[0], 4, np.random.default_rng(0)).shape == (6, 6, 6)
+
+
+def test_asnlsr_tiles_and_log_normalisation():
+    from geohsr.train.data import asnlsr_tiles, log_normalise
+
+    wl = np.linspace(900, 2500, 160)
+    cube = np.random.default_rng(0).random((160, 130, 260)).astype(np.float32) + 0.1
+    psf = np.zeros((32, 32))
+    psf[15:17, 15:17] = 0.25
+    tiles = asnlsr_tiles(cube, wl, (1000, 1700), 45, [(1310, 1550)], psf)
+    assert len(tiles) == 2 and tiles[0]["hr"].shape == (30, 128, 128)
+    assert tiles[0]["lr"].shape == (30, 32, 32) and tiles[0]["lr_div2"].shape == (30, 64, 64)
+    n = log_normalise(np.array([1e-6, 1e-4, 2.0]))
+    np.testing.assert_allclose(n, [0, 0, 1], atol=1e-6)

@@ -158,3 +158,98 @@ class DualSRPatches:
         hr = np.stack(hrs)
         lr = degrade.bicubic_down(hr, self.scale).astype(np.float32)
         return lr, hr
+
+
+def isotropic_kernel_mulsr(size: int, sigma: float, centred: bool = True) -> np.ndarray:
+    """MulSR/IFMSR isotropic kernel; ``centred=False`` reproduces the official code's bug
+    (evaluated on 0..k−1 without centring: a quarter-Gaussian peaking at the corner)."""
+    ax = np.arange(size, dtype=np.float64) - ((size - 1) / 2.0 if centred else 0.0)
+    g = np.exp(-(ax[:, None] ** 2 + ax[None, :] ** 2) / (2.0 * sigma * sigma))
+    return g / g.sum()
+
+
+def _augment_guided(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """MulSR/IFMSR order: hflip, vflip, roll by half the height, rot90, rot−90 (each p = 0.5)."""
+    if rng.random() < 0.5:
+        patch = patch[:, :, ::-1]
+    if rng.random() < 0.5:
+        patch = patch[:, ::-1, :]
+    if rng.random() < 0.5:
+        patch = np.roll(patch, patch.shape[1] // 2, axis=1)
+    if rng.random() < 0.5:
+        patch = np.rot90(patch, 1, axes=(1, 2))
+    if rng.random() < 0.5:
+        patch = np.rot90(patch, -1, axes=(1, 2))
+    return np.ascontiguousarray(patch)
+
+
+def random_degradation(hr: np.ndarray, scale: int, rng: np.random.Generator,
+                       iso_bug: bool = False) -> np.ndarray:
+    """MulSR/IFMSR training degradation (methods.md §3.2): kernel size ∈ {7, 9, 13, 15, 21};
+    isotropic (σ ~ U(0.2, s)) or anisotropic (λ1, λ2 ~ U(0.2, s), θ ~ U(0, π), off-centre)
+    with p = ½; downsampler ∈ {bicubic, bilinear, direction}; with p = 0.8 Gaussian noise
+    σ = n/255, n ∈ {1, 2, 3, 4}; clipped to [0, 1]."""
+    k = int(rng.choice([7, 9, 13, 15, 21]))
+    if rng.random() < 0.5:
+        kernel = isotropic_kernel_mulsr(k, rng.uniform(0.2, scale), centred=not iso_bug)
+    else:
+        kernel = degrade.anisotropic_gaussian(k, rng.uniform(0.2, scale), rng.uniform(0.2, scale),
+                                              rng.uniform(0, np.pi), scale=scale)
+    mode = str(rng.choice(["bicubic", "bilinear", "direction"]))
+    lr = degrade.blur_downsample(hr, kernel, scale, mode)
+    if rng.random() < 0.8:
+        lr = degrade.add_noise(lr, int(rng.integers(1, 5)) / 255.0, rng)
+    return np.clip(lr, 0.0, 1.0).astype(np.float32)
+
+
+class GuidedPatches:
+    """MulSR/IFMSR patches (methods.md §3.2/§4.3): random HR crop of ``lr_patch·s``, the
+    recipe's augmentations, RGB = response · HSI from the augmented crop, LR by the random
+    blur / downsampler / noise degradation. Returns (lr, rgb, hr)."""
+
+    def __init__(self, scenes: list[Scene], scale: int, response: np.ndarray, lr_patch: int = 12,
+                 iso_bug: bool = False):
+        self.scenes, self.scale, self.lr_patch = scenes, scale, lr_patch
+        self.response, self.iso_bug = np.asarray(response, np.float64), iso_bug
+        if self.response.shape[1] != scenes[0].cube.shape[0]:
+            raise InputError(f"the response matrix has {self.response.shape[1]} columns but the "
+                             f"scenes have {scenes[0].cube.shape[0]} bands")
+
+    def sample(self, rng: np.random.Generator, batch: int):
+        hr_size = self.lr_patch * self.scale
+        lrs, rgbs, hrs = [], [], []
+        for _ in range(batch):
+            img = self.scenes[rng.integers(len(self.scenes))].cube
+            y = rng.integers(0, img.shape[1] - hr_size + 1)
+            x = rng.integers(0, img.shape[2] - hr_size + 1)
+            hr = _augment_guided(img[:, y:y + hr_size, x:x + hr_size], rng)
+            rgbs.append(degrade.project(hr, self.response).astype(np.float32))
+            lrs.append(random_degradation(hr, self.scale, rng, self.iso_bug))
+            hrs.append(hr.astype(np.float32))
+        return np.stack(lrs), np.stack(rgbs), np.stack(hrs)
+
+
+def asnlsr_tiles(cube: np.ndarray, wavelengths, domain: tuple[float, float], n_out: int,
+                 remove: list[tuple[float, float]], psf: np.ndarray, scale: int = 4,
+                 tile: int = 128) -> list[dict]:
+    """A-SNLSR tile preparation (methods.md §6.1) on any cube with wavelengths: bands in
+    ``domain``, Gaussian spectral resampling to ``n_out`` bands, absorption ranges removed,
+    non-overlapping ``tile``² HR tiles, LR by the fixed PSF + stride ``scale`` (and ×2 from the
+    same HR tile), values kept linear (log normalisation happens when tiles are loaded)."""
+    idx = degrade.select_range(wavelengths, *domain)
+    if idx.size < 2:
+        raise InputError(f"fewer than 2 bands between {domain[0]} and {domain[1]} nm")
+    spec, centres = degrade.gaussian_spectral_resample(cube[idx], np.asarray(wavelengths)[idx], n_out, remove)
+    tiles = []
+    for y0 in range(0, spec.shape[1] - tile + 1, tile):
+        for x0 in range(0, spec.shape[2] - tile + 1, tile):
+            hr = spec[:, y0:y0 + tile, x0:x0 + tile].astype(np.float32)
+            tiles.append({"hr": hr, "lr": degrade.psf_stride(hr, psf, scale),
+                          "lr_div2": degrade.psf_stride(hr, psf, scale // 2) if scale >= 4 else None,
+                          "origin": (y0, x0), "wavelength": centres})
+    return tiles
+
+
+def log_normalise(x: np.ndarray, lo: float = float(np.log(1e-4)), hi: float = float(np.log(2.0))) -> np.ndarray:
+    """A-SNLSR normalisation: ln(max(x, 1e−4)) then min–max with global scalars."""
+    return ((np.log(np.maximum(x, 1e-4)) - lo) / (hi - lo)).astype(np.float32)
