@@ -117,3 +117,17 @@ def test_progress_on_stderr_keeps_stdout_clean(make_raster):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0
     assert r.stdout.strip().splitlines() == [str(path.with_name("scene_x2.tif"))]
+
+
+def test_auto_method_picks_dualsr_only_where_weights_cover_the_scale(tmp_path, monkeypatch):
+    from geohsr import weights as W
+    from geohsr.methods import default_method
+
+    monkeypatch.setenv("GEOHSR_MODELS", str(tmp_path))
+    assert default_method(4) == "bicubic"  # nothing shipped here
+    cat = {"weights": [{"method": "coarsr", "scale": 2, "file": "a.safetensors", "sha256": "0"},
+                       {"method": "coarsr", "scale": 4, "file": "b.safetensors", "sha256": "0"}]}
+    (tmp_path / "catalog.json").write_text(json.dumps(cat))
+    assert default_method(2) == "dualsr" and default_method(4) == "dualsr"
+    assert default_method(8) == "bicubic" and default_method(3) == "bicubic"
+    assert W.find("coarsr", 4)["file"] == "b.safetensors"
