@@ -53,15 +53,18 @@ class Block:
 
 def block_side(plan: Plan, memory_limit_mb: float, workers: int) -> int:
     """LR block side (multiple of 16) whose working set fits ``memory_limit_mb`` with
-    ``workers`` blocks in flight."""
+    ``workers`` blocks in flight; the whole scene in one block when it fits (no halo overhead,
+    and a scene-wide statistic needs no extra pass)."""
     s, nb, planes, halo = plan.scale, plan.bands, plan.planes, plan.spec.halo
-    per_px = BYTES_F32 * (3 * nb + 4 * planes * s * s)
-    if plan.spec.needs_weights:  # activations of a band-recurrent CNN (paper width 64)
+    h, w = plan.cube.sizes["y"], plan.cube.sizes["x"]
+    per_px = BYTES_F32 * (3 * nb + 2 * planes * s * s)
+    if plan.spec.needs_weights:  # activations of one band step of the network (paper width 64)
         per_px += BYTES_F32 * 64 * (14 + 3 * s * s)
-    budget = max(memory_limit_mb - BASE_MEMORY_MB, 64) * 2**20 / max(workers, 1)
-    side = int(math.sqrt(budget / per_px)) - 2 * halo
-    side = max(16, min(1024, side // 16 * 16))
-    return side
+    budget = max(memory_limit_mb - BASE_MEMORY_MB, 64) * 2**20
+    if h * w * per_px <= budget:
+        return max(16, -(-max(h, w) // 16) * 16)
+    side = int(math.sqrt(budget / max(workers, 1) / per_px)) - 2 * halo
+    return max(16, min(1024, side // 16 * 16))
 
 
 def tile_size(side: int, scale: int) -> int:
@@ -195,8 +198,9 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
     cube, spec, s = plan.cube, plan.spec, plan.scale
     src_path = cube.attrs.get("source", str(src))
     nb, h, w = cube.shape
-    if workers is None:
-        workers = len(client.scheduler_info()["workers"]) if client is not None else min(2, os.cpu_count() or 1)
+    if workers is None:  # learned methods: one block at a time using every core (less memory)
+        workers = (len(client.scheduler_info()["workers"]) if client is not None
+                   else 1 if plan.spec.needs_weights else min(2, os.cpu_count() or 1))
     if client is None:
         import torch
 
