@@ -185,8 +185,8 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory
                 from .stream import partial_paths
 
                 if keep_partial and partial_paths(output):
-                    click.echo(f"Interrupted: the destination was not written; run the same command "
-                               f"with --resume to continue from the completed blocks.", err=True)
+                    click.echo("Interrupted: the destination was not written; run the same command "
+                               "with --resume to continue from the completed blocks.", err=True)
                 else:
                     click.echo("Interrupted: nothing was written.", err=True)
                 sys.exit(130)

@@ -146,7 +146,7 @@ def model_card_markdown(e: dict) -> str:
              f"({e.get('parameters', '?'):,} parameters), used by: {', '.join(e.get('used_by', []))}.", "",
              "| field | value |", "|---|---|",
              f"| architecture | `{json.dumps(e.get('architecture'))}` |",
-             f"| bands | any count (band-recurrent); trained on 31-band CAVE 400–700 nm |",
+             "| bands | any count (band-recurrent); trained on 31-band CAVE 400–700 nm |",
              f"| normalisation | {e.get('normalisation')} |",
              f"| training data | {data.get('kind')} `{data.get('path')}` |",
              f"| train scenes | {', '.join(data.get('train_scenes', []))} |",

@@ -1,7 +1,6 @@
 """The bad-input suite: every case asserts the exact behaviour — a one-line error, a non-zero
 exit, no traceback and nothing written or modified — or the documented graceful behaviour."""
 
-import json
 import os
 import resource
 import signal

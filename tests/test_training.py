@@ -31,7 +31,6 @@ def test_patches_are_deterministic_and_shaped():
     b = p.sample(np.random.default_rng([1, 5]), 3)
     assert a[0].shape == (3, 6, 8, 8) and a[1].shape == (3, 6, 16, 16)
     np.testing.assert_array_equal(a[0], b[0])
-    x = np.arange(12.0).reshape(1, 3, 4)
     assert len({_augment5(np.arange(16.0).reshape(1, 4, 4), k).tobytes() for k in range(5)}) == 5
 
 
@@ -134,7 +133,6 @@ def test_train_ship_and_use_shipped_weights(tmp_path, monkeypatch, make_raster):
 def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path):
     import os
     import signal
-    import threading
 
     task = _task()
     s = TrainSettings(lr=1e-3, batch=2, batches=10_000, val_every=10_000, ckpt_every=10_000)
