@@ -20,14 +20,13 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from _common import timed, workdir
 from affine import Affine
 
 HERE = Path(__file__).resolve().parent
@@ -48,18 +47,6 @@ def make_input(path: Path, size: int, bands: int) -> None:
             ds.update_tags(b + 1, wavelength=str(400 + 15 * b), wavelength_units="Nanometers")
 
 
-def timed(cmd: list[str]) -> dict:
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    rc = os.waitstatus_to_exitcode(status)
-    if rc != 0:
-        raise SystemExit(f"{cmd[0]} failed ({rc}): {err[-2000:]}")
-    return {"cmd": " ".join(cmd), "wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=2000)
@@ -70,8 +57,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "bicubic_vs_gdal.json")
     a = ap.parse_args()
 
-    work = Path(a.workdir or tempfile.mkdtemp(prefix="geohsr-bench-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = workdir(a.workdir, "geohsr-bench-")
     src = work / "in.tif"
     if not src.exists():
         make_input(src, a.size, a.bands)

@@ -14,14 +14,13 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 import rasterio
+from _common import timed, workdir
 from affine import Affine
 from rasterio.windows import Window
 
@@ -56,8 +55,7 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the input for the next run")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "memory.jsonl")
     a = ap.parse_args()
-    work = Path(a.workdir or tempfile.mkdtemp(prefix="geohsr-mem-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = workdir(a.workdir, "geohsr-mem-")
     src = work / f"in_{a.size}x{a.bands}.tif"
     if not src.exists():
         make_input(src, a.size, a.bands)
@@ -75,20 +73,15 @@ def main() -> None:
     geohsr = str(Path(sys.executable).with_name("geohsr"))
     cmd = [geohsr, "run", str(src), "--scale", str(a.scale), "--method", a.method, "-o", str(dst),
            "--memory-limit", str(a.memory_limit), "--overwrite", "-q"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    err = proc.stderr.read().decode(errors="replace")
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(err)
+    run = timed(cmd)
+    wall = run["wall_s"]
     with rasterio.open(src) as ds:
         lr = (ds.count, ds.height, ds.width)
     rec = {
         "benchmark": "memory", "method": a.method, "scale": a.scale, "input": list(lr),
         "input_dtype": "int16", "output_gb": round(dst.stat().st_size / 1e9, 2),
         "memory_limit_mb": a.memory_limit, "wall_s": round(wall, 1),
-        "peak_rss_mb": round(usage.ru_maxrss / 1024, 1),
+        "peak_rss_mb": run["peak_rss_mb"],
         "lr_mpix_bands_per_s": round(lr[0] * lr[1] * lr[2] / 1e6 / wall, 2),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                     "python": platform.python_version()}, "date": time.strftime("%Y-%m-%d"),

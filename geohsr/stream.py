@@ -34,7 +34,7 @@ from .api import Plan, _sr_block, prepare
 from .dtypes import cast
 from .errors import InputError, OutputError
 from .io import spectral as spec_io
-from .io.write import _finish_envi_header, _profile, _raise_os, _write_metadata, check_destination, envi_paths
+from .io.write import JsonPercent, _finish_envi_header, _profile, _raise_os, _write_metadata, check_destination, envi_paths
 from .tiling import valid_mask
 
 JOURNAL_VERSION = 1
@@ -128,25 +128,23 @@ def _absmax_task(src: str, b: Block, nodata) -> float:
 
 
 class _Progress:
+    """Blocks done: a tqdm bar, JSON percent lines, or nothing."""
+
     def __init__(self, mode, total: int, desc: str):
-        self.mode, self.total, self.n, self.last = mode, total, 0, -1
-        self.bar = None
+        self.bar = self.json = None
         if mode in ("bar", True):
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, desc=desc, unit="block", file=sys.stderr, leave=False,
                             dynamic_ncols=True)
+        elif mode == "json":
+            self.json = JsonPercent(total)
 
     def update(self, k: int = 1):
-        self.n += k
         if self.bar is not None:
             self.bar.update(k)
-        elif self.mode == "json":
-            pct = int(100 * self.n / max(self.total, 1))
-            if pct != self.last:
-                self.last = pct
-                sys.stderr.write(json.dumps({"progress": round(pct / 100, 2)}) + "\n")
-                sys.stderr.flush()
+        elif self.json is not None:
+            self.json.update(k)
 
     def close(self):
         if self.bar is not None:

@@ -126,26 +126,36 @@ def progress_context(progress):
     return TqdmCallback(desc="geohsr", unit="task", leave=False, mininterval=0.5)
 
 
+class JsonPercent:
+    """Writes ``{"progress": 0.42}`` to stderr each time the whole percentage of ``total`` changes
+    (the machine-readable progress the QGIS plugin reads)."""
+
+    def __init__(self, total: int = 0):
+        self.total, self.done, self.last = total, 0, -1
+
+    def update(self, k: int = 1) -> None:
+        self.done += k
+        pct = int(100 * self.done / max(self.total, 1))
+        if pct != self.last:
+            self.last = pct
+            sys.stderr.write(json.dumps({"progress": round(pct / 100, 2)}) + "\n")
+            sys.stderr.flush()
+
+
 class _JsonProgress:
-    """dask callback printing ``{"progress": 0.42}`` lines (fraction of tasks done)."""
+    """dask callback reporting the fraction of tasks done through :class:`JsonPercent`."""
 
     def __enter__(self):
         from dask.callbacks import Callback
 
-        outer = self
+        percent = JsonPercent()
 
         class _CB(Callback):
             def _start_state(self, dsk, state):
-                outer.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-                outer.done, outer.last = 0, -1
+                percent.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
 
             def _posttask(self, key, result, dsk, state, worker_id):
-                outer.done += 1
-                pct = int(100 * outer.done / max(outer.total, 1))
-                if pct != outer.last:
-                    outer.last = pct
-                    sys.stderr.write(json.dumps({"progress": round(pct / 100, 2)}) + "\n")
-                    sys.stderr.flush()
+                percent.update()
 
         self.cb = _CB()
         self.cb.__enter__()

@@ -61,7 +61,20 @@ def _run(args, feedback) -> str:
         raise QgsProcessingException(str(exc)) from None
 
 
-class SuperResolveAlgorithm(QgsProcessingAlgorithm):
+class _GeohsrAlgorithm(QgsProcessingAlgorithm):
+    """What every geohsr algorithm shares: group and icon."""
+
+    def group(self):
+        return "Super-resolution"
+
+    def groupId(self):  # noqa: N802
+        return "superresolution"
+
+    def icon(self):
+        return QIcon(os.path.join(os.path.dirname(__file__), "icon.svg"))
+
+
+class SuperResolveAlgorithm(_GeohsrAlgorithm):
     INPUT, METHOD, SCALE, GUIDE, WEIGHTS, DEVICE, OUTPUT = (
         "INPUT", "METHOD", "SCALE", "GUIDE", "WEIGHTS", "DEVICE", "OUTPUT")
 
@@ -75,12 +88,6 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
     def displayName(self):  # noqa: N802
         return "Super-resolve raster"
 
-    def group(self):
-        return "Super-resolution"
-
-    def groupId(self):  # noqa: N802
-        return "superresolution"
-
     def shortHelpString(self):  # noqa: N802
         return ("Super-resolves a hyperspectral raster by an integer scale. The output keeps the "
                 "CRS, extent, band wavelengths, nodata and data type; its pixels are scale times "
@@ -88,9 +95,6 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return SuperResolveAlgorithm(self.method_names)
-
-    def icon(self):
-        return QIcon(os.path.join(os.path.dirname(__file__), "icon.svg"))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         p = QgsProcessingParameterRasterLayer(self.INPUT, "Input hyperspectral raster")
@@ -140,7 +144,7 @@ class SuperResolveAlgorithm(QgsProcessingAlgorithm):
         return {self.OUTPUT: out}
 
 
-class EvaluateAlgorithm(QgsProcessingAlgorithm):
+class EvaluateAlgorithm(_GeohsrAlgorithm):
     INPUT, METHODS, SCALE, OUTPUT = "INPUT", "METHODS", "SCALE", "OUTPUT"
 
     def name(self):
@@ -149,12 +153,6 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
     def displayName(self):  # noqa: N802
         return "Evaluate super-resolution"
 
-    def group(self):
-        return "Super-resolution"
-
-    def groupId(self):  # noqa: N802
-        return "superresolution"
-
     def shortHelpString(self):  # noqa: N802
         return ("Wald protocol: degrades the raster by the scale, super-resolves it back with each "
                 "method and compares with the original (PSNR, SSIM, SAM, ERGAS, RMSE). Bicubic is "
@@ -162,9 +160,6 @@ class EvaluateAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self):  # noqa: N802
         return EvaluateAlgorithm()
-
-    def icon(self):
-        return QIcon(os.path.join(os.path.dirname(__file__), "icon.svg"))
 
     def initAlgorithm(self, config=None):  # noqa: N802
         p = QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral raster")

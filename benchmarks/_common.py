@@ -1,0 +1,31 @@
+"""Helpers shared by the benchmark scripts."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+
+def workdir(path: Path | None, prefix: str) -> Path:
+    """The given work folder (created), or a new temporary one."""
+    work = Path(path or tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return work
+
+
+def timed(cmd: list[str]) -> dict:
+    """Run ``cmd`` as a child process: wall time and peak RSS (``wait4``). stderr goes to a
+    temporary file (a pipe could fill up and block the child); a failure raises SystemExit."""
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        rc = os.waitstatus_to_exitcode(status)
+        if rc != 0:
+            err.seek(0)
+            raise SystemExit(f"{cmd[0]} failed ({rc}): {err.read().decode(errors='replace')[-2000:]}")
+    return {"cmd": " ".join(cmd), "wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
