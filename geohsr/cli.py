@@ -306,7 +306,7 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 
 
 @main.command()
-@click.argument("method", type=click.Choice(["dualsr", "coarsr"], case_sensitive=False))
+@click.argument("method", type=click.Choice(["dualsr", "coarsr", "mulsr", "ifmsr"], case_sensitive=False))
 @click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
               help="CAVE root (fixed scene split), a folder of rasters, or one raster")
 @click.option("--scale", "-s", type=click.Choice(["2", "3", "4", "8"]), default="4", help="scale factor")
@@ -325,20 +325,27 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 @click.option("--amp", is_flag=True, help="bf16 mixed precision (for GPUs; slow on CPUs without bf16)")
+@click.option("--per-band-steps", is_flag=True,
+              help="MulSR/IFMSR: the papers' one optimiser step per band (default: one random band "
+                   "per sample, one step per batch)")
+@click.option("--swap-bug", is_flag=True, help="IFMSR: reproduce the official code's channel-swap bug")
 @click.option("--quiet", "-q", is_flag=True)
 def train(method, data, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
-          ckpt_every, max_minutes, seed, device, threads, amp, quiet):
+          ckpt_every, max_minutes, seed, device, threads, amp, per_band_steps, swap_bug, quiet):
     """Train METHOD on --data; writes best.safetensors and a model card into --out."""
     from .methods import resolve_device
-    from .train.run import train_coarsr
+    from .train.run import train_method
 
     if (out / "checkpoint" / "state.json").exists() and not resume:
         raise click.UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    res = train_coarsr(data, int(scale), out, config=config, resume=resume, batches=batches,
-                       batch=batch, lr=lr, halve_every=halve_every, val_every=val_every,
-                       ckpt_every=ckpt_every, max_minutes=max_minutes, seed=seed,
-                       device=str(resolve_device(device)), threads=threads, progress=not quiet,
-                       command=_train_command(click.get_current_context()), amp=amp)
+    if method.lower() == "mulsr" and int(scale) % 2:
+        raise click.UsageError("MulSR needs an even scale (its two branches run at s/2 and s)")
+    res = train_method(method.lower(), data, int(scale), out, config=config, resume=resume,
+                       batches=batches, batch=batch, lr=lr, halve_every=halve_every,
+                       val_every=val_every, ckpt_every=ckpt_every, max_minutes=max_minutes,
+                       seed=seed, device=str(resolve_device(device)), threads=threads,
+                       progress=not quiet, command=_train_command(click.get_current_context()),
+                       amp=amp, options={"per_band_steps": per_band_steps, "swap_bug": swap_bug})
     click.echo(json.dumps(res))
 
 
@@ -351,8 +358,9 @@ def _train_command(ctx) -> str:
                 "threads"):
         if p.get(opt) is not None:
             parts += [f"--{opt.replace('_', '-')}", str(p[opt])]
-    if p.get("amp"):
-        parts.append("--amp")
+    for flag in ("amp", "per_band_steps", "swap_bug"):
+        if p.get(flag):
+            parts.append(f"--{flag.replace('_', '-')}")
     return " ".join(parts)
 
 

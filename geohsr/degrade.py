@@ -170,3 +170,47 @@ def load_mat_kernel(path, key: str = "data") -> np.ndarray:
     from scipy.io import loadmat
 
     return np.asarray(loadmat(str(path))[key], dtype=np.float64)
+
+
+# XYZ → linear sRGB (IEC 61966-2-1, D65 white)
+_XYZ_TO_SRGB = np.array([[3.2404542, -1.5371385, -0.4985314],
+                         [-0.9692660, 1.8760108, 0.0415560],
+                         [0.0556434, -0.2040259, 1.0572252]])
+
+
+def cie_rgb_response(wavelengths) -> np.ndarray:
+    """A camera-like RGB response ``(3 × bands)`` from the CIE 1931 2° observer shipped with
+    geohsr: x̄ȳz̄ sampled at the band centres, mapped to linear sRGB primaries, negative lobes
+    clipped, each row normalised to sum 1 (a flat spectrum of value v gives RGB = v).
+    Rows are R, G, B."""
+    from importlib.resources import files
+
+    path = files("geohsr") / "data" / "cie1931_2deg_xyz_cmf.csv"
+    tab = np.loadtxt(str(path), delimiter=",", comments="#")
+    xyz = srf_matrix(wavelengths, tab[:, 0], tab[:, 1:].T, normalise=False)
+    rgb = np.clip(_XYZ_TO_SRGB @ xyz, 0.0, None)
+    s = rgb.sum(axis=1, keepdims=True)
+    if np.any(s <= 0):
+        raise ValueError("the bands do not overlap the visible range (380–780 nm); an RGB "
+                         "response cannot be synthesised")
+    return rgb / s
+
+
+def guided_test_degradation(hr: np.ndarray, scale: int, rng=None, *, noise: float = 3.0 / 255,
+                            kernel: str = "mulsr") -> np.ndarray:
+    """The MulSR/IFMSR test degradation (methods.md §3.3/§4.4): anisotropic Gaussian k = 13,
+    off-centre, reflect correlate, torch bicubic ×1/s, Gaussian noise σ = 3/255, clip to [0, 1].
+    ``kernel="mulsr"``: λ1 = 2, λ2 = 10, θ = π/2; ``"ifmsr"``: λ1 ~ U(2, 5), λ2 ~ U(8, 12),
+    θ ~ U(0, π) drawn from ``rng``."""
+    rng = _rng(rng)
+    if kernel == "mulsr":
+        k = anisotropic_gaussian(13, 2.0, 10.0, np.pi / 2, scale=scale)
+    elif kernel == "ifmsr":
+        k = anisotropic_gaussian(13, rng.uniform(2, 5), rng.uniform(8, 12), rng.uniform(0, np.pi),
+                                 scale=scale)
+    else:
+        raise ValueError(f"unknown test kernel {kernel!r}; use mulsr or ifmsr")
+    lr = blur_downsample(hr, k, scale, "bicubic")
+    if noise:
+        lr = add_noise(lr, noise, rng)
+    return np.clip(lr, 0.0, 1.0).astype(np.float32)

@@ -208,22 +208,29 @@ class GuidedPatches:
     blur / downsampler / noise degradation. Returns (lr, rgb, hr)."""
 
     def __init__(self, scenes: list[Scene], scale: int, response: np.ndarray, lr_patch: int = 12,
-                 iso_bug: bool = False):
+                 iso_bug: bool = False, rgb_norm: bool = False, gain: tuple[float, float] = (1.0, 1.0)):
         self.scenes, self.scale, self.lr_patch = scenes, scale, lr_patch
         self.response, self.iso_bug = np.asarray(response, np.float64), iso_bug
         if self.response.shape[1] != scenes[0].cube.shape[0]:
             raise InputError(f"the response matrix has {self.response.shape[1]} columns but the "
                              f"scenes have {scenes[0].cube.shape[0]} bands")
+        # ``rgb_norm``: divide the RGB by its scene-wide 99.9th percentile, as geohsr's guide
+        # alignment does at inference; ``gain``: a random log-uniform gain on top (robustness)
+        self.rgb_scale = [float(np.percentile(degrade.project(s.cube[:, ::4, ::4], self.response), 99.9))
+                          if rgb_norm else 1.0 for s in scenes]
+        self.gain = gain
 
     def sample(self, rng: np.random.Generator, batch: int):
         hr_size = self.lr_patch * self.scale
         lrs, rgbs, hrs = [], [], []
         for _ in range(batch):
-            img = self.scenes[rng.integers(len(self.scenes))].cube
+            k = rng.integers(len(self.scenes))
+            img = self.scenes[k].cube
             y = rng.integers(0, img.shape[1] - hr_size + 1)
             x = rng.integers(0, img.shape[2] - hr_size + 1)
             hr = _augment_guided(img[:, y:y + hr_size, x:x + hr_size], rng)
-            rgbs.append(degrade.project(hr, self.response).astype(np.float32))
+            g = np.exp(rng.uniform(np.log(self.gain[0]), np.log(self.gain[1]))) / self.rgb_scale[k]
+            rgbs.append(np.clip(degrade.project(hr, self.response) * g, 0, 1).astype(np.float32))
             lrs.append(random_degradation(hr, self.scale, rng, self.iso_bug))
             hrs.append(hr.astype(np.float32))
         return np.stack(lrs), np.stack(rgbs), np.stack(hrs)

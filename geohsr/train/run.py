@@ -33,33 +33,63 @@ def _split_scenes(data: Path):
             [Scene(sc.name + "[75%:]", sc.cube[:, cut:], sc.wavelength)], "raster (row split)")
 
 
-def train_coarsr(data, scale: int, out, *, config="compact", resume=False, batches=2000, batch=None,
-                 lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None, seed=1,
-                 device="cpu", threads=None, progress=True, command="", amp=False) -> dict:
+def _make_task(method, train, val, scale, config, device, seed, amp, options):
+    if method in ("coarsr", "dualsr"):
+        rec = RECIPES[config]
+        task = CoarSRTask(train, val, scale, config, device=device, seed=seed, amp=amp)
+        recipe = {"loss": "L1", "steps": "one Adam step per band", "lr_patch": task.patches.lr_patch,
+                  "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
+                  "degradation": "MATLAB bicubic x1/s (anti-aliased)"}
+        return task, rec, recipe, "coarsr", ["coarsr", "dualsr"], task.metadata()["config"]
+    if method in ("mulsr", "ifmsr"):
+        from .guided import RECIPES as GREC
+        from .guided import GuidedTask
+
+        task = GuidedTask(method, train, val, scale, config, device=device, seed=seed, amp=amp,
+                          per_band_steps=bool(options.get("per_band_steps")),
+                          swap_bug=bool(options.get("swap_bug")))
+        recipe = {"loss": "L1",
+                  "steps": ("one Adam step per band" if task.per_band_steps
+                            else "one random band per sample, one Adam step per batch"),
+                  "lr_patch": task.patches.lr_patch,
+                  "augment": "hflip, vflip, roll H/2, rot90, rot-90 (p = 0.5 each)",
+                  "rgb": "CIE 1931 2deg -> linear sRGB response (geohsr.degrade.cie_rgb_response), "
+                         "scene 99.9th-percentile scaling x log-uniform gain [0.7, 1.4]",
+                  "degradation": "random kernel (iso/aniso, k in {7,9,13,15,21}) x {bicubic, bilinear, "
+                                 "direction} downsampler, p=0.8 noise sigma in {1..4}/255",
+                  "validation_degradation": "aniso Gaussian k=13 (2, 10, pi/2), torch bicubic, "
+                                            "noise 3/255, seed 2023, centre crops"}
+        return task, GREC[config], recipe, method, [method], task.config
+    raise InputError(f"geohsr cannot train {method!r} yet")
+
+
+def train_method(method, data, scale: int, out, *, config="compact", resume=False, batches=2000,
+                 batch=None, lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None,
+                 seed=1, device="cpu", threads=None, progress=True, command="", amp=False,
+                 options: dict | None = None) -> dict:
+    """Train ``method`` on ``data`` into the run folder ``out`` (best.safetensors + card.json)."""
     out = Path(out)
     train, val, kind = _split_scenes(data)
     if not train or not val:
         raise InputError(f"{data}: need at least one training and one validation scene")
-    rec = RECIPES[config]
-    task = CoarSRTask(train, val, scale, config, device=device, seed=seed, amp=amp)
+    task, rec, recipe, wmethod, used_by, arch = _make_task(method, train, val, scale, config, device,
+                                                           seed, amp, options or {})
     settings = TrainSettings(lr=lr or rec["lr"], batch=batch or rec["batch"], batches=batches,
                              halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
                              seed=seed, max_minutes=max_minutes, device=device, threads=threads)
     t0 = time.time()
     result = Trainer(task, out, settings).run(resume=resume, progress=progress)
     best = out / "best.safetensors"
+    recipe.update({"lr": settings.lr, "batch": settings.batch, "halve_every_batches": halve_every,
+                   "batches": result["batches"], "seed": seed, "amp_bf16": amp})
     card = {
-        "method": "coarsr", "used_by": ["coarsr", "dualsr"], "scale": scale, "config": config,
-        "architecture": task.metadata()["config"],
+        "method": wmethod, "used_by": used_by, "scale": scale, "config": config,
+        "architecture": arch,
         "parameters": sum(p.numel() for p in task.model.parameters()),
         "data": {"kind": kind, "path": str(data), "train_scenes": task.train_scenes,
                  "val_scenes": task.val_scenes},
         "normalisation": task.metadata()["normalisation"],
-        "recipe": {"loss": "L1", "steps": "one Adam step per band", "lr": settings.lr,
-                   "batch": settings.batch, "lr_patch": task.patches.lr_patch,
-                   "halve_every_batches": halve_every, "batches": result["batches"], "seed": seed,
-                   "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
-                   "degradation": "MATLAB bicubic x1/s (anti-aliased)", "amp_bf16": amp},
+        "recipe": recipe,
         "best_val_psnr_crop": result["best"],
         "command": command,
         "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
@@ -69,3 +99,7 @@ def train_coarsr(data, scale: int, out, *, config="compact", resume=False, batch
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return {"out": str(out), **result, "sha256": card["sha256"]}
+
+
+def train_coarsr(data, scale: int, out, **kw) -> dict:
+    return train_method("coarsr", data, scale, out, **kw)
