@@ -17,10 +17,11 @@ from .methods import MethodSpec, get_method, load_runner, resolve_device
 from .tiling import fill_invalid, plan_chunks, tiled_map, upsample_mask, valid_mask
 
 EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
+GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (see benchmarks)
 
 
 def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mask_dilation,
-              use_bands=None):
+              use_bands=None, origin=(0, 0), guide=None):
     """Super-resolve one block (with halo) and crop the halo.
 
     Returns float32 planes: the HR bands (NaN where the input was invalid), then the method's
@@ -41,7 +42,12 @@ def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mas
     if use_bands is not None:
         xf = xf[list(use_bands)]
     runner = load_runner(method, scale, weights, device)
-    y = runner(torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32)))
+    xt = torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
+    if guide is not None:  # the guide window under this block (halo included), read now
+        g = guide.window(origin[0] * scale, origin[1] * scale, x.shape[1] * scale, x.shape[2] * scale)
+        y = runner(xt, torch.from_numpy(g))
+    else:
+        y = runner(xt)
     y = y.detach().to("cpu").numpy().astype(np.float32, copy=False)
     per = 1 + spec.aux_per_band
     lg = xf.shape[0]
@@ -90,6 +96,7 @@ class Plan:
     out_nodata: float | None
     device: str
     weights: str | None
+    guide: object = None  # a geohsr.guide.GuideSource for guided methods
 
     @property
     def bands(self) -> int:
@@ -110,14 +117,14 @@ class Plan:
     def block_kwargs(self) -> dict:
         return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
                     device=self.device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
-                    use_bands=self.use_bands)
+                    use_bands=self.use_bands, guide=self.guide)
 
     def wrap(self, data) -> xr.DataArray:
         """The HR DataArray around ``data``: band coords, attrs, HR grid, CRS, nodata."""
         cube = self.cube
         coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
         hr = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=cube.name)
-        hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
+        hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue", "geohsr_band_map")}
         hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale)
         hr = geo.with_grid(hr, geo.hr_transform(geo.cube_transform(cube), self.scale), cube.rio.crs)
         if self.out_nodata is not None:
@@ -147,11 +154,76 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
         info = np.iinfo(out_dtype)
         if not (np.isfinite(nodata) and info.min <= nodata <= info.max):
             raise InputError(f"nodata {nodata} does not fit output dtype {out_dtype}; choose another dtype")
-    plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)),
-                None if weights is None else str(weights))
+    wpath = None if weights is None else str(weights)
+    if spec.bands == "grid":  # the model fixes its bands: resample the input onto its grid
+        from .methods.swir import model_grid
+
+        cube = resample_to_grid(cube, model_grid(spec.name, s, wpath), spec.name)
+        nodata = cube.rio.nodata
+    plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)), wpath)
     if spec.needs_weights:  # load now: bad weights fail here, not at compute time
         load_runner(spec.name, s, plan.weights, plan.device)
+    if guide is not None:
+        from .guide import GuideSource
+
+        plan.guide = GuideSource(guide, cube, s)
     return plan
+
+
+def apply_band_map(data: np.ndarray, band_map) -> np.ndarray:
+    """``(idx, matrix, nodata)``: the bands ``idx`` of ``data`` combined by ``matrix``; pixels
+    that are nodata/NaN in any contributing band become NaN."""
+    idx, mat, nodata = band_map
+    raw = np.asarray(data)[idx]
+    x = raw.astype(np.float32)
+    bad = ~np.isfinite(x)
+    if nodata is not None and np.isfinite(nodata):
+        bad |= raw == nodata
+    x[bad] = 0.0
+    out = np.tensordot(mat, x, axes=(1, 0)).astype(np.float32, copy=False)
+    if bad.any():  # invalid only where a band with non-zero weight is invalid
+        out[np.tensordot((mat > 0).astype(np.float32), bad.astype(np.float32), axes=(1, 0)) > 0] = np.nan
+    return out
+
+
+def resample_to_grid(cube: xr.DataArray, grid: dict, method: str = "the model") -> xr.DataArray:
+    """The cube's good bands resampled onto a model's wavelength grid (Gaussian SRFs of the
+    grid's FWHM evaluated at the input's band centres; lazy for dask input). Invalid pixels
+    (nodata, NaN) stay invalid (NaN → the cube's nodata on output)."""
+    from . import degrade
+
+    wl = cube.coords["wavelength"].values.astype(np.float64)
+    good = np.isfinite(wl) & (cube.coords["good_band"].values != 0)
+    centres = np.asarray(grid["wavelength"], np.float64)
+    lo, hi = float(centres.min()), float(centres.max())
+    if not good.any():
+        raise InputError(f"{method} works on {lo:.0f}–{hi:.0f} nm and needs band wavelengths; this "
+                         "cube has none (set them: ENVI 'wavelength', GDAL band tags or STAC eo:bands)")
+    try:
+        m = degrade.resample_matrix(wl[good], centres, grid["fwhm"])
+    except ValueError as e:
+        raise InputError(f"the cube ({np.nanmin(wl[good]):.0f}–{np.nanmax(wl[good]):.0f} nm) does not "
+                         f"cover {method}'s bands {lo:.0f}–{hi:.0f} nm ({e}); pick another method or "
+                         "weights trained for this range") from None
+    idx = np.flatnonzero(good)
+    nodata = cube.rio.nodata
+    band_map = (idx, m.astype(np.float32), nodata)
+    data = cube.data
+    if isinstance(data, dsa.Array):
+        data = data.rechunk({0: -1})
+        out = data.map_blocks(apply_band_map, band_map, dtype=np.float32,
+                              chunks=((len(centres),),) + data.chunks[1:])
+    else:
+        out = apply_band_map(np.asarray(data), band_map)
+    res = xr.DataArray(out, dims=("band", "y", "x"), name=cube.name,
+                       coords={"band": np.arange(1, len(centres) + 1), "wavelength": ("band", centres),
+                               "fwhm": ("band", np.full(len(centres), float(grid["fwhm"]))),
+                               "band_name": ("band", [f"{c:.1f} nm" for c in centres]),
+                               "good_band": ("band", np.ones(len(centres), np.int8))})
+    res.attrs = {k: v for k, v in cube.attrs.items() if k not in ("_FillValue",)}
+    res.attrs["geohsr_band_map"] = band_map  # lets the streaming path resample windows it reads
+    res = geo.with_grid(res, geo.cube_transform(cube), cube.rio.crs)
+    return res.rio.write_nodata(nodata, encoded=False) if nodata is not None else res
 
 
 def _finish_lazy(spec, planes: dsa.Array, nb: int, good=None) -> dsa.Array:
@@ -191,11 +263,12 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     if chunks is not None:
         data = data.rechunk(chunks if not isinstance(chunks, dict)
                             else tuple(chunks.get(d, -1) for d in ("band", "y", "x")))
+    blend = spec.context == "global"
     data = plan_chunks(data, s, spec.halo, spec.band_axis == "joint",
-                       keep_spatial=chunks is not None)
+                       keep_spatial=chunks is not None, min_side=GLOBAL_TILE if blend else 0)
     norm = _norm_scalar(data, nodata) if spec.normalise else 1.0
     out = tiled_map(data, _sr_block, s, spec.halo, np.float32, (norm,), plan.block_kwargs(),
-                    planes=plan.planes)
+                    planes=plan.planes, blend=blend)
     if spec.finish is not None:
         out = _finish_lazy(spec, out, nb, plan.use_bands)
     out = out.map_blocks(_cast_block, dtype=out_dtype, out_dtype=out_dtype, out_nodata=out_nodata,

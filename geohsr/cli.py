@@ -172,12 +172,12 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory
         warnings.warn(f"{input} has no CRS; the output will have none either")
     gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
     with _client(scheduler) as client:
-        if out_fmt in ("GTiff", "COG", "ENVI") and gdal_input and guide is None:
+        if out_fmt in ("GTiff", "COG", "ENVI") and gdal_input:
             from .stream import run_file
 
             try:
                 path = run_file(input, output, method=method, scale=scale, fmt=out_fmt,
-                                weights=weights, device=device, dtype=dtype, overwrite=overwrite,
+                                weights=weights, guide=guide, device=device, dtype=dtype, overwrite=overwrite,
                                 resume=resume, keep_partial=keep_partial,
                                 memory_limit_mb=memory_limit, workers=workers, client=client,
                                 progress=progress, block=block_size)
@@ -306,9 +306,28 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 
 
 @main.command()
-@click.argument("method", type=click.Choice(["dualsr", "coarsr", "mulsr", "ifmsr"], case_sensitive=False))
-@click.option("--data", type=click.Path(exists=True, path_type=Path), required=True,
-              help="CAVE root (fixed scene split), a folder of rasters, or one raster")
+@click.argument("method", type=click.Choice(["dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr"],
+                                            case_sensitive=False))
+@click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
+              help="CAVE root (fixed scene split), a folder of rasters, or one raster "
+                   "(DualSR, CoarSR, MulSR, IFMSR)")
+@click.option("--source", type=click.Path(exists=True, path_type=Path), multiple=True,
+              help="SNLSR/A-SNLSR: scene(s) with HR data in --source-range (repeatable)")
+@click.option("--target", type=click.Path(exists=True, path_type=Path), multiple=True,
+              help="A-SNLSR: scene(s) to adapt to (only their LR --target-range bands are used; "
+                   "the last third of each is held out for evaluation)")
+@click.option("--source-range", default="1000-1700", show_default=True, help="nm")
+@click.option("--target-range", default="1700-2500", show_default=True, help="nm")
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="A-SNLSR gradient-reversal weight")
+@click.option("--alpha-rampup", type=int, default=0, help="A-SNLSR: ramp alpha up over N batches")
+@click.option("--l1-only", is_flag=True, help="SNLSR: the official code's L1-only loss")
+@click.option("--frozen-unmixing", is_flag=True,
+              help="SNLSR: freeze encoder and endmembers (the A-SNLSR repository's baseline)")
+@click.option("--crop", type=int, default=64, show_default=True,
+              help="SNLSR/A-SNLSR: HR training crop (pixels)")
+@click.option("--psf", type=click.Path(exists=True, path_type=Path), default=None,
+              help="SNLSR/A-SNLSR degradation PSF (.mat key 'data') [default: A-SNLSR's]")
 @click.option("--scale", "-s", type=click.Choice(["2", "3", "4", "8"]), default="4", help="scale factor")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder")
 @click.option("--config", type=click.Choice(["compact", "paper", "tiny"]), default="compact",
@@ -330,7 +349,8 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
                    "per sample, one step per batch)")
 @click.option("--swap-bug", is_flag=True, help="IFMSR: reproduce the official code's channel-swap bug")
 @click.option("--quiet", "-q", is_flag=True)
-def train(method, data, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
+def train(method, data, source, target, source_range, target_range, alpha, alpha_rampup, l1_only,
+          frozen_unmixing, crop, psf, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
           ckpt_every, max_minutes, seed, device, threads, amp, per_band_steps, swap_bug, quiet):
     """Train METHOD on --data; writes best.safetensors and a model card into --out."""
     from .methods import resolve_device
@@ -338,7 +358,27 @@ def train(method, data, scale, out, config, resume, batches, batch, lr, halve_ev
 
     if (out / "checkpoint" / "state.json").exists() and not resume:
         raise click.UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    if method.lower() == "mulsr" and int(scale) % 2:
+    method = method.lower()
+    if method in ("snlsr", "a-snlsr"):
+        from .train.run import train_swir
+
+        if not source:
+            raise click.UsageError(f"{method} trains from --source scenes (HR data of --source-range)")
+        if method == "a-snlsr" and not target:
+            raise click.UsageError("a-snlsr adapts to --target scenes; give at least one")
+        res = train_swir(method, list(source), list(target), int(scale), out,
+                         source_range=source_range, target_range=target_range, config=config,
+                         resume=resume, batches=batches, batch=batch, lr=lr, val_every=val_every,
+                         ckpt_every=ckpt_every, max_minutes=max_minutes, seed=seed,
+                         device=str(resolve_device(device)), threads=threads, progress=not quiet,
+                         command=_train_command(click.get_current_context()), alpha=alpha,
+                         alpha_rampup=alpha_rampup, l1_only=l1_only, frozen_unmixing=frozen_unmixing,
+                         psf=psf, hr_crop=crop)
+        click.echo(json.dumps(res))
+        return
+    if data is None:
+        raise click.UsageError(f"{method} trains from --data (a CAVE root, a folder of rasters or a raster)")
+    if method == "mulsr" and int(scale) % 2:
         raise click.UsageError("MulSR needs an even scale (its two branches run at s/2 and s)")
     res = train_method(method.lower(), data, int(scale), out, config=config, resume=resume,
                        batches=batches, batch=batch, lr=lr, halve_every=halve_every,
@@ -352,13 +392,26 @@ def train(method, data, scale, out, config, resume, batches, batch, lr, halve_ev
 def _train_command(ctx) -> str:
     """The full, canonical command line of a train run (for the model card)."""
     p = ctx.params
-    parts = ["geohsr train", p["method"], "--data", str(p["data"]), "--scale", str(p["scale"]),
-             "--out", str(p["out"]), "--config", p["config"], "--batches", str(p["batches"])]
+    parts = ["geohsr train", p["method"]]
+    if p.get("data") is not None:
+        parts += ["--data", str(p["data"])]
+    for opt in ("source", "target"):
+        for v in p.get(opt) or ():
+            parts += [f"--{opt}", str(v)]
+    if p["method"].lower() in ("snlsr", "a-snlsr"):
+        parts += ["--source-range", p["source_range"], "--target-range", p["target_range"],
+                  "--crop", str(p["crop"])]
+        if p["method"].lower() == "a-snlsr":
+            parts += ["--alpha", str(p["alpha"])]
+            if p.get("alpha_rampup"):
+                parts += ["--alpha-rampup", str(p["alpha_rampup"])]
+    parts += ["--scale", str(p["scale"]), "--out", str(p["out"]), "--config", p["config"],
+              "--batches", str(p["batches"])]
     for opt in ("batch", "lr", "halve_every", "val_every", "ckpt_every", "max_minutes", "seed",
                 "threads"):
         if p.get(opt) is not None:
             parts += [f"--{opt.replace('_', '-')}", str(p[opt])]
-    for flag in ("amp", "per_band_steps", "swap_bug"):
+    for flag in ("amp", "per_band_steps", "swap_bug", "l1_only", "frozen_unmixing"):
         if p.get(flag):
             parts.append(f"--{flag.replace('_', '-')}")
     return " ".join(parts)

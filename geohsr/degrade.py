@@ -214,3 +214,41 @@ def guided_test_degradation(hr: np.ndarray, scale: int, rng=None, *, noise: floa
     if noise:
         lr = add_noise(lr, noise, rng)
     return np.clip(lr, 0.0, 1.0).astype(np.float32)
+
+
+# water-vapour absorption ranges removed from SWIR grids (A-SNLSR §6.1: SWIR_1, SWIR_2)
+ABSORPTION_NM = ((1310.0, 1550.0), (1800.0, 1980.0))
+
+
+def spectral_grid(lo: float, hi: float, bands_out: int = 30,
+                  remove=ABSORPTION_NM) -> tuple[np.ndarray, float]:
+    """A fixed band grid for a wavelength range: ``n`` Gaussian bands with centres
+    ``linspace(lo, hi, n)`` and FWHM ``(hi − lo)/n`` (A-SNLSR §6.1), ``n`` the smallest count
+    that leaves ``bands_out`` centres outside the absorption ranges. Returns (centres, fwhm)."""
+    if not hi > lo:
+        raise ValueError(f"empty wavelength range {lo}-{hi} nm")
+    for n in range(bands_out, 8 * bands_out + 1):
+        c = np.linspace(lo, hi, n)
+        keep = np.ones(n, bool)
+        for a, b in remove:
+            keep &= ~((c >= a) & (c <= b))
+        if keep.sum() == bands_out:
+            return c[keep], (hi - lo) / n
+    raise ValueError(f"cannot place {bands_out} bands in {lo}-{hi} nm outside {remove}")
+
+
+def resample_matrix(wavelengths, centres, fwhm: float) -> np.ndarray:
+    """``(len(centres) × bands)`` Gaussian SRF weights evaluated at the actual band centres,
+    each row normalised to sum 1, using input bands within 1.5 FWHM of the centre. Raises
+    ``ValueError`` when a target band has none (the input does not cover the grid)."""
+    wl = np.asarray(wavelengths, np.float64)
+    c = np.asarray(centres, np.float64)
+    sigma = fwhm / (2.0 * np.sqrt(2.0 * np.log(2.0)))
+    d = wl[None, :] - c[:, None]
+    near = np.abs(d) <= 1.5 * fwhm
+    bad = ~near.any(axis=1)
+    if bad.any():
+        miss = ", ".join(f"{v:.0f}" for v in c[bad][:5])
+        raise ValueError(f"no input band within {1.5 * fwhm:.1f} nm of {miss} nm")
+    w = np.exp(-0.5 * (d / sigma) ** 2) * near
+    return w / w.sum(axis=1, keepdims=True)

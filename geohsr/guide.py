@@ -55,44 +55,103 @@ def coverage(guide: xr.DataArray, cube_bounds, cube_crs) -> float:
     return float(w * h / area) if area > 0 else 0.0
 
 
+class GuideSource:
+    """A guide aligned lazily onto the HR grid of ``cube``: :meth:`window` warps just the part a
+    tile needs (GDAL reads only the source blocks it touches), so a guide of any size streams
+    with the tiles. Checks (CRS, coverage, band count) and the scene-wide normalisation (99.9th
+    percentile of a decimated warp of the whole footprint) happen once, up front. Picklable:
+    file-backed guides travel as a path."""
+
+    def __init__(self, guide, cube: xr.DataArray, scale: int, min_coverage: float = 0.999):
+        g = open_cube(guide)
+        cube_crs = cube.rio.crs
+        if cube_crs is not None and g.rio.crs is None:
+            raise InputError("the guide has no CRS but the scene has one; georeference the guide "
+                             "(gdal_edit.py -a_srs …) so it can be aligned")
+        t_hr, H, W = hr_grid(cube, scale)
+        if cube_crs is None:
+            if g.rio.crs is not None:
+                raise InputError("the scene has no CRS but the guide has one; they cannot be aligned")
+            if g.sizes["y"] != H or g.sizes["x"] != W:
+                raise InputError(f"without CRS the guide must be exactly {W}×{H} px (the ×{scale} "
+                                 f"grid), not {g.sizes['x']}×{g.sizes['y']}")
+            g = geo.with_grid(g.copy(), t_hr, None)
+        cov = coverage(g, geo.bounds(t_hr, H, W), cube_crs)
+        if cov < min_coverage:
+            raise InputError(f"the guide covers only {100 * cov:.1f} % of the scene; give a guide that "
+                             "covers the whole scene (or crop the scene to the guide)")
+        picked = pick_channels(g)
+        self.bidx = [int(b) for b in picked.coords["band"].values] if g.sizes["band"] > 1 else [1, 1, 1]
+        self.path = g.attrs.get("source") if _is_file_backed(g, guide) else None
+        self.array = None if self.path else np.asarray(picked.values, dtype=np.float32)
+        self.src_transform = geo.cube_transform(g)
+        self.src_crs = g.rio.crs
+        self.nodata = g.rio.nodata
+        self.dst_crs = cube_crs if cube_crs is not None else g.rio.crs
+        self.t_hr, self.H, self.W = t_hr, H, W
+        t = geo.cube_transform(g)
+        g_res = abs(t.a) if t.b == 0 and t.d == 0 else None
+        finer = (g_res is not None and cube_crs is not None and g.rio.crs == cube_crs
+                 and g_res < abs(t_hr.a))
+        from rasterio.enums import Resampling
+
+        self.resampling = Resampling.average if finer else Resampling.bilinear
+        self.lo, self.hi = 0.0, 1.0
+        self.lo, self.hi = self._stats()
+
+    def _warp(self, transform: Affine, h: int, w: int) -> np.ndarray:
+        import rasterio
+        from rasterio.warp import reproject
+
+        out = np.full((3, h, w), np.nan, dtype=np.float32)
+        kw = dict(src_transform=self.src_transform, src_crs=self.src_crs, dst_transform=transform,
+                  dst_crs=self.dst_crs, resampling=self.resampling, dst_nodata=np.nan,
+                  src_nodata=self.nodata)
+        if self.array is not None:
+            for k in range(3):
+                reproject(self.array[k], out[k], **kw)
+        else:
+            with rasterio.open(self.path) as ds:
+                for k, b in enumerate(self.bidx):
+                    reproject(rasterio.band(ds, b), out[k], **kw)
+        return out
+
+    def _stats(self) -> tuple[float, float]:
+        f = max(1, int(np.ceil(max(self.H, self.W) / 1024)))
+        h, w = max(1, self.H // f), max(1, self.W // f)
+        v = self._warp(self.t_hr @ Affine.scale(self.W / w, self.H / h), h, w)
+        if not np.isfinite(v).any():
+            raise InputError("the guide holds no valid pixel over the scene")
+        hi = float(np.nanpercentile(v, 99.9))
+        lo = min(0.0, float(np.nanmin(v)))
+        return lo, max(hi, lo + 1e-12)
+
+    def window(self, y0: int, x0: int, h: int, w: int, fill: bool = True) -> np.ndarray:
+        """Guide pixels ``[y0:y0+h, x0:x0+w]`` of the HR grid, float32 (3, h, w) in [0, 1];
+        pixels without guide data are filled from the nearest valid one (``fill``) or NaN."""
+        v = self._warp(self.t_hr @ Affine.translation(x0, y0), h, w)
+        v = np.clip((v - self.lo) / (self.hi - self.lo), 0.0, 1.0, where=np.isfinite(v), out=v)
+        if fill:
+            ok = np.isfinite(v)
+            if not ok.all():
+                from .tiling import fill_invalid
+
+                v = fill_invalid(v, ok, empty_value=0.0)
+        return v
+
+
+def _is_file_backed(g: xr.DataArray, guide) -> bool:
+    """True when the guide was given as a path (then windows are re-read from the file; a
+    DataArray may have been modified after opening, so its values are used instead)."""
+    import os
+
+    return isinstance(guide, (str, os.PathLike)) and bool(g.attrs.get("source"))
+
+
 def align_guide(guide, cube: xr.DataArray, scale: int, min_coverage: float = 0.999) -> xr.DataArray:
     """The guide warped onto the ×``scale`` grid of ``cube``: float32 ``(3, s·h, s·w)`` in [0, 1]
     (NaN where the guide has no data)."""
-    from rasterio.enums import Resampling
-
-    g = open_cube(guide)
-    cube_crs = cube.rio.crs
-    if cube_crs is not None and g.rio.crs is None:
-        raise InputError("the guide has no CRS but the scene has one; georeference the guide "
-                         "(gdal_edit.py -a_srs …) so it can be aligned")
-    t_hr, H, W = hr_grid(cube, scale)
-    if cube_crs is None:
-        if g.rio.crs is not None:
-            raise InputError("the scene has no CRS but the guide has one; they cannot be aligned")
-        if g.sizes["y"] != H or g.sizes["x"] != W:
-            raise InputError(f"without CRS the guide must be exactly {W}×{H} px (the ×{scale} grid), "
-                             f"not {g.sizes['x']}×{g.sizes['y']}")
-        g = g.copy()
-        g = geo.with_grid(g, t_hr, None)
-    cov = coverage(g, geo.bounds(t_hr, H, W), cube_crs)
-    if cov < min_coverage:
-        raise InputError(f"the guide covers only {100 * cov:.1f} % of the scene; give a guide that "
-                         "covers the whole scene (or crop the scene to the guide)")
-    g = pick_channels(g)
-    nodata = g.rio.nodata
-    data = g.astype("float32")
-    if nodata is not None:
-        data = data.where(g != nodata)
-    data = data.rio.write_nodata(np.nan, encoded=False)
-    g_res = abs(geo.cube_transform(g).a) if geo.cube_transform(g).b == 0 else None
-    finer = g_res is not None and cube_crs is not None and g.rio.crs == cube_crs and g_res < abs(t_hr.a)
-    warped = data.rio.reproject(cube_crs if cube_crs is not None else g.rio.crs, shape=(H, W),
-                                transform=t_hr,
-                                resampling=Resampling.average if finer else Resampling.bilinear,
-                                nodata=np.nan)
-    v = warped.values.astype("float32")
-    hi = np.nanpercentile(v, 99.9) if np.isfinite(v).any() else 1.0
-    lo = min(0.0, float(np.nanmin(v))) if np.isfinite(v).any() else 0.0
-    v = np.clip((v - lo) / max(hi - lo, 1e-12), 0.0, 1.0)
+    src = GuideSource(guide, cube, scale, min_coverage)
+    v = src.window(0, 0, src.H, src.W, fill=False)
     out = xr.DataArray(v, dims=("band", "y", "x"), coords={"band": [1, 2, 3]}, name="guide")
-    return geo.with_grid(out, t_hr, cube_crs)
+    return geo.with_grid(out, src.t_hr, cube.rio.crs)

@@ -85,7 +85,7 @@ def plan_blocks(h: int, w: int, side: int) -> list[Block]:
     return out
 
 
-def _read_window(src: str, b: Block, halo: int, height: int, width: int):
+def _read_window(src: str, b: Block, halo: int, height: int, width: int, band_map=None):
     import rasterio
     from rasterio.windows import Window
 
@@ -101,17 +101,21 @@ def _read_window(src: str, b: Block, halo: int, height: int, width: int):
         msg = str(exc).splitlines()[0] if str(exc) else "read error"
         raise InputError(f"{src}: cannot read rows {b.y0}–{b.y0 + b.h}, cols {b.x0}–{b.x0 + b.w} "
                          f"({msg}); the file is truncated or corrupt") from None
+    if band_map is not None:  # a model's fixed band grid (SNLSR / A-SNLSR)
+        from .api import apply_band_map
+
+        data = apply_band_map(data, band_map)
     return data, (top, bottom, left, right)
 
 
 def block_task(src: str, b: Block, height: int, width: int, halo: int, kw: dict, norm: float,
-               mode: str, stat, finish_info: dict):
+               mode: str, stat, finish_info: dict, band_map=None):
     """Runs on a worker: read the window with its halo, super-resolve, crop; then either the
     block's statistic (``mode="stat"``), or the finished, cast HR block (``mode="final"``)."""
     from .methods import get_method
 
-    data, sides = _read_window(src, b, halo, height, width)
-    planes = _sr_block(data, norm, sides=sides, **kw)
+    data, sides = _read_window(src, b, halo, height, width, band_map)
+    planes = _sr_block(data, norm, sides=sides, origin=(b.y0 - sides[0], b.x0 - sides[2]), **kw)
     spec = get_method(kw["method"])
     nb = data.shape[0]
     if mode == "stat":
@@ -121,8 +125,8 @@ def block_task(src: str, b: Block, height: int, width: int, halo: int, kw: dict,
     return cast(planes[:nb], finish_info["dtype"], finish_info["nodata"], np.isfinite(planes[:nb]))
 
 
-def _absmax_task(src: str, b: Block, nodata) -> float:
-    data, _ = _read_window(src, b, 0, b.y0 + b.h, b.x0 + b.w)
+def _absmax_task(src: str, b: Block, nodata, band_map=None) -> float:
+    data, _ = _read_window(src, b, 0, b.y0 + b.h, b.x0 + b.w, band_map)
     v = valid_mask(data, nodata)
     return float(np.abs(np.where(v, data, 0).astype(np.float64)).max()) if data.size else 0.0
 
@@ -179,10 +183,11 @@ def _signature(src: Path, plan: Plan, fmt: str, side: int) -> dict:
     return {"version": JOURNAL_VERSION, "src": str(src.resolve()), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "method": plan.spec.name, "scale": plan.scale,
             "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
-            "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.spec.halo}
+            "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.spec.halo,
+            "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None))}
 
 
-def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, device="auto",
+def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
              dtype=None, overwrite=False, resume=False, keep_partial=True, memory_limit_mb=2048,
              workers=None, client=None, progress="bar", flush_seconds=None, block=None) -> Path:
     """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming."""
@@ -192,8 +197,9 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
     if fmt not in ("GTiff", "COG", "ENVI"):
         raise OutputError(f"streaming writes GeoTIFF, COG or ENVI, not {fmt}")
-    plan = prepare(src, method, scale, weights=weights, device=device, dtype=dtype)
+    plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype)
     cube, spec, s = plan.cube, plan.spec, plan.scale
+    bmap = cube.attrs.get("geohsr_band_map")
     src_path = cube.attrs.get("source", str(src))
     nb, h, w = cube.shape
     if workers is None:  # learned methods: one block at a time using every core (less memory)
@@ -248,7 +254,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
             big = plan_blocks(h, w, 1024)
             vals = []
             with contextlib.closing(_Progress(progress, len(big), "scan")) as pr:
-                _run_pool(executor, ((b.idx, _absmax_task, (src_path, b, plan.nodata)) for b in big),
+                _run_pool(executor, ((b.idx, _absmax_task, (src_path, b, plan.nodata, bmap)) for b in big),
                           workers, lambda k, v: vals.append(v), pr)
             state["norm"] = max(max(vals), 1e-12)
         norm = state["norm"] if spec.normalise else 1.0
@@ -266,7 +272,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
 
                 with contextlib.closing(_Progress(progress, len(blocks), "statistic")) as pr:
                     _run_pool(executor, ((b.idx, block_task, (src_path, b, h, w, spec.halo, kw, norm,
-                                                              "stat", None, fin)) for b in blocks),
+                                                              "stat", None, fin, bmap)) for b in blocks),
                               workers, add, pr)
                 state["stat"] = acc
         # the partial file
@@ -307,14 +313,15 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, dev
                     pr.update(len(blocks) - len(todo))
                     if stat == "single":
                         b = blocks[0]
-                        data, sides = _read_window(src_path, b, spec.halo, h, w)
-                        planes = _sr_block(data, norm, sides=sides, **kw)
+                        data, sides = _read_window(src_path, b, spec.halo, h, w, bmap)
+                        planes = _sr_block(data, norm, sides=sides,
+                                           origin=(b.y0 - sides[0], b.x0 - sides[2]), **kw)
                         arr = spec.finish(planes, nb, *spec.block_stat(planes, nb, kw.get("use_bands")))
                         write(b, cast(arr, plan.out_dtype, plan.out_nodata, np.isfinite(arr)))
                         pr.update()
                     else:
                         _run_pool(executor, ((b, block_task, (src_path, b, h, w, spec.halo, kw, norm,
-                                                              "final", stat, fin)) for b in todo),
+                                                              "final", stat, fin, bmap)) for b in todo),
                                   workers, write, pr)
             finally:
                 ds.close()

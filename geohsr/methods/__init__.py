@@ -33,7 +33,7 @@ class MethodSpec:
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
     halo: int = 0  # receptive field radius in LR pixels
     context: str = "local"  # "local" (crop-only tiling is exact) or "global" (overlap + blend)
-    bands: str = "any"  # "any", "fixed:N" or "range:LO-HI" (nm)
+    bands: str = "any"  # "any", or "grid": the weights fix a wavelength grid the input is resampled to
     band_axis: str = "independent"  # "independent" bands, or "joint" (all bands in one block)
     normalise: bool = False  # divide by a global scale before the model
     mask_dilation: int = 0  # LR pixels of invalid-mask dilation applied to the output
@@ -154,4 +154,4 @@ def _load_builtin() -> None:
     if _LOADED:
         return
     _LOADED = True
-    from . import bicubic, dualsr  # noqa: F401
+    from . import bicubic, dualsr, guided, swir  # noqa: F401

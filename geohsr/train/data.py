@@ -230,7 +230,8 @@ class GuidedPatches:
             x = rng.integers(0, img.shape[2] - hr_size + 1)
             hr = _augment_guided(img[:, y:y + hr_size, x:x + hr_size], rng)
             g = np.exp(rng.uniform(np.log(self.gain[0]), np.log(self.gain[1]))) / self.rgb_scale[k]
-            rgbs.append(np.clip(degrade.project(hr, self.response) * g, 0, 1).astype(np.float32))
+            rgb = degrade.project(hr, self.response) * g
+            rgbs.append((np.clip(rgb, 0, 1) if self.rgb_scale[k] != 1.0 else rgb).astype(np.float32))
             lrs.append(random_degradation(hr, self.scale, rng, self.iso_bug))
             hrs.append(hr.astype(np.float32))
         return np.stack(lrs), np.stack(rgbs), np.stack(hrs)

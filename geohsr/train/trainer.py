@@ -39,6 +39,9 @@ class TrainSettings:
     max_minutes: float | None = None
     device: str = "cpu"
     threads: int | None = None
+    schedule: str = "step"  # "step" (halve_every) or "cosine" (warm restarts every `cycle` batches)
+    cycle: int = 0
+    final_lr: float = 1e-4
     extra: dict = field(default_factory=dict)
 
 
@@ -104,6 +107,9 @@ class Trainer:
 
     # -- loop -------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
+        if self.s.schedule == "cosine":  # CosineAnnealingWarmRestarts(T_0 = cycle, T_mult = 1)
+            t = (step % self.s.cycle) / max(self.s.cycle, 1)
+            return self.s.final_lr + (self.s.lr - self.s.final_lr) * 0.5 * (1 + math.cos(math.pi * t))
         if self.s.halve_every:
             return self.s.lr * 0.5 ** (step // self.s.halve_every)
         return self.s.lr

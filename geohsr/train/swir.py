@@ -1,0 +1,309 @@
+"""SNLSR / A-SNLSR training: cross-spectral domain adaptation (methods.md §5, §6).
+
+Data preparation (§6.1) is geohsr's own and works on any cube with wavelengths:
+
+* each scene's good bands are resampled onto a fixed grid per range
+  (:func:`geohsr.degrade.spectral_grid`: Gaussian bands, absorption ranges removed, 30 bands),
+  with Gaussian weights evaluated at the scene's actual band centres;
+* every resampled cube is divided by its maximum (what ``superresolve`` does with the scene-wide
+  maximum at inference) and log-normalised: ``(ln max(x, 1e−4) − ln 1e−4) / (ln 2 − ln 1e−4)``;
+* LR = the fixed A-SNLSR PSF + stride degradation of the HR crop (§6.1 step 5).
+
+Split: the last third of every scene along its longer axis is **held out** (never seen in any
+domain); training crops come from the first two thirds. Source samples train SR + unmixing;
+target samples (LR only) train unmixing and, for A-SNLSR, the domain discriminator through a
+gradient-reversal layer. The weights are those of the last step (no model selection on
+held-out data).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import degrade, metrics
+from ..errors import InputError
+from ..nets.snlsr import PRESETS, DomainDiscriminator, SNLSR, SNLSRConfig, sam_radians
+from .data import Scene, raster_scenes, read_unmixing_mat
+
+LOG_LO, LOG_HI = float(np.log(1e-4)), float(np.log(2.0))
+SHARED_PSF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "psf" / "asnlsr_psf_32x32.mat"
+
+
+def to_log(x):
+    """A-SNLSR log normalisation of values already divided by the scene maximum."""
+    if isinstance(x, torch.Tensor):
+        return (torch.log(x.clamp_min(1e-4)) - LOG_LO) / (LOG_HI - LOG_LO)
+    return ((np.log(np.maximum(x, 1e-4)) - LOG_LO) / (LOG_HI - LOG_LO)).astype(np.float32)
+
+
+def from_log(y):
+    if isinstance(y, torch.Tensor):
+        return torch.exp(y * (LOG_HI - LOG_LO) + LOG_LO)
+    return np.exp(y * (LOG_HI - LOG_LO) + LOG_LO)
+
+
+def default_psf(path=None) -> np.ndarray:
+    """The A-SNLSR PSF (``psf/asnlsr_psf_32x32.mat``) when available, else an anisotropic
+    Gaussian with its fitted variances (6.3 px² across columns, 3.4 px² across rows)."""
+    p = Path(path) if path else SHARED_PSF
+    if p.is_file():
+        return degrade.load_mat_kernel(p, "data").astype(np.float64)
+    if path:
+        raise InputError(f"{path}: PSF file not found")
+    y, x = np.mgrid[0:32, 0:32].astype(np.float64)
+    k = np.exp(-0.5 * (((x - 15.98) ** 2) / 6.306 + ((y - 15.99) ** 2) / 3.340))
+    return k / k.sum()
+
+
+# -- readers ----------------------------------------------------------------------------------
+def _indian_pines(folder: Path) -> Scene:
+    cube = np.load(folder / "Indian_pines_corrected.npy").astype(np.float32).transpose(2, 0, 1)
+    wl = np.loadtxt(folder / "wavelengths_nm.txt")
+    wl = np.asarray(wl, np.float64).ravel()
+    if wl.size > 170 and wl[169] > wl[171]:  # the two typos the data README documents
+        wl[169], wl[170] = 2212.0, 2222.0
+    return Scene("indian_pines", cube / cube.max(), wl)
+
+
+def _jasper(path: Path) -> Scene:
+    from scipy.io import loadmat
+
+    sc = read_unmixing_mat(path, "Y", scale=10000.0)
+    sel = np.ravel(loadmat(str(path))["SlectBands"]).astype(int) - 1  # 1-based AVIRIS indices
+    lib = path.parent.parent / "spectral_library" / "USGS_1995_Library.mat"
+    if not lib.is_file():
+        raise InputError(f"{path}: Jasper Ridge stores no wavelengths; geohsr takes them from the "
+                         f"AVIRIS grid in {lib}, which is missing")
+    grid = np.asarray(loadmat(str(lib))["datalib"][:, 0], np.float64) * 1000.0
+    return Scene("jasper_ridge", sc.cube, grid[sel])
+
+
+def _neon(path: Path) -> Scene:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        site = next(iter(f.keys()))
+        refl = f[f"{site}/Reflectance/Reflectance_Data"]
+        data = np.asarray(refl[...], np.float32).transpose(2, 0, 1)
+        wl = np.asarray(f[f"{site}/Reflectance/Metadata/Spectral_Data/Wavelength"][...], np.float64)
+    data = np.where(data == -9999, np.nan, data)
+    good = np.isfinite(data).all(axis=(1, 2)) & (np.nanmax(data, axis=(1, 2)) > 0)
+    data = data[good] / 10000.0
+    return Scene(path.stem, data.astype(np.float32), wl[good])
+
+
+def load_spectral_scenes(path) -> list[Scene]:
+    """Scenes with wavelengths from ``path``: a raster (GeoTIFF, ENVI, …, good bands only), a
+    folder of rasters, the Indian Pines folder, the Jasper Ridge ``.mat`` or a NEON HDF5."""
+    p = Path(path)
+    if p.is_dir() and (p / "Indian_pines_corrected.npy").is_file():
+        return [_indian_pines(p)]
+    if p.suffix.lower() == ".mat":
+        return [_jasper(p)]
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        return [_neon(p)]
+    if p.is_dir():
+        files = sorted(q for q in p.iterdir() if q.suffix.lower() in (".tif", ".tiff", ".hdr", ".nc", ".zarr")
+                       or q.name.endswith(".json"))
+        if not files:
+            raise InputError(f"{p}: no rasters here")
+        scenes = raster_scenes(files)
+    else:
+        scenes = raster_scenes([p])
+    for s in scenes:
+        if s.wavelength is None or not np.isfinite(s.wavelength).all():
+            raise InputError(f"{s.name}: no wavelengths; SWIR adaptation needs band centres")
+    return scenes
+
+
+def split_scene(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(train, held-out): the first two thirds and the last third along the longer axis."""
+    axis = 1 if cube.shape[1] >= cube.shape[2] else 2
+    cut = int(round(cube.shape[axis] * 2 / 3))
+    sl_a = [slice(None)] * 3
+    sl_b = [slice(None)] * 3
+    sl_a[axis], sl_b[axis] = slice(0, cut), slice(cut, None)
+    return cube[tuple(sl_a)], cube[tuple(sl_b)]
+
+
+@dataclass
+class DomainCube:
+    name: str
+    train: np.ndarray  # (30, h, w) divided by the scene max (linear)
+    held_out: np.ndarray
+
+
+def common_range(scenes: list[Scene], lo: float, hi: float) -> tuple[float, float]:
+    """The part of ``lo``–``hi`` nm every scene covers (the grid a model is trained on)."""
+    for s in scenes:
+        wl = np.asarray(s.wavelength, np.float64)
+        inside = wl[(wl >= lo) & (wl <= hi)]
+        if inside.size < 2:
+            raise InputError(f"{s.name} has fewer than 2 bands between {lo:.0f} and {hi:.0f} nm")
+        lo, hi = max(lo, float(inside.min())), min(hi, float(inside.max()))
+    return lo, hi
+
+
+def domain_cubes(scenes: list[Scene], lo: float, hi: float, bands_out: int = 30,
+                 split: bool = True) -> tuple[list[DomainCube], np.ndarray, float]:
+    lo, hi = common_range(scenes, lo, hi)
+    centres, fwhm = degrade.spectral_grid(lo, hi, bands_out)
+    out = []
+    for s in scenes:
+        try:
+            m = degrade.resample_matrix(s.wavelength, centres, fwhm)
+        except ValueError as e:
+            raise InputError(f"{s.name} does not cover {lo:.0f}-{hi:.0f} nm: {e}") from None
+        cube = np.tensordot(m, s.cube.astype(np.float64), axes=(1, 0))
+        cube = (cube / max(float(cube.max()), 1e-12)).astype(np.float32)
+        tr, ho = split_scene(cube) if split else (cube, cube[:, :0])
+        out.append(DomainCube(s.name, tr, ho))
+    return out, centres, fwhm
+
+
+def _dihedral(x: np.ndarray, k: int) -> np.ndarray:
+    if k >= 4:
+        x = x[:, ::-1]
+    return np.rot90(x, k % 4, axes=(1, 2))
+
+
+class SWIRModel(nn.Module):
+    """The SR network and (A-SNLSR) its domain discriminator, saved together."""
+
+    def __init__(self, scale: int, config: SNLSRConfig, adversarial: bool):
+        super().__init__()
+        self.net = SNLSR(scale, config)
+        self.disc = DomainDiscriminator(config.materials) if adversarial else None
+
+
+class SWIRTask:
+    val_key = None  # final weights; nothing held out is used for selection
+
+    def __init__(self, method: str, source: list[Scene], target: list[Scene], scale: int = 4,
+                 source_range=(1000.0, 1700.0), target_range=(1700.0, 2500.0), config: str = "compact",
+                 hr_crop: int = 64, alpha: float = 0.01, alpha_rampup: int = 0, l1_only: bool = False,
+                 frozen_unmixing: bool = False, psf=None, device: str = "cpu", seed: int = 1,
+                 bicubic_skip: bool = True, batches: int = 1000):
+        torch.manual_seed(seed)
+        self.name = self.method = method
+        self.adversarial = method == "a-snlsr"
+        self.scale, self.hr_crop = scale, hr_crop
+        self.alpha, self.alpha_rampup, self.l1_only = alpha, alpha_rampup, l1_only
+        self.psf = default_psf(psf)
+        self.device = torch.device(device)
+        key = config if config != "paper" else ("asnlsr-paper" if self.adversarial else "snlsr-paper")
+        if key not in PRESETS:
+            raise InputError(f"unknown config {config!r}; use paper, compact or tiny")
+        preset = dict(PRESETS[key])
+        if method == "snlsr" and config in ("compact", "tiny"):
+            preset["attention"] = "sa"  # SNLSR's encoder (A-SNLSR swaps in CBAM)
+        self.config_name = config
+        self.src, self.src_centres, self.src_fwhm = domain_cubes(source, *source_range)
+        self.tgt, self.centres, self.fwhm = domain_cubes(target, *target_range)
+        self.cfg = SNLSRConfig(bands=len(self.centres), bicubic_skip=bicubic_skip, **preset)
+        self.model = SWIRModel(scale, self.cfg, self.adversarial).to(self.device)
+        if frozen_unmixing:
+            self.model.net.freeze_unmixing(True)
+        self.source_range, self.target_range = tuple(source_range), tuple(target_range)
+        for d in self.src + self.tgt:
+            if min(d.train.shape[1:]) < hr_crop:
+                raise InputError(f"{d.name}: its training part ({d.train.shape[1]}×{d.train.shape[2]}) "
+                                 f"is smaller than the {hr_crop}-px crop; drop it or lower the crop")
+        self.step = 0
+        self.batches = batches
+
+    # -- sampling -----------------------------------------------------------------------------
+    def _crop(self, cubes: list[DomainCube], rng, n: int) -> np.ndarray:
+        c = self.hr_crop
+        out = []
+        for _ in range(n):
+            d = cubes[rng.integers(len(cubes))].train
+            y = rng.integers(0, d.shape[1] - c + 1)
+            x = rng.integers(0, d.shape[2] - c + 1)
+            out.append(np.ascontiguousarray(_dihedral(d[:, y:y + c, x:x + c], int(rng.integers(8)))))
+        return np.stack(out)
+
+    def degrade(self, hr: np.ndarray) -> np.ndarray:
+        return np.stack([degrade.psf_stride(h, self.psf, self.scale) for h in hr]).astype(np.float32)
+
+    def sample(self, rng, batch):
+        ns = max(1, batch // 2) if self.adversarial else batch
+        src_hr = self._crop(self.src, rng, ns)
+        parts = [to_log(self.degrade(src_hr))]
+        if self.adversarial:
+            parts.append(to_log(self.degrade(self._crop(self.tgt, rng, batch - ns))))
+        lr = np.concatenate(parts)
+        dom = np.r_[np.zeros(ns, np.int64), np.ones(lr.shape[0] - ns, np.int64)]
+        t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        return t(lr), t(to_log(src_hr)), t(dom), ns
+
+    def alpha_at(self, step: int) -> float:
+        if self.alpha_rampup and step < self.alpha_rampup:
+            return self.alpha * step / self.alpha_rampup
+        return self.alpha
+
+    def losses(self, batch) -> dict:
+        """The loss terms of one batch: SR terms on the source samples only (the first ``ns``),
+        unmixing terms on every sample, the domain cross-entropy (A-SNLSR) on every sample."""
+        lr, hr, dom, ns = batch
+        sr, rec, a = self.model.net(lr)
+        terms = {"sr_l1": (sr[:ns] - hr).abs().mean()}
+        if not self.l1_only:
+            terms["unmix_l1"] = (rec - lr).abs().mean()
+            terms["sam"] = 0.1 * (sam_radians(sr[:ns], hr) + sam_radians(rec, lr))
+        if self.adversarial:
+            terms["domain_ce"] = F.cross_entropy(self.model.disc(a, self.alpha_at(self.step)), dom)
+        return terms
+
+    def train_batch(self, batch, opt) -> float:
+        loss = sum(self.losses(batch).values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self.step += 1
+        return float(loss.item())
+
+    # -- evaluation (Wald protocol, PSF degradation) ------------------------------------------------
+    def _eval(self, cubes: list[DomainCube]) -> dict:
+        net = self.model.net
+        rows = {}
+        for d in cubes:
+            hr = d.held_out
+            h, w = (hr.shape[1] // self.scale) * self.scale, (hr.shape[2] // self.scale) * self.scale
+            if h < 4 * self.scale or w < 4 * self.scale:
+                continue
+            hr = hr[:, :h, :w]
+            lr = degrade.psf_stride(hr, self.psf, self.scale).astype(np.float32)
+            x = torch.from_numpy(to_log(lr))[None].to(self.device)
+            y = net(x)[0][0].clamp(0, 1)
+            bic = F.interpolate(x, scale_factor=self.scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)
+            hl = to_log(hr)
+            rows[d.name] = {
+                "psnr": metrics.psnr(y.cpu().numpy(), hl), "psnr_bicubic": metrics.psnr(bic.cpu().numpy(), hl),
+                "sam": metrics.sam(from_log(y.cpu().numpy()), hr),
+                "sam_bicubic": metrics.sam(from_log(bic.cpu().numpy()), hr)}
+        return rows
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        out = {}
+        for tag, cubes in (("source", self.src), ("target", self.tgt)):
+            rows = self._eval(cubes)
+            for k in ("psnr", "psnr_bicubic", "sam", "sam_bicubic"):
+                if rows:
+                    out[f"{tag}_{k}"] = float(np.mean([r[k] for r in rows.values()]))
+        return out
+
+    def metadata(self) -> dict:
+        return {"method": self.method, "scale": self.scale, "config": self.cfg.to_dict(),
+                "config_name": self.config_name,
+                "wavelength": [round(float(c), 3) for c in self.centres], "fwhm": float(self.fwhm),
+                "range": list(self.target_range), "source_range": list(self.source_range),
+                "normalisation": "divide by the scene max of the resampled range, then "
+                                 "(ln max(x, 1e-4) - ln 1e-4) / (ln 2 - ln 1e-4)"}

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# SNLSR (source only) and A-SNLSR (adapted) x4 SWIR1 -> SWIR2, compact config, seeds 1..3,
+# on the real scenes of ../shared/data. Run folders: runs/swir/<method>_s<seed>.
+set -euo pipefail
+D=${GEOHSR_SHARED_DATA:-../shared/data}
+BATCHES=${BATCHES:-1000}
+SCENES=("$D/indian_pines" "$D/jasper_ridge/jasperRidge2_R198.mat"
+        "$D/enmap_potsdam/enmap_potsdam_mosaic_x160-224_y64-192.tif")
+SRC=(); TGT=()
+for s in "${SCENES[@]}"; do SRC+=(--source "$s"); TGT+=(--target "$s"); done
+for seed in ${SEEDS:-1 2 3}; do
+  for m in ${METHODS:-a-snlsr snlsr}; do
+    out=runs/swir/${m}_s${seed}
+    [ -f "$out/card.json" ] && continue
+    resume=(); [ -f "$out/checkpoint/state.json" ] && resume=(--resume)
+    geohsr train "$m" "${SRC[@]}" "${TGT[@]}" --scale 4 --out "$out" --config compact \
+      --batches "$BATCHES" --val-every 250 --ckpt-every 50 --seed "$seed" --threads 1 -q "${resume[@]}"
+  done
+done
