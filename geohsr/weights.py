@@ -138,33 +138,59 @@ def ship(run_dir, name: str, metrics: dict | None = None, dest=None) -> dict:
     return entry
 
 
+LABELS = {"psnr": "PSNR (dB)", "ssim": "SSIM", "sam": "SAM (°)", "ergas": "ERGAS", "rmse": "RMSE",
+          "psnr_log": "PSNR log-domain (dB)", "ssim_log": "SSIM log-domain", "seconds": "time (s)"}
+
+
+def _fmt(v, col: str = "") -> str:
+    if isinstance(v, dict) and "mean" in v:
+        return f"{v['mean']:.3f} ± {v['std']:.3f}"
+    if isinstance(v, float):
+        return f"{v:.5f}" if col == "rmse" else f"{v:.4f}" if col.startswith("ssim") else f"{v:.3f}"
+    return str(v)
+
+
 def model_card_markdown(e: dict) -> str:
     """A human-readable model card from a catalogue entry."""
     rec, data = e.get("recipe", {}), e.get("data", {})
+    if e.get("wavelength"):
+        wl = e["wavelength"]
+        bands = (f"fixed grid of {len(wl)} bands, {wl[0]:.0f}–{wl[-1]:.0f} nm (FWHM {e.get('fwhm', 0):.1f} nm); "
+                 "inputs are resampled onto it")
+    elif e["method"] == "coarsr":
+        bands = "any count (band-recurrent); trained on 31-band CAVE 400–700 nm"
+    else:
+        bands = "any count (band by band); trained on 31-band CAVE 400–700 nm"
     lines = [f"# {e['file']}", "",
              f"**{e['method']}** ×{e['scale']}, `{e.get('config')}` config "
              f"({e.get('parameters', '?'):,} parameters), used by: {', '.join(e.get('used_by', []))}.", "",
              "| field | value |", "|---|---|",
              f"| architecture | `{json.dumps(e.get('architecture'))}` |",
-             "| bands | any count (band-recurrent); trained on 31-band CAVE 400–700 nm |",
-             f"| normalisation | {e.get('normalisation')} |",
-             f"| training data | {data.get('kind')} `{data.get('path')}` |",
-             f"| train scenes | {', '.join(data.get('train_scenes', []))} |",
-             f"| validation (held-out) scenes | {', '.join(data.get('val_scenes', []))} |",
-             f"| recipe | {json.dumps(rec)} |",
-             f"| reproduce | `{e.get('command')}` |",
-             f"| trained on | {json.dumps(e.get('trained_on'))} |",
-             f"| sha256 | `{e['sha256']}` |",
-             f"| licence | {e.get('licence')} |", ""]
+             f"| bands | {bands} |",
+             f"| normalisation | {e.get('normalisation')} |"]
+    if "source" in data:
+        lines += [f"| source-range scenes (HR used) | {', '.join(data['source'])} ({e.get('source_range')} nm) |",
+                  f"| target-range scenes | {', '.join(data['target'])} ({e.get('range')} nm): {data.get('target_use')} |",
+                  f"| split | {data.get('split')} |"]
+    else:
+        lines += [f"| training data | {data.get('kind')} `{data.get('path')}` |",
+                  f"| train scenes | {', '.join(data.get('train_scenes', []))} |",
+                  f"| validation (held-out) scenes | {', '.join(data.get('val_scenes', []))} |"]
+    lines += [f"| recipe | {json.dumps(rec)} |",
+              f"| reproduce | `{e.get('command')}` |",
+              f"| trained on | {json.dumps(e.get('trained_on'))} |",
+              f"| sha256 | `{e['sha256']}` |",
+              f"| licence | {e.get('licence', 'weights: GPL-3.0-or-later (code); data: see data/ATTRIBUTION')} |", ""]
     m = e.get("held_out_metrics") or {}
     if m:
         lines += ["## Held-out metrics", "", m.get("protocol", ""), ""]
         rows = m.get("table", {})
         if rows:
-            lines += ["| method | PSNR (dB) | SSIM | SAM (°) | ERGAS | RMSE |", "|---|---|---|---|---|---|"]
+            cols = list(next(iter(rows.values())).keys())
+            lines += ["| method | " + " | ".join(LABELS.get(c, c) for c in cols) + " |",
+                      "|---" * (len(cols) + 1) + "|"]
             for k, r in rows.items():
-                lines.append(f"| {k} | {r['psnr']:.3f} | {r['ssim']:.4f} | {r['sam']:.3f} | "
-                             f"{r['ergas']:.3f} | {r['rmse']:.5f} |")
+                lines.append(f"| {k} | " + " | ".join(_fmt(r.get(c, ""), c) for c in cols) + " |")
             lines.append("")
         for note in m.get("notes", []):
             lines.append(f"* {note}")

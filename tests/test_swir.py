@@ -84,6 +84,7 @@ def test_spectral_grid_and_resampling():
     assert c.size == 30 and not ((c >= 1310) & (c <= 1550)).any()
     c2, _ = degrade.spectral_grid(1700, 2500)
     assert c2.size == 30 and not ((c2 >= 1800) & (c2 <= 1980)).any()
+    assert degrade.spectral_grid(1700.46, 2458.71)[0].size == 30  # a range where n jumps past 30
     wl = np.arange(900.0, 2600.0, 10.0)
     m = degrade.resample_matrix(wl, c2, fwhm)
     np.testing.assert_allclose(m.sum(1), 1.0)
