@@ -60,6 +60,27 @@ def env(tmp_path):
     (tmp_path / "garbage.safetensors").write_bytes(os.urandom(64))
     (tmp_path / "model.pth").write_bytes(b"\x80\x04pickle")
     d.update(w2=wpath, tampered=tampered)
+    # guided / fixed-band-grid methods
+    from geohsr.nets.snlsr import PRESETS, SNLSR, SNLSRConfig
+    from geohsr.train.guided import CONFIGS as GCONF
+    from geohsr.train.guided import build_model
+
+    wm = tmp_path / "mulsr.safetensors"
+    W.save(build_model("mulsr", 4, GCONF["mulsr"]["tiny"]).state_dict(), wm,
+           {"method": "mulsr", "scale": 4, "config": GCONF["mulsr"]["tiny"]})
+    cfg = SNLSRConfig(bands=30, **PRESETS["tiny"])
+    wa = tmp_path / "asnlsr.safetensors"
+    W.save({f"net.{k}": v for k, v in SNLSR(4, cfg).state_dict().items()}, wa,
+           {"method": "a-snlsr", "scale": 4, "config": cfg.to_dict(),
+            "wavelength": list(np.linspace(1710, 2440, 30)), "fwhm": 20.0})
+    gt = Affine(7.5, 0, 365000, 0, -7.5, 5807000)
+    rgb = (smooth_field(3, 80, 96) * 200).astype("uint8")
+    d.update(wm=wm, wa=wa,
+             guide=write_raster(tmp_path / "guide.tif", rgb, transform=gt),
+             half_guide=write_raster(tmp_path / "half.tif", rgb[:, :40], transform=gt),
+             nocrs_guide=write_raster(tmp_path / "nocrs.tif", rgb, transform=gt, crs=None),
+             two_guide=write_raster(tmp_path / "two.tif", rgb[:2], transform=gt),
+             nowl=write_raster(tmp_path / "nowl.tif", np.ones((3, 8, 8), "float32")))
     return d
 
 
@@ -98,6 +119,15 @@ ERROR_CASES = [
     ("info on a missing file", ["info", "{tmp}/missing.tif"], "no such file"),
     ("evaluate with a bad report name", ["evaluate", "{good}", "--report", "{tmp}/r.pdf"], "use a .md, .csv or .html"),
     ("train with no data", ["train", "dualsr", "--data", "{tmp}/adir.tif", "--out", "{tmp}/run"], "no rasters"),
+    ("guided method without a guide", ["run", "{good}", "-m", "mulsr", "--weights", "{wm}", "-o", "{tmp}/m.tif"], "needs an HR guide"),
+    ("guide covering half the scene", ["run", "{good}", "-m", "mulsr", "--weights", "{wm}", "--guide", "{half_guide}", "-o", "{tmp}/m.tif"], "covers only 50.0 %"),
+    ("guide without CRS", ["run", "{good}", "-m", "mulsr", "--weights", "{wm}", "--guide", "{nocrs_guide}", "-o", "{tmp}/m.tif"], "guide has no CRS"),
+    ("guide with 2 bands", ["run", "{good}", "-m", "mulsr", "--weights", "{wm}", "--guide", "{two_guide}", "-o", "{tmp}/m.tif"], "has 2 bands"),
+    ("guide file missing", ["run", "{good}", "-m", "mulsr", "--weights", "{wm}", "--guide", "{tmp}/nope.tif", "-o", "{tmp}/m.tif"], "no such file"),
+    ("weights of another method", ["run", "{good}", "-m", "ifmsr", "--weights", "{wm}", "--guide", "{guide}", "-o", "{tmp}/m.tif"], "mulsr weights, not ifmsr"),
+    ("scene outside the model's wavelength range", ["run", "{good}", "-m", "a-snlsr", "--weights", "{wa}", "-o", "{tmp}/a.tif"], "does not cover"),
+    ("fixed-grid model on a cube without wavelengths", ["run", "{nowl}", "-m", "a-snlsr", "--weights", "{wa}", "-o", "{tmp}/a.tif"], "needs band wavelengths"),
+    ("a-snlsr training without a target", ["train", "a-snlsr", "--source", "{good}", "--out", "{tmp}/run"], "--target"),
 ]
 
 
