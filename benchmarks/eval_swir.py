@@ -47,7 +47,9 @@ def _metrics(sr_log: np.ndarray, hr: np.ndarray) -> dict:
 
 def evaluate(runs: Path, scale: int = 4) -> dict:
     scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
-    cubes, centres, _ = domain_cubes(scenes, 1700.0, 2500.0)
+    cards = [json.loads((r / "card.json").read_text()) for r in sorted(runs.glob("*_s*")) if (r / "card.json").is_file()]
+    grid = (cards[0]["wavelength"], cards[0]["fwhm"]) if cards else None
+    cubes, centres, _ = domain_cubes(scenes, 1700.0, 2500.0, grid=grid)
     psf = default_psf()
     regions = []
     for d in cubes:

@@ -73,6 +73,13 @@ class MethodSpec:
                 if self.name in e.get("used_by", [e["method"]])]
 
     def describe(self) -> dict:
+        bands = self.bands
+        if bands == "grid":
+            from ..weights import catalog
+
+            grids = {f"{e['wavelength'][0]:.0f}-{e['wavelength'][-1]:.0f}nm/{len(e['wavelength'])}"
+                     for e in catalog() if e["method"] == self.name and e.get("wavelength")}
+            bands = "model grid" + (f" ({', '.join(sorted(grids))})" if grids else "")
         return {
             "name": self.name,
             "summary": self.summary,
@@ -80,7 +87,7 @@ class MethodSpec:
             "scales": "any integer >= 2" if self.scales is None else list(self.scales),
             "halo": self.halo,
             "context": self.context,
-            "bands": self.bands,
+            "bands": bands,
             "needs_weights": self.needs_weights,
             "weights": self.shipped_weights(),
             "paper": self.paper,

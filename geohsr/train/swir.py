@@ -151,9 +151,15 @@ def common_range(scenes: list[Scene], lo: float, hi: float) -> tuple[float, floa
 
 
 def domain_cubes(scenes: list[Scene], lo: float, hi: float, bands_out: int = 30,
-                 split: bool = True) -> tuple[list[DomainCube], np.ndarray, float]:
-    lo, hi = common_range(scenes, lo, hi)
-    centres, fwhm = degrade.spectral_grid(lo, hi, bands_out)
+                 split: bool = True, grid=None) -> tuple[list[DomainCube], np.ndarray, float]:
+    """Every scene resampled onto the range's grid (``grid`` = (centres, fwhm) of a trained
+    model, or the grid of the part of ``lo``–``hi`` all scenes cover), divided by its maximum,
+    split into (train, held-out)."""
+    if grid is None:
+        lo, hi = common_range(scenes, lo, hi)
+        centres, fwhm = degrade.spectral_grid(lo, hi, bands_out)
+    else:
+        centres, fwhm = np.asarray(grid[0], np.float64), float(grid[1])
     out = []
     for s in scenes:
         try:
