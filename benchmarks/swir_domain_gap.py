@@ -85,8 +85,14 @@ def main():
             with torch.inference_mode():
                 a_s = np.concatenate([net.encoder(x)[0].reshape(net.config.materials, -1).T.numpy() for x in s_lr])
                 a_t = np.concatenate([net.encoder(x)[0].reshape(net.config.materials, -1).T.numpy() for x in t_lr])
+                rec_l1 = float(np.mean([(net.endmembers(net.encoder(x)) - x).abs().mean() for x in t_lr]))
+                lr_std = float(np.mean([x.std((2, 3)).mean() for x in t_lr]))
             res[run.name] = {"method": card["method"],
                              "domain_classifier_accuracy": classifier_accuracy(a_s, a_t),
+                             "mean_max_abundance": float(a_s.max(1).mean()),
+                             "abundance_pixel_std": float(a_s.std(0).max()),
+                             "active_materials": int((a_s.mean(0) > 0.01).sum()),
+                             "target_reconstruction_l1": rec_l1, "target_lr_pixel_std": lr_std,
                              "alpha": card["recipe"].get("domain_loss")}
             print(run.name, res[run.name], flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -34,6 +34,7 @@ class SNLSRConfig:
     blocks: int = 3  # SSAM blocks per stage
     bicubic_skip: bool = True
     esa_feats: int = 16
+    abundance_relu: bool = True  # the papers' ReLU before the softmax (see Encoder)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,14 +88,14 @@ class CBAM(nn.Module):
 class Encoder(nn.Module):
     """Spatial-preserving decomposition: LR cube (B, C, h, w) → abundances (B, m, h, w)."""
 
-    def __init__(self, bands: int, m: int, attention: str = "cbam"):
+    def __init__(self, bands: int, m: int, attention: str = "cbam", relu: bool = True):
         super().__init__()
         chans = [bands, 8 * m, 4 * m, 2 * m]
         layers = []
         for a, b in zip(chans[:-1], chans[1:]):
             layers += [nn.Conv2d(a, b, 3, padding=1), CBAM(b) if attention == "cbam" else SpatialAttention(),
                        nn.Tanh()]
-        layers += [nn.Conv2d(2 * m, m, 1), nn.ReLU()]
+        layers += [nn.Conv2d(2 * m, m, 1)] + ([nn.ReLU()] if relu else [])
         self.body = nn.Sequential(*layers)
 
     def forward(self, x):
@@ -207,7 +208,7 @@ class SNLSR(nn.Module):
             raise ValueError(f"SNLSR supports ×2, ×4 and ×8, not ×{scale}")
         self.scale, self.config = scale, config
         m = config.materials
-        self.encoder = Encoder(config.bands, m, config.attention)
+        self.encoder = Encoder(config.bands, m, config.attention, config.abundance_relu)
         self.endmembers = nn.Conv2d(m, config.bands, 1, bias=False)
         self.asr = AbundanceSR(m, config.feats, scale, config.blocks, config.esa_feats)
 
