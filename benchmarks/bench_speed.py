@@ -118,9 +118,14 @@ def bench_distributed():
 
     from geohsr.stream import run_file
 
+    import os
+
     work = Path(tempfile.mkdtemp(prefix="geohsr-dist-"))
-    src = geohsr.save_cube(cube(16, 512, 512), work / "in.tif")
-    method, scale = ("coarsr", 4) if geohsr.get_method("coarsr").shipped_weights() else ("bicubic", 4)
+    shape = [int(v) for v in os.environ.get("GEOHSR_BENCH_DIST_SHAPE", "16,512,512").split(",")]
+    src = geohsr.save_cube(cube(*shape), work / "in.tif")
+    method = os.environ.get("GEOHSR_BENCH_DIST_METHOD") or (
+        "coarsr" if geohsr.get_method("coarsr").shipped_weights() else "bicubic")
+    scale = 4
     times = {}
     for n in (1, 2):
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cl, \
@@ -133,7 +138,7 @@ def bench_distributed():
                      overwrite=True, progress="none")
             times[n] = time.perf_counter() - t
     same = np.array_equal(geohsr.open_cube(work / "o1.tif").values, geohsr.open_cube(work / "o2.tif").values)
-    record({"benchmark": "distributed_speedup", "method": method, "scale": scale, "lr_shape": [16, 512, 512],
+    record({"benchmark": "distributed_speedup", "method": method, "scale": scale, "lr_shape": shape,
             "one_worker_s": round(times[1], 2), "two_workers_s": round(times[2], 2),
             "speedup": round(times[1] / times[2], 2), "identical": bool(same)})
 
