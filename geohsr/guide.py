@@ -104,8 +104,11 @@ class GuideSource:
         from rasterio.warp import reproject
 
         out = np.full((3, h, w), np.nan, dtype=np.float32)
-        kw = dict(src_transform=self.src_transform, src_crs=self.src_crs, dst_transform=transform,
-                  dst_crs=self.dst_crs, resampling=self.resampling, dst_nodata=np.nan,
+        src_crs, dst_crs = self.src_crs, self.dst_crs
+        if src_crs is None and dst_crs is None:  # both in the same pixel frame: plain resampling
+            src_crs = dst_crs = "EPSG:3857"
+        kw = dict(src_transform=self.src_transform, src_crs=src_crs, dst_transform=transform,
+                  dst_crs=dst_crs, resampling=self.resampling, dst_nodata=np.nan,
                   src_nodata=self.nodata)
         if self.array is not None:
             for k in range(3):

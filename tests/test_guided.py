@@ -163,3 +163,21 @@ def test_guided_training_cli_writes_a_card(tmp_path, make_raster):
     assert "random band" in card["recipe"]["steps"]
     meta = W.read_metadata(tmp_path / "run" / "best.safetensors")
     assert meta["rgb_response"] == "cie1931-srgb"
+
+
+def test_guide_and_scene_without_crs(tmp_path):
+    """No CRS on either side (e.g. the Landsat-7 MS + pan pairs): the guide must be exactly
+    the HR grid, and then it is used as is."""
+    cube, guide, _ = _pair()
+    cube = geo.with_grid(cube.copy(), Affine(4.0, 0, 0, 0, -4.0, 0), None)
+    pan = guide.isel(band=[0])
+    pan = geo.with_grid(pan.copy(), geo.hr_transform(Affine(4.0, 0, 0, 0, -4.0, 0), 4), None)
+    al = align_guide(pan, cube, 4)
+    lo, hi = min(0.0, float(pan.values.min())), float(np.percentile(pan.values, 99.9))
+    ref = (pan.values[0] - lo) / (hi - lo)  # the guide's own pixels, only normalised
+    np.testing.assert_allclose(al.values[0], np.clip(ref, 0, 1), rtol=1e-3, atol=1e-3)
+    w = _tiny_weights(tmp_path, "ifmsr")
+    hr = geohsr.superresolve(cube, "ifmsr", 4, guide=pan, weights=w)
+    assert hr.shape == (6, 96, 112) and hr.rio.crs is None and np.isfinite(hr.values).all()
+    with pytest.raises(geohsr.InputError, match="exactly"):
+        geohsr.superresolve(cube, "ifmsr", 4, guide=pan.isel(x=slice(0, 50)), weights=w)
