@@ -107,6 +107,39 @@ def load(path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tens
     return tensors, meta
 
 
+def resolve(method: str, scale: int, weights=None) -> tuple[str, str | None]:
+    """(path, expected sha256) of ``weights`` (a user path: no expected hash) or, when None,
+    of the shipped weights for ``method`` ×``scale`` from the catalogue."""
+    if weights is not None:
+        return str(weights), None
+    entry = find(method, scale)
+    if entry is None:
+        from .errors import WeightsError
+
+        shipped = sorted({e["scale"] for e in catalog() if e["method"] == method})
+        raise WeightsError(f"no shipped {method} weights for ×{scale} (shipped: "
+                           f"{', '.join(f'×{s}' for s in shipped) or 'none'}); train them with "
+                           f"`geohsr train {method} --scale {scale}` and pass --weights")
+    return str(models_dir() / entry["file"]), entry["sha256"]
+
+
+def load_checked(method: str, scale: int, weights=None) -> tuple[dict, dict, str]:
+    """Load the weights of ``method`` ×``scale`` (see :func:`resolve`) and check that their
+    metadata name this method and scale and carry an architecture: (tensors, metadata, path)."""
+    from .errors import WeightsError
+
+    path, sha = resolve(method, scale, weights)
+    tensors, meta = load(path, sha)
+    if meta.get("method") not in (None, method):
+        raise WeightsError(f"{path}: these are {meta.get('method')} weights, not {method}")
+    wscale = int(meta.get("scale", scale))
+    if wscale != scale:
+        raise WeightsError(f"{path}: weights are for ×{wscale}, not ×{scale}")
+    if not isinstance(meta.get("config"), dict):
+        raise WeightsError(f"{path}: no architecture in the weights' metadata")
+    return tensors, meta, path
+
+
 def load_into(model: torch.nn.Module, tensors: dict, where) -> None:
     """``model.load_state_dict`` with a one-line error when the weights do not fit."""
     try:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import torch
 
 from .. import weights as W
-from ..errors import WeightsError
 from ..nn import fuse_weight_norm
 from . import MethodSpec, register
 
@@ -23,26 +22,8 @@ BAND_BATCH = 8  # bands pushed through the network together
 def build_guided(method: str, scale: int, weights, device: torch.device):
     from ..train.guided import build_model
 
-    if weights is None:
-        entry = W.find(method, scale)
-        if entry is None:
-            shipped = sorted({e["scale"] for e in W.catalog() if e["method"] == method})
-            raise WeightsError(f"no shipped {method} weights for ×{scale} (shipped: "
-                               f"{', '.join(f'×{s}' for s in shipped) or 'none'}); train them with "
-                               f"`geohsr train {method} --scale {scale}` and pass --weights")
-        path, sha = W.models_dir() / entry["file"], entry["sha256"]
-    else:
-        path, sha = weights, None
-    tensors, meta = W.load(path, sha)
-    if meta.get("method") not in (None, method):
-        raise WeightsError(f"{path}: these are {meta.get('method')} weights, not {method}")
-    wscale = int(meta.get("scale", scale))
-    if wscale != scale:
-        raise WeightsError(f"{path}: weights are for ×{wscale}, not ×{scale}")
-    cfg = meta.get("config")
-    if not isinstance(cfg, dict):
-        raise WeightsError(f"{path}: no architecture in the weights' metadata")
-    model = build_model(method, scale, cfg)
+    tensors, meta, path = W.load_checked(method, scale, weights)
+    model = build_model(method, scale, meta["config"])
     W.load_into(model, tensors, path)
     model.eval()
     fuse_weight_norm(model)
@@ -55,11 +36,11 @@ def build_guided(method: str, scale: int, weights, device: torch.device):
 
 def _runner(method):
     def build(scale, weights, device):
-        model = build_guided(method, scale, weights, device)
         from ..nets import ifmsr as ifmsr_net
-        from ..nets import mulsr as mulsr_net
+        from ..train.guided import band_triplet
 
-        triplet = mulsr_net.band_triplet if method == "mulsr" else ifmsr_net.band_triplet
+        model = build_guided(method, scale, weights, device)
+        triplet = band_triplet(method)
 
         def run(x, guide):
             x = x.to(device)
@@ -86,28 +67,11 @@ def _runner(method):
     return build
 
 
-register(MethodSpec(
-    name="mulsr",
-    summary="MulSR: RGB-guided two-branch (s/2, s) network, band by band (needs --guide)",
-    builder=_runner("mulsr"),
-    guided=True,
-    scales=(2, 4, 8, 16),
-    halo=HALO,
-    context="global",
-    normalise=True,
-    needs_weights=True,
-    paper="Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023",
-))
-
-register(MethodSpec(
-    name="ifmsr",
-    summary="IFMSR: RGB-induced feature modulation network, band by band (needs --guide)",
-    builder=_runner("ifmsr"),
-    guided=True,
-    scales=(2, 3, 4, 8),
-    halo=HALO,
-    context="global",
-    normalise=True,
-    needs_weights=True,
-    paper="Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023",
-))
+for _name, _summary, _scales, _paper in (
+        ("mulsr", "MulSR: RGB-guided two-branch (s/2, s) network, band by band (needs --guide)",
+         (2, 4, 8, 16), "Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023"),
+        ("ifmsr", "IFMSR: RGB-induced feature modulation network, band by band (needs --guide)",
+         (2, 3, 4, 8), "Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023")):
+    register(MethodSpec(name=_name, summary=_summary, builder=_runner(_name), guided=True,
+                        scales=_scales, halo=HALO, context="global", normalise=True,
+                        needs_weights=True, paper=_paper))

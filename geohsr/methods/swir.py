@@ -21,20 +21,10 @@ from . import MethodSpec, register
 HALO = 8
 
 
-def weights_path(method: str, scale: int, weights) -> tuple[str, str | None]:
-    if weights is not None:
-        return str(weights), None
-    entry = W.find(method, scale)
-    if entry is None:
-        raise WeightsError(f"no shipped {method} weights for ×{scale}; train them with "
-                           f"`geohsr train {method} --scale {scale} ...` and pass --weights")
-    return str(W.models_dir() / entry["file"]), entry["sha256"]
-
-
 @functools.lru_cache(maxsize=8)
 def model_grid(method: str, scale: int, weights) -> dict:
     """The wavelength grid (``wavelength``, ``fwhm``, ``range``) a model was trained on."""
-    path, _ = weights_path(method, scale, weights)
+    path, _ = W.resolve(method, scale, weights)
     meta = W.read_metadata(path)
     if "wavelength" not in meta or "fwhm" not in meta:
         raise WeightsError(f"{path}: no wavelength grid in the weights' metadata; not {method} weights")
@@ -45,16 +35,8 @@ def model_grid(method: str, scale: int, weights) -> dict:
 def build_swir(method: str, scale: int, weights, device: torch.device):
     from ..nets.snlsr import SNLSR, SNLSRConfig
 
-    path, sha = weights_path(method, scale, weights)
-    tensors, meta = W.load(path, sha)
-    if meta.get("method") not in (None, method):
-        raise WeightsError(f"{path}: these are {meta.get('method')} weights, not {method}")
-    if int(meta.get("scale", scale)) != scale:
-        raise WeightsError(f"{path}: weights are for ×{meta.get('scale')}, not ×{scale}")
-    cfg = meta.get("config")
-    if not isinstance(cfg, dict):
-        raise WeightsError(f"{path}: no architecture in the weights' metadata")
-    model = SNLSR(scale, SNLSRConfig(**cfg))
+    tensors, meta, path = W.load_checked(method, scale, weights)
+    model = SNLSR(scale, SNLSRConfig(**meta["config"]))
     net = {k[4:]: v for k, v in tensors.items() if k.startswith("net.")} or tensors
     W.load_into(model, net, path)
     return model.eval().to(device)

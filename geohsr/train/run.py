@@ -132,7 +132,7 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
     task = SWIRTask(method, src, tgt, scale, _parse_range(source_range), _parse_range(target_range),
                     config, hr_crop=hr_crop, alpha=alpha, alpha_rampup=alpha_rampup, l1_only=l1_only,
                     frozen_unmixing=frozen_unmixing, psf=psf, device=device, seed=seed,
-                    bicubic_skip=bicubic_skip, batches=batches)
+                    bicubic_skip=bicubic_skip)
     settings = TrainSettings(lr=lr or 1e-3, batch=batch or 8, batches=batches, val_every=val_every,
                              ckpt_every=ckpt_every, seed=seed, max_minutes=max_minutes, device=device,
                              threads=threads, schedule="cosine", cycle=max(batches // 4, 1), final_lr=1e-4)

@@ -195,7 +195,7 @@ class SWIRTask:
                  source_range=(1000.0, 1700.0), target_range=(1700.0, 2500.0), config: str = "compact",
                  hr_crop: int = 64, alpha: float = 0.01, alpha_rampup: int = 0, l1_only: bool = False,
                  frozen_unmixing: bool = False, psf=None, device: str = "cpu", seed: int = 1,
-                 bicubic_skip: bool = True, batches: int = 1000):
+                 bicubic_skip: bool = True):
         torch.manual_seed(seed)
         self.name = self.method = method
         self.adversarial = method == "a-snlsr"
@@ -222,7 +222,6 @@ class SWIRTask:
                 raise InputError(f"{d.name}: its training part ({d.train.shape[1]}×{d.train.shape[2]}) "
                                  f"is smaller than the {hr_crop}-px crop; drop it or lower the crop")
         self.step = 0
-        self.batches = batches
 
     # -- sampling -----------------------------------------------------------------------------
     def _crop(self, cubes: list[DomainCube], rng, n: int) -> np.ndarray:
