@@ -324,6 +324,9 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 @click.option("--l1-only", is_flag=True, help="SNLSR: the official code's L1-only loss")
 @click.option("--frozen-unmixing", is_flag=True,
               help="SNLSR: freeze encoder and endmembers (the A-SNLSR repository's baseline)")
+@click.option("--endmember-init", type=click.Choice(["pixels", "random"]), default="pixels",
+              show_default=True,
+              help="SNLSR/A-SNLSR: start the endmembers from LR training pixels or at random")
 @click.option("--crop", type=int, default=64, show_default=True,
               help="SNLSR/A-SNLSR: HR training crop (pixels)")
 @click.option("--psf", type=click.Path(exists=True, path_type=Path), default=None,
@@ -348,10 +351,13 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
               help="MulSR/IFMSR: the papers' one optimiser step per band (default: one random band "
                    "per sample, one step per batch)")
 @click.option("--swap-bug", is_flag=True, help="IFMSR: reproduce the official code's channel-swap bug")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="DualSR/CoarSR/MulSR/IFMSR: start from these weights (same method and config; "
+                   "e.g. a x4 model to fine-tune at x8 or on your own sensor)")
 @click.option("--quiet", "-q", is_flag=True)
 def train(method, data, source, target, source_range, target_range, alpha, alpha_rampup, l1_only,
-          frozen_unmixing, crop, psf, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
-          ckpt_every, max_minutes, seed, device, threads, amp, per_band_steps, swap_bug, quiet):
+          frozen_unmixing, endmember_init, crop, psf, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
+          ckpt_every, max_minutes, seed, device, threads, amp, per_band_steps, swap_bug, init, quiet):
     """Train METHOD on --data; writes best.safetensors and a model card into --out."""
     from .methods import resolve_device
     from .train.run import train_method
@@ -362,6 +368,8 @@ def train(method, data, source, target, source_range, target_range, alpha, alpha
     if method in ("snlsr", "a-snlsr"):
         from .train.run import train_swir
 
+        if init is not None:
+            raise click.UsageError(f"--init is not available for {method} (its band grid is fixed by the data)")
         if not source:
             raise click.UsageError(f"{method} trains from --source scenes (HR data of --source-range)")
         if method == "a-snlsr" and not target:
@@ -373,6 +381,7 @@ def train(method, data, source, target, source_range, target_range, alpha, alpha
                          device=str(resolve_device(device)), threads=threads, progress=not quiet,
                          command=_train_command(click.get_current_context()), alpha=alpha,
                          alpha_rampup=alpha_rampup, l1_only=l1_only, frozen_unmixing=frozen_unmixing,
+                         endmember_init=endmember_init,
                          psf=psf, hr_crop=crop)
         click.echo(json.dumps(res))
         return
@@ -385,7 +394,8 @@ def train(method, data, source, target, source_range, target_range, alpha, alpha
                        val_every=val_every, ckpt_every=ckpt_every, max_minutes=max_minutes,
                        seed=seed, device=str(resolve_device(device)), threads=threads,
                        progress=not quiet, command=_train_command(click.get_current_context()),
-                       amp=amp, options={"per_band_steps": per_band_steps, "swap_bug": swap_bug})
+                       amp=amp, options={"per_band_steps": per_band_steps, "swap_bug": swap_bug},
+                       init=init)
     click.echo(json.dumps(res))
 
 
@@ -400,7 +410,7 @@ def _train_command(ctx) -> str:
             parts += [f"--{opt}", str(v)]
     if p["method"].lower() in ("snlsr", "a-snlsr"):
         parts += ["--source-range", p["source_range"], "--target-range", p["target_range"],
-                  "--crop", str(p["crop"])]
+                  "--crop", str(p["crop"]), "--endmember-init", p["endmember_init"]]
         if p["method"].lower() == "a-snlsr":
             parts += ["--alpha", str(p["alpha"])]
             if p.get("alpha_rampup"):
@@ -408,7 +418,7 @@ def _train_command(ctx) -> str:
     parts += ["--scale", str(p["scale"]), "--out", str(p["out"]), "--config", p["config"],
               "--batches", str(p["batches"])]
     for opt in ("batch", "lr", "halve_every", "val_every", "ckpt_every", "max_minutes", "seed",
-                "threads"):
+                "threads", "init"):
         if p.get(opt) is not None:
             parts += [f"--{opt.replace('_', '-')}", str(p[opt])]
     for flag in ("amp", "per_band_steps", "swap_bug", "l1_only", "frozen_unmixing"):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SNLSR (source only) and A-SNLSR (adapted) x4 SWIR1 -> SWIR2, compact config, seeds 1..3,
-# on the real scenes of ../shared/data. Run folders: runs/swir/<method>_s<seed>.
+# on the real scenes of ../shared/data. Run folders: $RUNS/<method>_s<seed> (default runs/swir).
 set -euo pipefail
 D=${GEOHSR_SHARED_DATA:-../shared/data}
 BATCHES=${BATCHES:-1000}
@@ -10,7 +10,7 @@ SRC=(); TGT=()
 for s in "${SCENES[@]}"; do SRC+=(--source "$s"); TGT+=(--target "$s"); done
 for seed in ${SEEDS:-1 2 3}; do
   for m in ${METHODS:-a-snlsr snlsr}; do
-    out=runs/swir/${m}_s${seed}
+    out=${RUNS:-runs/swir}/${m}_s${seed}
     [ -f "$out/card.json" ] && continue
     resume=(); [ -f "$out/checkpoint/state.json" ] && resume=(--resume)
     geohsr train "$m" "${SRC[@]}" "${TGT[@]}" --scale 4 --out "$out" --config compact \

@@ -181,3 +181,34 @@ def test_guide_and_scene_without_crs(tmp_path):
     assert hr.shape == (6, 96, 112) and hr.rio.crs is None and np.isfinite(hr.values).all()
     with pytest.raises(geohsr.InputError, match="exactly"):
         geohsr.superresolve(cube, "ifmsr", 4, guide=pan.isel(x=slice(0, 50)), weights=w)
+
+
+def test_training_can_start_from_other_weights(tmp_path, make_raster):
+    """``geohsr train --init``: a ×4 model starts a ×8 run (the guided networks' weights do not
+    depend on the scale); the card names the start; weights of another method are refused."""
+    from click.testing import CliRunner
+
+    from geohsr.cli import main
+
+    d = tmp_path / "scenes"
+    d.mkdir()
+    for i in range(2):
+        make_raster(name=f"scenes/s{i}.tif", bands=8, h=64, w=64, seed=i,
+                    wavelengths=list(np.linspace(410, 690, 8)))
+    common = ["--data", str(d), "--config", "tiny", "--batch", "2", "-q", "--device", "cpu"]
+    r = CliRunner().invoke(main, ["train", "mulsr", "--scale", "4", "--out", str(tmp_path / "x4"),
+                                  "--batches", "1", "--val-every", "1", *common])
+    assert r.exit_code == 0, r.output
+    start = tmp_path / "x4" / "best.safetensors"
+    r = CliRunner().invoke(main, ["train", "mulsr", "--scale", "8", "--out", str(tmp_path / "x8"),
+                                  "--batches", "0", "--val-every", "1", "--init", str(start), *common])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "x8" / "card.json").read_text())
+    assert card["initialised_from"]["sha256"] == W.sha256(start) and card["scale"] == 8
+    assert "--init" in card["command"]
+    t0, _ = W.load(start)
+    t1, _ = W.load(tmp_path / "x8" / "best.safetensors")  # no step taken: the start itself
+    assert t0.keys() == t1.keys() and all(torch.equal(t0[k], t1[k]) for k in t0)
+    r = CliRunner().invoke(main, ["train", "ifmsr", "--scale", "4", "--out", str(tmp_path / "bad"),
+                                  "--batches", "1", "--init", str(start), *common])
+    assert r.exit_code != 0 and "do not fit" in r.output and "Traceback" not in r.output

@@ -174,3 +174,29 @@ def test_swir_training_cli(tmp_path, make_raster):
     r = CliRunner().invoke(main, ["train", "a-snlsr", "--source", str(a), "--scale", "4", "--out",
                                   str(tmp_path / "r2")])
     assert r.exit_code != 0 and "--target" in r.output
+
+
+def test_endmembers_start_from_training_pixels():
+    """The default start: every endmember is an LR training pixel spectrum (A-SNLSR: half from
+    the source range, half from the target range), so the decoder reconstructs at the data's
+    magnitude from the first step (a random start collapsed the abundances)."""
+    task = _task()
+    e = task.model.net.endmembers.weight[:, :, 0, 0].detach()  # (C, m)
+    m = task.cfg.materials
+    rng = np.random.default_rng(5)
+    lr, _, dom, _ = task.sample(rng, 8)
+    src = lr[dom == 0].permute(1, 0, 2, 3).reshape(lr.shape[1], -1)
+    lo, hi = float(src.min()), float(src.max())
+    assert float(e.min()) >= lo - 0.2 and float(e.max()) <= hi + 0.2  # data values, not N(0, ·)
+    assert torch.linalg.matrix_rank(e) == min(e.shape)  # distinct spectra
+    again = _task()
+    assert torch.equal(again.model.net.endmembers.weight, task.model.net.endmembers.weight)  # seeded
+    rand = _task(endmember_init="random")
+    assert not torch.equal(rand.model.net.endmembers.weight, task.model.net.endmembers.weight)
+    # reconstruction error at the start: pixel endmembers are far closer than random ones
+    batch = task.sample(np.random.default_rng(0), 4)
+    with torch.no_grad():
+        assert task.losses(batch)["unmix_l1"] < 0.5 * rand.losses(batch)["unmix_l1"]
+    assert m == e.shape[1]
+    with pytest.raises(geohsr.InputError, match="endmember init"):
+        _task(endmember_init="kmeans")

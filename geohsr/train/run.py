@@ -66,8 +66,11 @@ def _make_task(method, train, val, scale, config, device, seed, amp, options):
 def train_method(method, data, scale: int, out, *, config="compact", resume=False, batches=2000,
                  batch=None, lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None,
                  seed=1, device="cpu", threads=None, progress=True, command="", amp=False,
-                 options: dict | None = None) -> dict:
-    """Train ``method`` on ``data`` into the run folder ``out`` (best.safetensors + card.json)."""
+                 options: dict | None = None, init=None) -> dict:
+    """Train ``method`` on ``data`` into the run folder ``out`` (best.safetensors + card.json).
+
+    ``init``: a safetensors file of the same architecture (any scale where the network's weights
+    do not depend on it) to start from instead of a random initialisation (fine-tuning)."""
     out = Path(out)
     train, val, kind = _split_scenes(data)
     if not train or not val:
@@ -77,6 +80,7 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
     settings = TrainSettings(lr=lr or rec["lr"], batch=batch or rec["batch"], batches=batches,
                              halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
                              seed=seed, max_minutes=max_minutes, device=device, threads=threads)
+    init_info = _initialise(task.model, init) if init else None
     t0 = time.time()
     result = Trainer(task, out, settings).run(resume=resume, progress=progress)
     best = out / "best.safetensors"
@@ -91,6 +95,7 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
         "normalisation": task.metadata()["normalisation"],
         "recipe": recipe,
         "best_val_psnr_crop": result["best"],
+        "initialised_from": init_info,
         "command": command,
         "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
                        "minutes_this_session": round((time.time() - t0) / 60, 1)},
@@ -99,6 +104,15 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return {"out": str(out), **result, "sha256": card["sha256"]}
+
+
+def _initialise(model: torch.nn.Module, init) -> dict:
+    """Load ``init`` (safetensors) into ``model`` with a one-line error when it does not fit."""
+    init = Path(init)
+    tensors, meta = W.load(init)
+    W.load_into(model, tensors, init)
+    return {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
+            "scale": meta.get("scale")}
 
 
 def train_coarsr(data, scale: int, out, **kw) -> dict:
@@ -119,7 +133,8 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
                target_range="1700-2500", config="compact", resume=False, batches=1500, batch=None,
                lr=None, val_every=250, ckpt_every=50, max_minutes=None, seed=1, device="cpu",
                threads=None, progress=True, command="", alpha=0.01, alpha_rampup=0, l1_only=False,
-               frozen_unmixing=False, psf=None, hr_crop=64, bicubic_skip=True) -> dict:
+               frozen_unmixing=False, psf=None, hr_crop=64, bicubic_skip=True,
+               endmember_init="pixels") -> dict:
     """Train SNLSR (source range only) or A-SNLSR (source HR + target LR, adversarial)."""
     from .swir import SWIRTask, load_spectral_scenes
 
@@ -132,7 +147,7 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
     task = SWIRTask(method, src, tgt, scale, _parse_range(source_range), _parse_range(target_range),
                     config, hr_crop=hr_crop, alpha=alpha, alpha_rampup=alpha_rampup, l1_only=l1_only,
                     frozen_unmixing=frozen_unmixing, psf=psf, device=device, seed=seed,
-                    bicubic_skip=bicubic_skip)
+                    bicubic_skip=bicubic_skip, endmember_init=endmember_init)
     settings = TrainSettings(lr=lr or 1e-3, batch=batch or 8, batches=batches, val_every=val_every,
                              ckpt_every=ckpt_every, seed=seed, max_minutes=max_minutes, device=device,
                              threads=threads, schedule="cosine", cycle=max(batches // 4, 1), final_lr=1e-4)
@@ -166,7 +181,11 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
                    "schedule": f"cosine warm restarts every {settings.cycle} batches",
                    "batch": settings.batch, "hr_crop": hr_crop, "batches": result["batches"],
                    "seed": seed, "augment": "8 dihedral variants", "frozen_unmixing": frozen_unmixing,
-                   "degradation": f"A-SNLSR PSF (32x32) + stride {scale}", "bicubic_skip": bicubic_skip},
+                   "degradation": f"A-SNLSR PSF (32x32) + stride {scale}", "bicubic_skip": bicubic_skip,
+                   "endmember_init": ("random LR training pixels (half source, half target)"
+                                      if endmember_init == "pixels" and method == "a-snlsr" else
+                                      "random LR source training pixels" if endmember_init == "pixels"
+                                      else "random (PyTorch default)")},
         "held_out": final,
         "command": command,
         "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),

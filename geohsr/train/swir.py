@@ -195,7 +195,7 @@ class SWIRTask:
                  source_range=(1000.0, 1700.0), target_range=(1700.0, 2500.0), config: str = "compact",
                  hr_crop: int = 64, alpha: float = 0.01, alpha_rampup: int = 0, l1_only: bool = False,
                  frozen_unmixing: bool = False, psf=None, device: str = "cpu", seed: int = 1,
-                 bicubic_skip: bool = True):
+                 bicubic_skip: bool = True, endmember_init: str = "pixels"):
         torch.manual_seed(seed)
         self.name = self.method = method
         self.adversarial = method == "a-snlsr"
@@ -214,14 +214,35 @@ class SWIRTask:
         self.tgt, self.centres, self.fwhm = domain_cubes(target, *target_range)
         self.cfg = SNLSRConfig(bands=len(self.centres), bicubic_skip=bicubic_skip, **preset)
         self.model = SWIRModel(scale, self.cfg, self.adversarial).to(self.device)
-        if frozen_unmixing:
-            self.model.net.freeze_unmixing(True)
         self.source_range, self.target_range = tuple(source_range), tuple(target_range)
         for d in self.src + self.tgt:
             if min(d.train.shape[1:]) < hr_crop:
                 raise InputError(f"{d.name}: its training part ({d.train.shape[1]}×{d.train.shape[2]}) "
                                  f"is smaller than the {hr_crop}-px crop; drop it or lower the crop")
+        if endmember_init not in ("pixels", "random"):
+            raise InputError(f"endmember init {endmember_init!r}: use pixels or random")
+        self.endmember_init = endmember_init
+        if endmember_init == "pixels":
+            self._init_endmembers(np.random.default_rng([seed, 2**20]))
+        if frozen_unmixing:
+            self.model.net.freeze_unmixing(True)
         self.step = 0
+
+    def _init_endmembers(self, rng) -> None:
+        """Start the endmember matrix from LR training pixels (half source, half target for
+        A-SNLSR) instead of a random matrix. With a random start the decoder's output is ~4×
+        too small for the log-normalised data, the unmixing loss stays near 0.6 and every pixel
+        gets the same abundances (the collapse measured in benchmarks/RESULTS.md)."""
+        m = self.cfg.materials
+        lr, _, dom, _ = self.sample(rng, max(8, 2 * m))
+        pix = lr.permute(1, 0, 2, 3).reshape(lr.shape[1], lr.shape[0], -1)  # (C, B, h·w)
+        groups = [pix[:, (dom == d).cpu().numpy()].reshape(lr.shape[1], -1) for d in (0, 1)]
+        groups = [g for g in groups if g.shape[1]]
+        take = [m // len(groups) + (i < m % len(groups)) for i in range(len(groups))]
+        cols = [g[:, torch.from_numpy(rng.choice(g.shape[1], k, replace=False)).to(g.device)]
+                for g, k in zip(groups, take)]
+        with torch.no_grad():
+            self.model.net.endmembers.weight.copy_(torch.cat(cols, 1)[:, :, None, None])
 
     # -- sampling -----------------------------------------------------------------------------
     def _crop(self, cubes: list[DomainCube], rng, n: int) -> np.ndarray:
