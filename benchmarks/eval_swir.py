@@ -11,10 +11,10 @@ and super-resolved. Metrics per held-out region, then averaged over regions:
 * ``sam`` — spectral angle in degrees on the linear data;
 * ``ssim_log`` — SSIM (Gaussian 11/1.5) on the log-normalised data.
 
-Every run folder ``runs/swir/<method>_s<seed>`` (from ``scripts/train_swir_seeds.sh``) is
+Every run folder ``<runs>/<method>_s<seed>`` (from ``scripts/train_swir_seeds.sh``) is
 evaluated; the table gives mean ± std over seeds.
 
-    python benchmarks/eval_swir.py [--runs runs/swir] [--out benchmarks/results/swir_x4.json]
+    python benchmarks/eval_swir.py [--runs runs/swir] [--runs "LABEL=runs/other"] [--out F]
 """
 
 from __future__ import annotations
@@ -45,9 +45,20 @@ def _metrics(sr_log: np.ndarray, hr: np.ndarray) -> dict:
             "sam": metrics.sam(lin, hr), "ssim_log": metrics.ssim(sr_log, hl, peak=rng)}
 
 
-def evaluate(runs: Path, scale: int = 4) -> dict:
+def _run_dirs(runs: list[tuple[str | None, Path]]):
+    for label, folder in runs:
+        for run in sorted(Path(folder).glob("*_s*")):
+            if (run / "card.json").is_file():
+                yield label, run
+
+
+def evaluate(runs, scale: int = 4) -> dict:
+    """``runs``: a folder of ``<method>_s<seed>`` runs, or a list of (label or None, folder);
+    a label names that folder's rows (default: the method of each run)."""
+    if isinstance(runs, (str, Path)):
+        runs = [(None, Path(runs))]
     scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
-    cards = [json.loads((r / "card.json").read_text()) for r in sorted(runs.glob("*_s*")) if (r / "card.json").is_file()]
+    cards = [json.loads((r / "card.json").read_text()) for _, r in _run_dirs(runs)]
     grid = (cards[0]["wavelength"], cards[0]["fwhm"]) if cards else None
     cubes, centres, _ = domain_cubes(scenes, 1700.0, 2500.0, grid=grid)
     psf = default_psf()
@@ -62,9 +73,7 @@ def evaluate(runs: Path, scale: int = 4) -> dict:
     for name, hr, x in regions:
         bic = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)
         rows["bicubic"].setdefault("seed0", {})[name] = _metrics(bic.numpy(), hr)
-    for run in sorted(runs.glob("*_s*")):
-        if not (run / "card.json").is_file():
-            continue
+    for label, run in _run_dirs(runs):
         card = json.loads((run / "card.json").read_text())
         np.testing.assert_allclose(card["wavelength"], centres, atol=1e-2)
         net = build_swir(card["method"], scale, str(run / "best.safetensors"), torch.device("cpu"))
@@ -72,7 +81,7 @@ def evaluate(runs: Path, scale: int = 4) -> dict:
         for name, hr, x in regions:
             with torch.inference_mode():
                 y = net(x)[0][0].clamp(0, 1).numpy()
-            rows.setdefault(card["method"], {}).setdefault(f"seed{seed}", {})[name] = _metrics(y, hr)
+            rows.setdefault(label or card["method"], {}).setdefault(f"seed{seed}", {})[name] = _metrics(y, hr)
     table = {}
     for method, seeds in rows.items():
         per_seed = {k: {m: float(np.mean([r[m] for r in regs.values()])) for m in next(iter(regs.values()))}
@@ -97,10 +106,13 @@ def to_markdown(res: dict) -> str:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "swir")
+    ap.add_argument("--runs", action="append", default=None,
+                    help="[LABEL=]FOLDER of <method>_s<seed> runs (repeatable; default runs/swir)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "swir_x4.json")
     a = ap.parse_args()
-    res = evaluate(a.runs)
+    runs = [(r.split("=", 1)[0], Path(r.split("=", 1)[1])) if "=" in r else (None, Path(r))
+            for r in (a.runs or [str(ROOT / "runs" / "swir")])]
+    res = evaluate(runs)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
     print(to_markdown(res))

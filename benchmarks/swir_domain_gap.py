@@ -60,7 +60,8 @@ def classifier_accuracy(a_src: np.ndarray, a_tgt: np.ndarray, seed: int = 0) -> 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--runs", nargs="+", type=Path, default=[ROOT / "runs" / "swir", ROOT / "runs" / "swir_diag"])
+    ap.add_argument("--runs", nargs="+", type=Path, default=[ROOT / "runs" / "swir", ROOT / "runs" / "swir_diag"],
+                    help="folders of <method>_s<seed> run folders")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "swir_domain_gap.json")
     a = ap.parse_args()
     scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
@@ -72,12 +73,13 @@ def main():
 
     def shape(c):  # band-normalised mean spectrum shape per pixel
         v = c.reshape(c.shape[0], -1)
-        return v / np.linalg.norm(v, axis=0, keepdims=True)
+        n = np.linalg.norm(v, axis=0, keepdims=True)
+        return np.where(n > 0, v / np.where(n > 0, n, 1), np.nan)  # all-zero pixels (nodata): NaN
 
     for ds, dt in zip(src, tgt):  # how alike are the two ranges' spectral shapes, band by band
         res["data"][ds.name] = {"mean_log_level_source": float(to_log(ds.train).mean()),
                                 "mean_log_level_target": float(to_log(dt.train).mean()),
-                                "pixel_cosine_of_shapes": float((shape(ds.train) * shape(dt.train)).sum(0).mean())}
+                                "pixel_cosine_of_shapes": float(np.nanmean((shape(ds.train) * shape(dt.train)).sum(0)))}
     for root in a.runs:
         for run in sorted(p for p in root.glob("*") if (p / "card.json").is_file()):
             card = json.loads((run / "card.json").read_text())
@@ -87,14 +89,15 @@ def main():
                 a_t = np.concatenate([net.encoder(x)[0].reshape(net.config.materials, -1).T.numpy() for x in t_lr])
                 rec_l1 = float(np.mean([(net.endmembers(net.encoder(x)) - x).abs().mean() for x in t_lr]))
                 lr_std = float(np.mean([x.std((2, 3)).mean() for x in t_lr]))
-            res[run.name] = {"method": card["method"],
+            key = f"{root.name}/{run.name}"
+            res[key] = {"method": card["method"],
                              "domain_classifier_accuracy": classifier_accuracy(a_s, a_t),
                              "mean_max_abundance": float(a_s.max(1).mean()),
                              "abundance_pixel_std": float(a_s.std(0).max()),
                              "active_materials": int((a_s.mean(0) > 0.01).sum()),
                              "target_reconstruction_l1": rec_l1, "target_lr_pixel_std": lr_std,
                              "alpha": card["recipe"].get("domain_loss")}
-            print(run.name, res[run.name], flush=True)
+            print(key, res[key], flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1) + "\n")
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # SNLSR (source only) and A-SNLSR (adapted) x4 SWIR1 -> SWIR2, compact config, seeds 1..3,
 # on the real scenes of ../shared/data. Run folders: $RUNS/<method>_s<seed> (default runs/swir).
+# The A-SNLSR repository's SNLSR baseline (random, frozen unmixing):
+#   RUNS=runs/swir_frozen METHODS=snlsr EXTRA="--frozen-unmixing --endmember-init random" bash $0
 set -euo pipefail
 D=${GEOHSR_SHARED_DATA:-../shared/data}
 BATCHES=${BATCHES:-1000}
@@ -14,6 +16,6 @@ for seed in ${SEEDS:-1 2 3}; do
     [ -f "$out/card.json" ] && continue
     resume=(); [ -f "$out/checkpoint/state.json" ] && resume=(--resume)
     geohsr train "$m" "${SRC[@]}" "${TGT[@]}" --scale 4 --out "$out" --config compact \
-      --batches "$BATCHES" --val-every 250 --ckpt-every 50 --seed "$seed" --threads 1 -q "${resume[@]}"
+      --batches "$BATCHES" --val-every 250 --ckpt-every 50 --seed "$seed" --threads 1 -q "${resume[@]}" ${EXTRA:-}
   done
 done
