@@ -26,7 +26,7 @@ from geohsr.train.swir import default_psf, domain_cubes, load_spectral_scenes, t
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 SCENES = ["indian_pines", "jasper_ridge/jasperRidge2_R198.mat",
-          "enmap_potsdam/enmap_potsdam_mosaic_x160-224_y64-192.tif"]
+          "enmap_potsdam/enmap_potsdam_mosaic_x160-224_y64-192.tif", "aviris_abu/sandiego.mat"]
 
 
 def lr_tiles(cubes, psf):

@@ -200,3 +200,41 @@ def test_endmembers_start_from_training_pixels():
     assert m == e.shape[1]
     with pytest.raises(geohsr.InputError, match="endmember init"):
         _task(endmember_init="kmeans")
+
+
+def test_abu_scene_reader_places_bands_by_the_published_lists(tmp_path):
+    from scipy.io import savemat
+
+    from geohsr.errors import InputError
+    from geohsr.train.swir import load_spectral_scenes
+
+    rng = np.random.default_rng(0)
+    savemat(tmp_path / "hydice.mat", {"data": rng.integers(-5, 900, (6, 7, 162)).astype(np.int16),
+                                      "map": np.zeros((6, 7))})
+    (s,) = load_spectral_scenes(tmp_path / "hydice.mat")
+    assert s.cube.shape == (162, 6, 7) and s.cube.min() >= 0 and s.cube.max() == pytest.approx(1.0)
+    grid = np.linspace(400, 2500, 210)
+    # HYDICE Urban keeps bands 5-75, 77-86, 88-100, 112-135, 154-197 (1-based)
+    np.testing.assert_allclose(s.wavelength[[0, 70, 71, 161]], grid[[4, 74, 76, 196]])
+    savemat(tmp_path / "hydice_crop.mat", {"data": np.zeros((4, 4, 162), np.int16)})
+    with pytest.raises(InputError, match="no published list of its removed bands"):
+        load_spectral_scenes(tmp_path / "hydice_crop.mat")
+    savemat(tmp_path / "hydice.mat", {"data": np.ones((4, 4, 170), np.int16)})
+    with pytest.raises(InputError, match="170 bands, but its published band list keeps 162"):
+        load_spectral_scenes(tmp_path / "hydice.mat")
+
+
+def test_abu_san_diego_on_the_aviris_grid():
+    from conftest import shared_or_skip
+
+    from geohsr.train.swir import domain_cubes, load_spectral_scenes
+
+    (s,) = load_spectral_scenes(shared_or_skip("aviris_abu", "sandiego.mat"))
+    assert s.cube.shape == (189, 100, 100)
+    assert 440 < s.wavelength[0] < 443 and 2455 < s.wavelength[-1] < 2470
+    # the removed bands are the water-vapour windows around 1380 and 1870 nm
+    assert not ((s.wavelength > 1345) & (s.wavelength < 1420)).any()
+    assert not ((s.wavelength > 1805) & (s.wavelength < 1935)).any()
+    for lo, hi in ((1000.0, 1700.0), (1700.0, 2500.0)):
+        (d,), centres, _ = domain_cubes([s], lo, hi)
+        assert d.train.shape == (30, 67, 100) and np.isfinite(d.train).all()

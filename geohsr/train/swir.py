@@ -84,6 +84,52 @@ def _jasper(path: Path) -> Scene:
     return Scene("jasper_ridge", sc.cube, grid[sel])
 
 
+def _ranges(spec: str) -> np.ndarray:
+    """1-based band ranges "1-6,33-35,97" → 0-based indices."""
+    out = []
+    for part in spec.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a) - 1, int(b or a)))
+    return np.array(out, int)
+
+
+# AVIRIS anomaly-detection (ABU) scenes store no wavelengths. Two of them have published
+# removed-band lists (the counts match the files: 224 − 35 = 189, 210 − 48 = 162), so their
+# bands can be placed exactly on the sensor grid; the others cannot (see _abu).
+ABU_BANDS = {
+    "sandiego": ("aviris", "1-6,33-35,97,107-113,153-166,221-224"),
+    "hydice": ("hydice", "1-4,76,87,101-111,136-153,198-210"),
+}
+
+
+def _aviris_grid(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    lib = path.parent.parent / "spectral_library" / "USGS_1995_Library.mat"
+    if not lib.is_file():
+        raise InputError(f"{path}: AVIRIS scenes store no wavelengths; geohsr takes them from the "
+                         f"AVIRIS grid in {lib}, which is missing")
+    return np.asarray(loadmat(str(lib))["datalib"][:, 0], np.float64) * 1000.0
+
+
+def _abu(path: Path) -> Scene:
+    """An AVIRIS / HYDICE scene of the ABU anomaly-detection set (``data`` (rows, cols, bands))."""
+    from scipy.io import loadmat
+
+    data = np.asarray(loadmat(str(path))["data"], np.float32).transpose(2, 0, 1)
+    if path.stem not in ABU_BANDS:
+        raise InputError(f"{path.name}: no wavelengths and no published list of its removed bands, so "
+                         f"its {data.shape[0]} bands cannot be placed on the AVIRIS grid; geohsr reads "
+                         f"the ABU scenes {', '.join(sorted(ABU_BANDS))} only")
+    sensor, removed = ABU_BANDS[path.stem]
+    grid = _aviris_grid(path) if sensor == "aviris" else np.linspace(400.0, 2500.0, 210)  # HYDICE
+    wl = np.delete(grid, _ranges(removed))
+    if wl.size != data.shape[0]:
+        raise InputError(f"{path.name}: {data.shape[0]} bands, but its published band list keeps {wl.size}")
+    data = np.maximum(data, 0.0)
+    return Scene(path.stem, data / max(float(data.max()), 1e-12), wl)
+
+
 def _neon(path: Path) -> Scene:
     import h5py
 
@@ -100,12 +146,15 @@ def _neon(path: Path) -> Scene:
 
 def load_spectral_scenes(path) -> list[Scene]:
     """Scenes with wavelengths from ``path``: a raster (GeoTIFF, ENVI, …, good bands only), a
-    folder of rasters, the Indian Pines folder, the Jasper Ridge ``.mat`` or a NEON HDF5."""
+    folder of rasters, the Indian Pines folder, the Jasper Ridge ``.mat``, the San Diego or HYDICE
+    ``.mat`` of the ABU set, or a NEON HDF5."""
     p = Path(path)
     if p.is_dir() and (p / "Indian_pines_corrected.npy").is_file():
         return [_indian_pines(p)]
     if p.suffix.lower() == ".mat":
-        return [_jasper(p)]
+        from scipy.io import whosmat
+
+        return [_abu(p) if "data" in {n for n, *_ in whosmat(str(p))} else _jasper(p)]
     if p.suffix.lower() in (".h5", ".hdf5"):
         return [_neon(p)]
     if p.is_dir():
