@@ -15,6 +15,26 @@ from pathlib import Path
 from geohsr import weights as W
 
 
+def reproduce_psnr(run: Path, card: dict, scene: str, crop: int) -> float:
+    """The run's PSNR on one crop of a CAVE validation scene, exactly as eval_guided_cave measures it."""
+    import importlib.util
+
+    import numpy as np
+
+    import geohsr
+    from geohsr import metrics
+    from geohsr.train.data import cave_scenes
+
+    spec = importlib.util.spec_from_file_location("eval_guided_cave",
+                                                  Path(__file__).resolve().parents[1] / "benchmarks" / "eval_guided_cave.py")
+    ev = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ev)
+    sc = next(s for s in cave_scenes(ev.SHARED / "cave", "val") if s.name == scene)
+    hr, cube, guide = ev.scene_inputs(sc, card["scale"], crop)
+    out = geohsr.superresolve(cube, card["method"], card["scale"], weights=str(run / "best.safetensors"), guide=guide)
+    return metrics.psnr(np.clip(out.values, 0, 1), hr)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("kind", choices=["guided", "swir"])
@@ -22,6 +42,9 @@ def main():
     ap.add_argument("--name", required=True)
     ap.add_argument("--eval", type=Path, required=True)
     ap.add_argument("--note", action="append", default=[])
+    ap.add_argument("--reproduce-crop", type=int,
+                    help="guided: record the PSNR on this crop of the first scene (a quick test number) "
+                         "instead of the evaluated crop")
     a = ap.parse_args()
     res = json.loads(a.eval.read_text())
     card = json.loads((a.run / "card.json").read_text())
@@ -31,19 +54,26 @@ def main():
         notes = list(a.note)
         if res.get("tiling", {}).get(card["method"]):
             t = res["tiling"][card["method"]]
-            notes.append("Tiled vs whole (PSNR between 64-px LR tiles and the default tiling): "
-                         + ", ".join(f"{k} {v['psnr_64px_tiles_vs_default']:.1f} dB" for k, v in t.items()))
+            (key, _), = next(iter(t.values())).items()
+            px = key.split("_")[1]
+            notes.append(f"Tiled vs whole (PSNR between {px} LR tiles and the default tiling): "
+                         + ", ".join(f"{k} {next(iter(v.values())):.1f} dB" for k, v in t.items()))
+        elif res.get("tiling_note"):
+            notes.append("Tiled vs whole: " + res["tiling_note"] + ".")
         if res.get("landsat"):
             lt = res["landsat"]["table"]
             notes.append("Landsat-7 ETM+ MS + real pan (1-band guide; R, G, B, NIR, SWIR1, SWIR2), Wald ×4, "
                          "6 scenes: " + ", ".join(f"{m} {lt[m]['psnr']:.2f} dB / SAM {lt[m]['sam']:.2f}°"
                                                   for m in lt))
         first = next(iter(res["per_scene"]))
+        crop = res["crop"]
+        psnr = res["per_scene"][first][card["method"]]["psnr"]
+        if a.reproduce_crop:
+            crop, psnr = a.reproduce_crop, reproduce_psnr(a.run, card, first, a.reproduce_crop)
         metrics = {"protocol": f"CAVE validation scenes ({', '.join(res['per_scene'])}), "
                                f"{res['crop']}×{res['crop']}×31: " + res["protocol"].replace("\n", " "),
                    "table": table, "notes": notes, "per_scene": {k: v for k, v in res["per_scene"].items()},
-                   "reproduce": {"scene": first, "crop": res["crop"],
-                                 "psnr": res["per_scene"][first][card["method"]]["psnr"]}}
+                   "reproduce": {"scene": first, "crop": crop, "psnr": psnr}}
     else:
         seed = "seed" + a.run.name.rsplit("_s", 1)[1]
         region = res["regions"][0]
