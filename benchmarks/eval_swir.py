@@ -45,6 +45,22 @@ def _metrics(sr_log: np.ndarray, hr: np.ndarray) -> dict:
             "sam": metrics.sam(lin, hr), "ssim_log": metrics.ssim(sr_log, hl, peak=rng)}
 
 
+def held_out_regions(grid=None, scale: int = 4):
+    """[(name, HR linear cube, LR log tensor (1, C, h, w))] of every scene's held-out SWIR2 part
+    on ``grid`` (centres, fwhm; default: the training grid), and the grid's centres."""
+    scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
+    cubes, centres, _ = domain_cubes(scenes, 1700.0, 2500.0, grid=grid)
+    psf = default_psf()
+    regions = []
+    for d in cubes:
+        hr = d.held_out
+        h, w = hr.shape[1] // scale * scale, hr.shape[2] // scale * scale
+        hr = hr[:, :h, :w]
+        lr = degrade.psf_stride(hr, psf, scale).astype(np.float32)
+        regions.append((d.name, hr, torch.from_numpy(to_log(lr))[None]))
+    return regions, centres
+
+
 def _run_dirs(runs: list[tuple[str | None, Path]]):
     for label, folder in runs:
         for run in sorted(Path(folder).glob("*_s*")):
@@ -57,18 +73,9 @@ def evaluate(runs, scale: int = 4) -> dict:
     a label names that folder's rows (default: the method of each run)."""
     if isinstance(runs, (str, Path)):
         runs = [(None, Path(runs))]
-    scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
     cards = [json.loads((r / "card.json").read_text()) for _, r in _run_dirs(runs)]
     grid = (cards[0]["wavelength"], cards[0]["fwhm"]) if cards else None
-    cubes, centres, _ = domain_cubes(scenes, 1700.0, 2500.0, grid=grid)
-    psf = default_psf()
-    regions = []
-    for d in cubes:
-        hr = d.held_out
-        h, w = hr.shape[1] // scale * scale, hr.shape[2] // scale * scale
-        hr = hr[:, :h, :w]
-        lr = degrade.psf_stride(hr, psf, scale).astype(np.float32)
-        regions.append((d.name, hr, torch.from_numpy(to_log(lr))[None]))
+    regions, centres = held_out_regions(grid, scale)
     rows: dict[str, dict] = {"bicubic": {}}
     for name, hr, x in regions:
         bic = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)[0].clamp(0, 1)

@@ -327,6 +327,10 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 @click.option("--endmember-init", type=click.Choice(["pixels", "random"]), default="pixels",
               show_default=True,
               help="SNLSR/A-SNLSR: start the endmembers from LR training pixels or at random")
+@click.option("--sam-weight", type=float, default=0.1, show_default=True,
+              help="SNLSR/A-SNLSR: weight of the SAM loss terms")
+@click.option("--sam-domain", type=click.Choice(["log", "linear"]), default="log", show_default=True,
+              help="SNLSR/A-SNLSR: SAM loss on the log-normalised values (the papers') or on reflectance")
 @click.option("--crop", type=int, default=64, show_default=True,
               help="SNLSR/A-SNLSR: HR training crop (pixels)")
 @click.option("--psf", type=click.Path(exists=True, path_type=Path), default=None,
@@ -356,7 +360,7 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
                    "e.g. a x4 model to fine-tune at x8 or on your own sensor)")
 @click.option("--quiet", "-q", is_flag=True)
 def train(method, data, source, target, source_range, target_range, alpha, alpha_rampup, l1_only,
-          frozen_unmixing, endmember_init, crop, psf, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
+          frozen_unmixing, endmember_init, sam_weight, sam_domain, crop, psf, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
           ckpt_every, max_minutes, seed, device, threads, amp, per_band_steps, swap_bug, init, quiet):
     """Train METHOD on --data; writes best.safetensors and a model card into --out."""
     from .methods import resolve_device
@@ -381,7 +385,7 @@ def train(method, data, source, target, source_range, target_range, alpha, alpha
                          device=str(resolve_device(device)), threads=threads, progress=not quiet,
                          command=_train_command(click.get_current_context()), alpha=alpha,
                          alpha_rampup=alpha_rampup, l1_only=l1_only, frozen_unmixing=frozen_unmixing,
-                         endmember_init=endmember_init,
+                         endmember_init=endmember_init, sam_weight=sam_weight, sam_domain=sam_domain,
                          psf=psf, hr_crop=crop)
         click.echo(json.dumps(res))
         return
@@ -411,6 +415,8 @@ def _train_command(ctx) -> str:
     if p["method"].lower() in ("snlsr", "a-snlsr"):
         parts += ["--source-range", p["source_range"], "--target-range", p["target_range"],
                   "--crop", str(p["crop"]), "--endmember-init", p["endmember_init"]]
+        if p.get("sam_weight", 0.1) != 0.1 or p.get("sam_domain", "log") != "log":
+            parts += ["--sam-weight", f"{p['sam_weight']:g}", "--sam-domain", p["sam_domain"]]
         if p["method"].lower() == "a-snlsr":
             parts += ["--alpha", str(p["alpha"])]
             if p.get("alpha_rampup"):

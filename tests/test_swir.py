@@ -13,6 +13,7 @@ from geohsr import degrade, geo
 from geohsr import weights as W
 from geohsr.nets.snlsr import (PRESETS, SNLSR, DomainDiscriminator, SNLSRConfig, grad_reverse,
                                snlsr_loss)
+from geohsr.errors import InputError
 from geohsr.train.data import Scene
 
 
@@ -77,6 +78,26 @@ def test_sr_loss_uses_source_samples_only():
     snl = _task("snlsr")
     assert snl.sample(np.random.default_rng(0), 4)[0].shape[0] == 4 and "domain_ce" not in snl.losses(
         snl.sample(np.random.default_rng(0), 4))
+
+
+def test_sam_loss_on_reflectance_ignores_a_brightness_change():
+    """--sam-domain linear: a per-pixel constant added in the log domain (a brightness scale of
+    the reflectance) costs no SAM; the papers' log-domain SAM charges it. Weight applies."""
+    for domain, weight in (("linear", 1.0), ("log", 0.5)):
+        task = _task("snlsr", sam_domain=domain, sam_weight=weight)
+        lr, hr, dom, ns = task.sample(np.random.default_rng(0), 2)
+        shift = torch.rand(1, 1, *hr.shape[2:]) * 0.2
+        lr_shift = torch.rand(1, 1, *lr.shape[2:]) * 0.2
+        task.model.net.forward = lambda x, hr=hr, shift=shift, s2=lr_shift: (hr + shift, x + s2, None)
+        sam = float(task.losses((lr, hr, dom, ns))["sam"])
+        if domain == "linear":
+            assert sam < 2e-3
+        else:
+            assert sam > 0.01
+            task.sam_weight = 1.0
+            assert float(task.losses((lr, hr, dom, ns))["sam"]) == pytest.approx(2 * sam, rel=1e-5)
+    with pytest.raises(InputError, match="use log"):
+        _task("snlsr", sam_domain="cosine")
 
 
 def test_spectral_grid_and_resampling():

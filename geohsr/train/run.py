@@ -134,7 +134,7 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
                lr=None, val_every=250, ckpt_every=50, max_minutes=None, seed=1, device="cpu",
                threads=None, progress=True, command="", alpha=0.01, alpha_rampup=0, l1_only=False,
                frozen_unmixing=False, psf=None, hr_crop=64, bicubic_skip=True,
-               endmember_init="pixels") -> dict:
+               endmember_init="pixels", sam_weight=0.1, sam_domain="log") -> dict:
     """Train SNLSR (source range only) or A-SNLSR (source HR + target LR, adversarial)."""
     from .swir import SWIRTask, load_spectral_scenes
 
@@ -147,7 +147,8 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
     task = SWIRTask(method, src, tgt, scale, _parse_range(source_range), _parse_range(target_range),
                     config, hr_crop=hr_crop, alpha=alpha, alpha_rampup=alpha_rampup, l1_only=l1_only,
                     frozen_unmixing=frozen_unmixing, psf=psf, device=device, seed=seed,
-                    bicubic_skip=bicubic_skip, endmember_init=endmember_init)
+                    bicubic_skip=bicubic_skip, endmember_init=endmember_init, sam_weight=sam_weight,
+                    sam_domain=sam_domain)
     settings = TrainSettings(lr=lr or 1e-3, batch=batch or 8, batches=batches, val_every=val_every,
                              ckpt_every=ckpt_every, seed=seed, max_minutes=max_minutes, device=device,
                              threads=threads, schedule="cosine", cycle=max(batches // 4, 1), final_lr=1e-4)
@@ -174,7 +175,9 @@ def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-
                                 else "none in training (held-out evaluation only)")},
         "normalisation": meta["normalisation"],
         "recipe": {"loss": ("L1(SR,HR)" if l1_only else
-                            "L1(SR,HR) + L1(rec,LR) + 0.1 (SAM(SR,HR) + SAM(rec,LR)), SAM in radians"),
+                            f"L1(SR,HR) + L1(rec,LR) + {sam_weight:g} (SAM(SR,HR) + SAM(rec,LR)), SAM in radians"
+                            + (" of the log-normalised values" if sam_domain == "log" else
+                               " of the linear (reflectance) values")),
                    "domain_loss": ("cross-entropy through gradient reversal, alpha = "
                                    f"{alpha}, ramp-up {alpha_rampup} batches" if method == "a-snlsr" else None),
                    "lr": settings.lr, "final_lr": settings.final_lr,

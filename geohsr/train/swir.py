@@ -244,8 +244,12 @@ class SWIRTask:
                  source_range=(1000.0, 1700.0), target_range=(1700.0, 2500.0), config: str = "compact",
                  hr_crop: int = 64, alpha: float = 0.01, alpha_rampup: int = 0, l1_only: bool = False,
                  frozen_unmixing: bool = False, psf=None, device: str = "cpu", seed: int = 1,
-                 bicubic_skip: bool = True, endmember_init: str = "pixels"):
+                 bicubic_skip: bool = True, endmember_init: str = "pixels", sam_weight: float = 0.1,
+                 sam_domain: str = "log"):
         torch.manual_seed(seed)
+        if sam_domain not in ("log", "linear"):
+            raise InputError(f"SAM loss domain {sam_domain!r}: use log (the papers') or linear")
+        self.sam_weight, self.sam_domain = float(sam_weight), sam_domain
         self.name = self.method = method
         self.adversarial = method == "a-snlsr"
         self.scale, self.hr_crop = scale, hr_crop
@@ -331,7 +335,15 @@ class SWIRTask:
         terms = {"sr_l1": (sr[:ns] - hr).abs().mean()}
         if not self.l1_only:
             terms["unmix_l1"] = (rec - lr).abs().mean()
-            terms["sam"] = 0.1 * (sam_radians(sr[:ns], hr) + sam_radians(rec, lr))
+            # the papers take SAM of the log-normalised values, where a per-pixel brightness
+            # change moves the angle; "linear" takes it of the reflectances the user gets (norms
+            # offset by 1e-8, not the papers' 1e-4, which floors the angle of dim reflectance
+            # spectra at ~0.03 rad)
+            if self.sam_domain == "linear":
+                sam = lambda x, y: sam_radians(from_log(x), from_log(y), eps=1e-8)  # noqa: E731
+            else:
+                sam = sam_radians
+            terms["sam"] = self.sam_weight * (sam(sr[:ns], hr) + sam(rec, lr))
         if self.adversarial:
             terms["domain_ce"] = F.cross_entropy(self.model.disc(a, self.alpha_at(self.step)), dom)
         return terms
