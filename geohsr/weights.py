@@ -213,7 +213,7 @@ def model_card_markdown(e: dict) -> str:
               f"| reproduce | `{e.get('command')}` |",
               f"| trained on | {json.dumps(e.get('trained_on'))} |",
               f"| sha256 | `{e['sha256']}` |",
-              f"| licence | {e.get('licence', 'weights: GPL-3.0-or-later (code); data: see data/ATTRIBUTION')} |", ""]
+              f"| licence | {e.get('licence', 'weights: GPL-3.0-or-later (code); training data: see README.md, Data attribution')} |", ""]
     m = e.get("held_out_metrics") or {}
     if m:
         lines += ["## Held-out metrics", "", m.get("protocol", ""), ""]
