@@ -192,3 +192,41 @@ def test_asnlsr_tiles_and_log_normalisation():
     assert tiles[0]["lr"].shape == (30, 32, 32) and tiles[0]["lr_div2"].shape == (30, 64, 64)
     n = log_normalise(np.array([1e-6, 1e-4, 2.0]))
     np.testing.assert_allclose(n, [0, 0, 1], atol=1e-6)
+
+
+def test_no_shell_anywhere():
+    """Paths reach subprocesses as argument lists: no shell=True, os.system or os.popen in the
+    package or the QGIS plugin."""
+    import pathlib
+
+    root = pathlib.Path(__file__).resolve().parents[1]
+    files = list((root / "geohsr").rglob("*.py")) + list((root / "qgis_plugin" / "geohsr_qgis").rglob("*.py"))
+    assert any(f.name == "runner.py" for f in files)
+    for f in files:
+        text = f.read_text()
+        for bad in ("shell=True", "os.system(", "os.popen("):
+            assert bad not in text, f"{f}: {bad}"
+
+
+def test_no_network_access_at_run_time(tmp_path, monkeypatch, make_raster):
+    """Runs with shipped weights (DualSR, A-SNLSR) work with every socket refused: nothing is
+    downloaded or phoned home at run time."""
+    import socket
+
+    from click.testing import CliRunner
+    from geohsr.cli import main
+
+    def refuse(*a, **k):
+        raise AssertionError(f"network access at run time: {a!r}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    vnir, _ = make_raster("vnir.tif", bands=6, h=16, w=16)
+    swir, _ = make_raster("swir.tif", bands=40, h=16, w=16, wavelengths=list(np.linspace(1650.0, 2500.0, 40)))
+    for src, method in ((vnir, "dualsr"), (swir, "a-snlsr")):
+        out = tmp_path / f"{method}.tif"
+        r = CliRunner().invoke(main, ["run", str(src), "-s", "4", "-m", method, "-o", str(out), "-q"])
+        assert r.exit_code == 0, r.output
+        assert out.is_file()
