@@ -230,3 +230,35 @@ def test_no_network_access_at_run_time(tmp_path, monkeypatch, make_raster):
         r = CliRunner().invoke(main, ["run", str(src), "-s", "4", "-m", method, "-o", str(out), "-q"])
         assert r.exit_code == 0, r.output
         assert out.is_file()
+
+
+def test_init_from_another_scale_loads_all_but_the_upsampler(tmp_path, make_raster):
+    """``geohsr train coarsr --scale 4 --init <x2 weights>``: every tensor but the sub-pixel
+    upsampler comes from the x2 file (listed in the card); weights of another method refused."""
+    from click.testing import CliRunner
+    from geohsr.cli import main
+    from safetensors.torch import load_file
+
+    src, _ = make_raster(bands=5, h=64, w=64)
+    common = ["--data", str(src), "--config", "tiny", "--batch", "2", "-q", "--device", "cpu"]
+    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "2", "--out", str(tmp_path / "x2"),
+                                  "--batches", "1", "--val-every", "1", *common])
+    assert r.exit_code == 0, r.output
+    start = tmp_path / "x2" / "best.safetensors"
+    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "4", "--out", str(tmp_path / "x4"),
+                                  "--batches", "0", "--val-every", "1", "--init", str(start), *common])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "x4" / "card.json").read_text())
+    fresh = card["initialised_from"]["not_loaded"]
+    assert fresh and all("up" in k for k in fresh), fresh
+    assert 0.5 < card["initialised_from"]["loaded_share_of_parameters"] < 1
+    a, b = load_file(str(start)), load_file(str(tmp_path / "x4" / "best.safetensors"))
+    same = [k for k in b if k in a and a[k].shape == b[k].shape]
+    assert same and all(torch.equal(a[k], b[k]) for k in same)
+    # a file of another method does not fit: one line, non-zero exit
+    other = tmp_path / "other.safetensors"
+    from safetensors.torch import save_file
+    save_file({"foo.weight": torch.zeros(3, 3)}, str(other), metadata={"method": "mulsr", "scale": "4"})
+    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "4", "--out", str(tmp_path / "bad"),
+                                  "--batches", "1", "--init", str(other), *common])
+    assert r.exit_code != 0 and "of the model's weights fit" in r.output and "Traceback" not in r.output

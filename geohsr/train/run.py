@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from .. import weights as W
-from ..errors import InputError
+from ..errors import InputError, WeightsError
 from .data import cave_scenes, find_dataset
 from .dualsr import RECIPES, CoarSRTask
 from .trainer import Trainer, TrainSettings
@@ -107,12 +107,28 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
 
 
 def _initialise(model: torch.nn.Module, init) -> dict:
-    """Load ``init`` (safetensors) into ``model`` with a one-line error when it does not fit."""
+    """Load ``init`` (safetensors) into ``model``. Weights of another scale fit except for the
+    scale-dependent layers (CoarSR's sub-pixel upsampler): those keep their fresh initialisation
+    and are listed in the card; a file of which less than half the model's parameters fit (another
+    method or config) is refused with a one-line error."""
     init = Path(init)
     tensors, meta = W.load(init)
-    W.load_into(model, tensors, init)
-    return {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
+    own = model.state_dict()
+    fit = {k: v for k, v in tensors.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
+    total = sum(v.numel() for v in own.values())
+    share = sum(own[k].numel() for k in fit) / max(total, 1)
+    if share < 0.5:
+        raise WeightsError(f"{init}: only {share:.0%} of the model's weights fit these "
+                           f"({meta.get('method')} ×{meta.get('scale')}); use weights of the same "
+                           "method and config")
+    model.load_state_dict(fit, strict=False)
+    info = {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
             "scale": meta.get("scale")}
+    fresh = sorted(k for k in own if k not in fit)
+    if fresh:
+        info["not_loaded"] = fresh
+        info["loaded_share_of_parameters"] = round(share, 4)
+    return info
 
 
 def train_coarsr(data, scale: int, out, **kw) -> dict:
