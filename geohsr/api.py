@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 import dask.array as dsa
@@ -20,8 +21,18 @@ EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
 GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (see benchmarks)
 
 
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def _autocast(device: str, precision: str):
+    """Mixed-precision inference (``torch.autocast``) for ``bf16``/``fp16``; nothing for fp32."""
+    if PRECISIONS.get(precision) is None:
+        return contextlib.nullcontext()
+    return torch.autocast(torch.device(device).type, dtype=PRECISIONS[precision])
+
+
 def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mask_dilation,
-              use_bands=None, origin=(0, 0), guide=None):
+              use_bands=None, origin=(0, 0), guide=None, precision="fp32"):
     """Super-resolve one block (with halo) and crop the halo.
 
     Returns float32 planes: the HR bands (NaN where the input was invalid), then the method's
@@ -43,12 +54,13 @@ def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mas
         xf = xf[list(use_bands)]
     runner = load_runner(method, scale, weights, device)
     xt = torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
-    if guide is not None:  # the guide window under this block (halo included), read now
-        g = guide.window(origin[0] * scale, origin[1] * scale, x.shape[1] * scale, x.shape[2] * scale)
-        y = runner(xt, torch.from_numpy(g))
-    else:
-        y = runner(xt)
-    y = y.detach().to("cpu").numpy().astype(np.float32, copy=False)
+    with _autocast(device, precision):
+        if guide is not None:  # the guide window under this block (halo included), read now
+            g = guide.window(origin[0] * scale, origin[1] * scale, x.shape[1] * scale, x.shape[2] * scale)
+            y = runner(xt, torch.from_numpy(g))
+        else:
+            y = runner(xt)
+    y = y.detach().to("cpu", torch.float32).numpy()
     per = 1 + spec.aux_per_band
     lg = xf.shape[0]
     if norm != 1.0:
@@ -97,6 +109,7 @@ class Plan:
     device: str
     weights: str | None
     guide: object = None  # a geohsr.guide.GuideSource for guided methods
+    precision: str = "fp32"  # fp32, or bf16 / fp16 mixed-precision inference
 
     @property
     def bands(self) -> int:
@@ -117,7 +130,7 @@ class Plan:
     def block_kwargs(self) -> dict:
         return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
                     device=self.device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
-                    use_bands=self.use_bands, guide=self.guide)
+                    use_bands=self.use_bands, guide=self.guide, precision=self.precision)
 
     def wrap(self, data) -> xr.DataArray:
         """The HR DataArray around ``data``: band coords, attrs, HR grid, CRS, nodata."""
@@ -132,8 +145,11 @@ class Plan:
         return hr
 
 
-def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None) -> Plan:
+def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None,
+            precision="fp32") -> Plan:
     """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan."""
+    if precision not in PRECISIONS:
+        raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
     spec = get_method(method)
     s = spec.check_scale(scale)
     cube = open_cube(cube)
@@ -160,7 +176,8 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
 
         cube = resample_to_grid(cube, model_grid(spec.name, s, wpath), spec.name)
         nodata = cube.rio.nodata
-    plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)), wpath)
+    plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)), wpath,
+                precision=precision)
     if spec.needs_weights:  # load now: bad weights fail here, not at compute time
         load_runner(spec.name, s, plan.weights, plan.device)
     if guide is not None:
@@ -243,16 +260,19 @@ def _finish_lazy(spec, planes: dsa.Array, nb: int, good=None) -> dsa.Array:
 
 
 def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
-                 device: str = "auto", dtype=None, chunks=None) -> xr.DataArray:
+                 device: str = "auto", dtype=None, chunks=None, precision: str = "fp32") -> xr.DataArray:
     """Super-resolve a georeferenced cube by an integer ``scale`` with ``method``.
 
     ``cube``: DataArray ``(band, y, x)`` (rioxarray conventions) or anything
     :func:`geohsr.open_cube` opens. Dask-backed input gives a lazy result with chunks scaled by
     ``scale``; in-memory input is processed in tiles and returned in memory. The result keeps
     CRS and bounds (transform · scale(1/s)), band coords (wavelength, fwhm, band names, bbl),
-    nodata and, unless ``dtype`` says otherwise, the data type.
+    nodata and, unless ``dtype`` says otherwise, the data type. ``precision="bf16"`` or
+    ``"fp16"`` runs the networks under ``torch.autocast`` (for GPUs; the PSNR cost is measured in
+    ``benchmarks/bench_precision.py``).
     """
-    plan = prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype)
+    plan = prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
+                   precision=precision)
     spec, s, cube, nb = plan.spec, plan.scale, plan.cube, plan.bands
     out_dtype, nodata, out_nodata = plan.out_dtype, plan.nodata, plan.out_nodata
 

@@ -122,6 +122,9 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="weights file (.safetensors) instead of the shipped ones")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N] (falls back to the CPU)")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="network arithmetic: fp32, or bf16/fp16 mixed precision (GPU; costs PSNR, "
+                   "see benchmarks/RESULTS.md)")
 @click.option("--format", "fmt", type=click.Choice(["GTiff", "COG", "ENVI", "Zarr", "NetCDF"],
               case_sensitive=False), default=None, help="output format [default: from the extension]")
 @click.option("--dtype", default=None, help="output data type [default: the input's]")
@@ -139,7 +142,7 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar",
               help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
-def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory_limit, workers,
+def run(input, scale, method, output, guide, weights, device, precision, fmt, dtype, memory_limit, workers,
         block_size, scheduler, resume, keep_partial, overwrite, progress, quiet):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
@@ -178,6 +181,7 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory
             try:
                 path = run_file(input, output, method=method, scale=scale, fmt=out_fmt,
                                 weights=weights, guide=guide, device=device, dtype=dtype, overwrite=overwrite,
+                                precision=precision,
                                 resume=resume, keep_partial=keep_partial,
                                 memory_limit_mb=memory_limit, workers=workers, client=client,
                                 progress=progress, block=block_size)
@@ -192,7 +196,7 @@ def run(input, scale, method, output, guide, weights, device, fmt, dtype, memory
                 sys.exit(130)
         else:
             hr = superresolve(cube, method=method, scale=scale, guide=guide, weights=weights,
-                              device=device, dtype=dtype)
+                              device=device, dtype=dtype, precision=precision)
             path = save_cube(hr, output, format=out_fmt, overwrite=overwrite, progress=progress)
     c = open_cube(path)
     b, h, w = c.shape

@@ -184,12 +184,14 @@ def _signature(src: Path, plan: Plan, fmt: str, side: int) -> dict:
             "mtime_ns": st.st_mtime_ns, "method": plan.spec.name, "scale": plan.scale,
             "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
             "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.spec.halo,
-            "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None))}
+            "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
+            "precision": plan.precision}
 
 
 def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
              dtype=None, overwrite=False, resume=False, keep_partial=True, memory_limit_mb=2048,
-             workers=None, client=None, progress="bar", flush_seconds=None, block=None) -> Path:
+             workers=None, client=None, progress="bar", flush_seconds=None, block=None,
+             precision="fp32") -> Path:
     """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming."""
     import rasterio
 
@@ -197,7 +199,8 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
     if fmt not in ("GTiff", "COG", "ENVI"):
         raise OutputError(f"streaming writes GeoTIFF, COG or ENVI, not {fmt}")
-    plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype)
+    plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
+                   precision=precision)
     cube, spec, s = plan.cube, plan.spec, plan.scale
     bmap = cube.attrs.get("geohsr_band_map")
     src_path = cube.attrs.get("source", str(src))

@@ -131,3 +131,19 @@ def test_auto_method_picks_dualsr_only_where_weights_cover_the_scale(tmp_path, m
     assert default_method(2) == "dualsr" and default_method(4) == "dualsr"
     assert default_method(8) == "bicubic" and default_method(3) == "bicubic"
     assert W.find("coarsr", 4)["file"] == "b.safetensors"
+
+
+@pytest.mark.parametrize("fmt", ["GTiff", "Zarr"])  # the streamed and the dask path
+def test_run_precision_option(make_raster, tmp_path, fmt):
+    src, _ = make_raster(bands=6, h=16, w=16)
+    outs = {}
+    for p in ("fp32", "bf16"):
+        out = tmp_path / f"{p}.{'tif' if fmt == 'GTiff' else 'zarr'}"
+        r = CliRunner().invoke(main, ["run", str(src), "-s", "4", "-m", "dualsr", "--precision", p,
+                                      "-o", str(out), "--format", fmt, "-q"])
+        assert r.exit_code == 0, r.output
+        outs[p] = geohsr.open_cube(out).values.astype(np.float64)
+    peak = np.abs(outs["fp32"]).max()
+    assert 30 < geohsr.metrics.psnr(outs["bf16"] / peak, outs["fp32"] / peak) < 200
+    r = CliRunner().invoke(main, ["run", str(src), "-s", "4", "--precision", "int8", "-o", str(tmp_path / "x.tif")])
+    assert r.exit_code == 2 and "int8" in r.output and not (tmp_path / "x.tif").exists()

@@ -200,3 +200,21 @@ def test_bad_bands_do_not_feed_the_recurrence(tmp_path):
     np.testing.assert_allclose(full[[0, 1, 2, 4, 5, 6]], without, rtol=1e-5, atol=1e-3)
     tiled = geohsr.superresolve(cube.chunk({"y": 12, "x": 13}), "dualsr", 4, weights=w).values
     np.testing.assert_allclose(tiled, full, rtol=1e-5, atol=1e-3)
+
+
+def test_mixed_precision_inference(tmp_path):
+    """precision="bf16"/"fp16" runs the network under autocast: close to fp32 but not equal
+    (the arithmetic really changed), same grid and dtype; an unknown precision is refused."""
+    from geohsr.errors import InputError
+
+    w4, w2 = _tiny_weights(tmp_path, 4, 0), _tiny_weights(tmp_path, 2, 1)
+    cube = _cube()
+    ref = geohsr.superresolve(cube, "dualsr", 4, weights=f"{w4},{w2}")
+    for p in ("bf16", "fp16"):
+        out = geohsr.superresolve(cube, "dualsr", 4, weights=f"{w4},{w2}", precision=p)
+        assert out.dtype == ref.dtype and out.rio.transform() == ref.rio.transform()
+        peak = float(np.abs(ref.values).max())
+        err = metrics.psnr(out.values / peak, ref.values / peak)
+        assert 25 < err < 200, (p, err)
+    with pytest.raises(InputError, match="use fp32, bf16 or fp16"):
+        geohsr.superresolve(cube, "dualsr", 4, weights=f"{w4},{w2}", precision="int8")
