@@ -118,9 +118,9 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     total = sum(v.numel() for v in own.values())
     share = sum(own[k].numel() for k in fit) / max(total, 1)
     if share < 0.5:
-        raise WeightsError(f"{init}: only {share:.0%} of the model's weights fit these "
-                           f"({meta.get('method')} ×{meta.get('scale')}); use weights of the same "
-                           "method and config")
+        raise WeightsError(f"{init}: weights do not fit the model (only {share:.0%} of its parameters "
+                           f"match these {meta.get('method')} ×{meta.get('scale')} weights); use weights "
+                           "of the same method and config")
     model.load_state_dict(fit, strict=False)
     info = {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
             "scale": meta.get("scale")}
