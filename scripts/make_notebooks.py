@@ -203,6 +203,13 @@ fig.colorbar(im, ax=axes[1], label="SAM (°)")
 plt.show()
 '''),
     md('''
+What to read into it: both networks add the spatial detail bicubic misses (PSNR), but their
+spectral angle stays at bicubic's. `benchmarks/swir_sam_diagnostic.py` measures why: the
+residual they add over bicubic is almost entirely a per-pixel brightness change (invisible to
+SAM), because the 16 abundances feeding their SR branch describe the LR spectra only to 8–10°.
+The spectral shape of the output is the bicubic skip's (`benchmarks/RESULTS.md`).
+'''),
+    md('''
 ## Adapt to your own scene
 
 `--source`: scenes with HR data in the source range; `--target`: your scene (only its LR

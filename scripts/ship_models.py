@@ -1,5 +1,8 @@
 """Ship trained runs into models/ with their held-out metrics (model card + catalogue entry).
 
+    python scripts/ship_models.py coarsr --run runs/coarsr_x4_compact --name coarsr_x4_compact \
+        --eval benchmarks/results/dualsr_quality.json [--note ...]
+
     python scripts/ship_models.py guided --run runs/ifmsr_x4_compact --name ifmsr_x4_compact \
         --eval benchmarks/results/guided_cave_x4.json [--paper "IFMSR CAVE x4 44.64 dB"]
     python scripts/ship_models.py swir --run runs/swir/a-snlsr_s1 --name asnlsr_x4_compact \
@@ -37,7 +40,7 @@ def reproduce_psnr(run: Path, card: dict, scene: str, crop: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["guided", "swir"])
+    ap.add_argument("kind", choices=["coarsr", "guided", "swir"])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--eval", type=Path, required=True)
@@ -48,7 +51,16 @@ def main():
     a = ap.parse_args()
     res = json.loads(a.eval.read_text())
     card = json.loads((a.run / "card.json").read_text())
-    if a.kind == "guided":
+    if a.kind == "coarsr":  # benchmarks/eval_dualsr_cave.py output
+        cv, en = res["cave_val"], res["enmap_mosaics"]
+        notes = list(a.note)
+        if en.get("table"):
+            notes.insert(0, f"Real EnMAP mosaics (a sensor never seen in training), {en['protocol']}: "
+                         + ", ".join(f"{m} {t['psnr']:.2f} dB / SAM {t['sam']:.2f}°" for m, t in en["table"].items()))
+        metrics = {"protocol": f"CAVE validation scenes ({', '.join(s.split('_')[0] for s in cv['scenes'])}), "
+                               f"full 512×512×31: {cv['protocol']}",
+                   "table": cv["table"], "per_scene": cv["per_scene"], "notes": notes}
+    elif a.kind == "guided":
         keep = ["bicubic", "dualsr", card["method"]]
         table = {m: {k: v for k, v in res["table"][m].items() if k != "seconds"} for m in keep if m in res["table"]}
         notes = list(a.note)
