@@ -82,6 +82,28 @@ def shared_or_skip(*parts) -> Path:
     return p
 
 
+def train_then_init(tmp_path, method, data, scales):
+    """``geohsr train METHOD`` on ``data`` (tiny config, one batch) at ``scales[0]``, then a second,
+    step-free run at ``scales[1]`` started from it with ``--init``. Returns the first run's weights,
+    the second run's card and the CLI arguments both runs shared (for further invocations)."""
+    import json
+
+    from click.testing import CliRunner
+
+    from geohsr.cli import main
+
+    common = ["--data", str(data), "--config", "tiny", "--batch", "2", "-q", "--device", "cpu"]
+    first, second = (tmp_path / f"x{s}" for s in scales)
+    r = CliRunner().invoke(main, ["train", method, "--scale", str(scales[0]), "--out", str(first),
+                                  "--batches", "1", "--val-every", "1", *common])
+    assert r.exit_code == 0, r.output
+    start = first / "best.safetensors"
+    r = CliRunner().invoke(main, ["train", method, "--scale", str(scales[1]), "--out", str(second),
+                                  "--batches", "0", "--val-every", "1", "--init", str(start), *common])
+    assert r.exit_code == 0, r.output
+    return start, json.loads((second / "card.json").read_text()), common
+
+
 @pytest.fixture(autouse=True)
 def _single_thread_torch():
     import torch

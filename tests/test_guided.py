@@ -15,6 +15,8 @@ from geohsr import weights as W
 from geohsr.guide import GuideSource, align_guide
 from geohsr.tiling import tiled_map
 
+from conftest import train_then_init
+
 UTM = "EPSG:32633"
 
 
@@ -195,15 +197,7 @@ def test_training_can_start_from_other_weights(tmp_path, make_raster):
     for i in range(2):
         make_raster(name=f"scenes/s{i}.tif", bands=8, h=64, w=64, seed=i,
                     wavelengths=list(np.linspace(410, 690, 8)))
-    common = ["--data", str(d), "--config", "tiny", "--batch", "2", "-q", "--device", "cpu"]
-    r = CliRunner().invoke(main, ["train", "mulsr", "--scale", "4", "--out", str(tmp_path / "x4"),
-                                  "--batches", "1", "--val-every", "1", *common])
-    assert r.exit_code == 0, r.output
-    start = tmp_path / "x4" / "best.safetensors"
-    r = CliRunner().invoke(main, ["train", "mulsr", "--scale", "8", "--out", str(tmp_path / "x8"),
-                                  "--batches", "0", "--val-every", "1", "--init", str(start), *common])
-    assert r.exit_code == 0, r.output
-    card = json.loads((tmp_path / "x8" / "card.json").read_text())
+    start, card, common = train_then_init(tmp_path, "mulsr", d, (4, 8))
     assert card["initialised_from"]["sha256"] == W.sha256(start) and card["scale"] == 8
     assert "--init" in card["command"]
     t0, _ = W.load(start)

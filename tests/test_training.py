@@ -10,6 +10,8 @@ from geohsr.train.data import DualSRPatches, Scene, _augment5
 from geohsr.train.dualsr import CoarSRTask
 from geohsr.train.trainer import Trainer, TrainSettings
 
+from conftest import train_then_init
+
 
 def _scenes():
     from conftest import smooth_field
@@ -240,15 +242,7 @@ def test_init_from_another_scale_loads_all_but_the_upsampler(tmp_path, make_rast
     from safetensors.torch import load_file
 
     src, _ = make_raster(bands=5, h=64, w=64)
-    common = ["--data", str(src), "--config", "tiny", "--batch", "2", "-q", "--device", "cpu"]
-    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "2", "--out", str(tmp_path / "x2"),
-                                  "--batches", "1", "--val-every", "1", *common])
-    assert r.exit_code == 0, r.output
-    start = tmp_path / "x2" / "best.safetensors"
-    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "4", "--out", str(tmp_path / "x4"),
-                                  "--batches", "0", "--val-every", "1", "--init", str(start), *common])
-    assert r.exit_code == 0, r.output
-    card = json.loads((tmp_path / "x4" / "card.json").read_text())
+    start, card, common = train_then_init(tmp_path, "coarsr", src, (2, 4))
     fresh = card["initialised_from"]["not_loaded"]
     assert fresh and all("up" in k for k in fresh), fresh
     assert 0.5 < card["initialised_from"]["loaded_share_of_parameters"] < 1

@@ -55,7 +55,7 @@ def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarS
     return model.to(device).channels_last()
 
 
-def _coarse(model: CoarSR, x: torch.Tensor, scale: float, batch_tiles: int = 1) -> torch.Tensor:
+def _coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
     """CoarSR on a (bands, h, w) cube with its MATLAB/PIL bicubic skip."""
     bic = imresize(x, scale=scale, a=-0.5, antialias=False)
     with torch.inference_mode():

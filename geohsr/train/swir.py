@@ -327,6 +327,15 @@ class SWIRTask:
             return self.alpha * step / self.alpha_rampup
         return self.alpha
 
+    def _sam(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """SAM loss term (radians). The papers take it of the log-normalised values, where a
+        per-pixel brightness change moves the angle; ``sam_domain="linear"`` takes it of the
+        reflectances the user gets (norms offset by 1e-8, not the papers' 1e-4, which floors the
+        angle of dim reflectance spectra at ~0.03 rad)."""
+        if self.sam_domain == "linear":
+            return sam_radians(from_log(x), from_log(y), eps=1e-8)
+        return sam_radians(x, y)
+
     def losses(self, batch) -> dict:
         """The loss terms of one batch: SR terms on the source samples only (the first ``ns``),
         unmixing terms on every sample, the domain cross-entropy (A-SNLSR) on every sample."""
@@ -335,15 +344,7 @@ class SWIRTask:
         terms = {"sr_l1": (sr[:ns] - hr).abs().mean()}
         if not self.l1_only:
             terms["unmix_l1"] = (rec - lr).abs().mean()
-            # the papers take SAM of the log-normalised values, where a per-pixel brightness
-            # change moves the angle; "linear" takes it of the reflectances the user gets (norms
-            # offset by 1e-8, not the papers' 1e-4, which floors the angle of dim reflectance
-            # spectra at ~0.03 rad)
-            if self.sam_domain == "linear":
-                sam = lambda x, y: sam_radians(from_log(x), from_log(y), eps=1e-8)  # noqa: E731
-            else:
-                sam = sam_radians
-            terms["sam"] = self.sam_weight * (sam(sr[:ns], hr) + sam(rec, lr))
+            terms["sam"] = self.sam_weight * (self._sam(sr[:ns], hr) + self._sam(rec, lr))
         if self.adversarial:
             terms["domain_ce"] = F.cross_entropy(self.model.disc(a, self.alpha_at(self.step)), dom)
         return terms
