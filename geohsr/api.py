@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import dask.array as dsa
@@ -14,6 +13,7 @@ from . import geo
 from .dtypes import cast
 from .errors import InputError, MethodError
 from .io import open_cube
+from .device import PRECISIONS, infer
 from .methods import MethodSpec, get_method, load_runner, resolve_device
 from .tiling import fill_invalid, plan_chunks, tiled_map, upsample_mask, valid_mask
 
@@ -21,18 +21,7 @@ EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
 GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (see benchmarks)
 
 
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def _autocast(device: str, precision: str):
-    """Mixed-precision inference (``torch.autocast``) for ``bf16``/``fp16``; nothing for fp32."""
-    if PRECISIONS.get(precision) is None:
-        return contextlib.nullcontext()
-    return torch.autocast(torch.device(device).type, dtype=PRECISIONS[precision])
-
-
-def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mask_dilation,
-              use_bands=None, origin=(0, 0), guide=None, precision="fp32"):
+def _sr_block(block, norm, *, sides, origin=(0, 0), **kw):
     """Super-resolve one block (with halo) and crop the halo.
 
     Returns float32 planes: the HR bands (NaN where the input was invalid), then the method's
@@ -40,29 +29,50 @@ def _sr_block(block, norm, *, sides, method, scale, weights, device, nodata, mas
     then ``aux_extra`` unitless planes). With ``use_bands`` (the good bands of a method that
     takes all bands at once) the model sees only those bands; the others come back as NaN, so
     bad bands never feed the band recurrence."""
+    return _sr_blocks([(block, sides, origin)], norm, **kw)[0]
+
+
+def _sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilation,
+               use_bands=None, guide=None, precision="fp32"):
+    """:func:`_sr_block` for several ``(block, sides, origin)`` at once: blocks of the same shape
+    go through the model as one device batch (:func:`geohsr.device.infer`)."""
     from .methods import get_method
 
     spec = get_method(method)
-    x = np.asarray(block)
-    nb = x.shape[0]
-    valid = valid_mask(x, nodata)
-    xf = fill_invalid(x.astype(np.float32, copy=False), valid)
-    norm = float(norm)
-    if norm != 1.0:
-        xf = xf / np.float32(norm)
-    if use_bands is not None:
-        xf = xf[list(use_bands)]
     runner = load_runner(method, scale, weights, device)
-    xt = torch.from_numpy(np.ascontiguousarray(xf, dtype=np.float32))
-    with _autocast(device, precision):
+    norm = float(norm)
+    pre = []
+    for block, sides, origin in items:
+        x = np.asarray(block)
+        valid = valid_mask(x, nodata)
+        xf = fill_invalid(x.astype(np.float32, copy=False), valid)
+        if norm != 1.0:
+            xf = xf / np.float32(norm)
+        if use_bands is not None:
+            xf = xf[list(use_bands)]
+        g = None
         if guide is not None:  # the guide window under this block (halo included), read now
             g = guide.window(origin[0] * scale, origin[1] * scale, x.shape[1] * scale, x.shape[2] * scale)
-            y = runner(xt, torch.from_numpy(g))
-        else:
-            y = runner(xt)
-    y = y.detach().to("cpu", torch.float32).numpy()
+        pre.append((np.ascontiguousarray(xf, dtype=np.float32), g, valid, sides))
+    groups: dict[tuple, list[int]] = {}
+    for i, (xf, g, _, _) in enumerate(pre):
+        groups.setdefault((xf.shape, None if g is None else g.shape), []).append(i)
+    out: list = [None] * len(pre)
+    for idx in groups.values():
+        args = [torch.from_numpy(np.stack([pre[i][0] for i in idx]))]
+        if guide is not None:
+            args.append(torch.from_numpy(np.stack([pre[i][1] for i in idx])))
+        y = infer(runner, args, precision).numpy()
+        for k, i in enumerate(idx):
+            out[i] = _post_block(y[k], spec, pre[i][2], pre[i][3], norm, scale, mask_dilation, use_bands)
+    return out
+
+
+def _post_block(y, spec, valid, sides, norm, scale, mask_dilation, use_bands):
+    """Model output of one block → planes in data units, halo cropped, NaN where invalid."""
+    nb = valid.shape[0]
     per = 1 + spec.aux_per_band
-    lg = xf.shape[0]
+    lg = nb if use_bands is None else len(use_bands)
     if norm != 1.0:
         y[:lg * per] *= np.float32(norm)
     if use_bands is not None:  # put the good bands back among all bands

@@ -22,8 +22,10 @@ from ..errors import MethodError
 class MethodSpec:
     """Metadata and factory of one method.
 
-    ``builder(scale, weights, device)`` returns a runner: a callable taking a float32 tensor
-    ``(bands, h, w)`` (normalised when ``normalise``) and returning ``(bands, s·h, s·w)``.
+    ``builder(scale, weights, device)`` returns a :class:`Runner` around a function taking a
+    batch of float32 device tensors ``(B, bands, h, w)`` (normalised when ``normalise``; guided
+    methods also get the guide ``(B, 3, s·h, s·w)``) and returning ``(B, planes, s·h, s·w)`` on
+    the device.
     """
 
     name: str
@@ -92,6 +94,22 @@ class MethodSpec:
             "weights": self.shipped_weights(),
             "paper": self.paper,
         }
+
+
+class Runner:
+    """A method's model on one device, built once per process (and so once per dask worker).
+
+    ``runner.batch(x[, guide])`` takes device tensors with a leading block axis and returns the
+    planes on the device (no host synchronisation: the caller decides when to copy back);
+    ``runner(x[, guide])`` runs one CPU block ``(bands, h, w)`` and returns CPU planes."""
+
+    def __init__(self, batch: Callable, device: torch.device):
+        self.batch = batch
+        self.device = torch.device(device)
+
+    def __call__(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> torch.Tensor:
+        args = (x[None].to(self.device),) + (() if guide is None else (guide[None].to(self.device),))
+        return self.batch(*args)[0].cpu()
 
 
 _REGISTRY: dict[str, MethodSpec] = {}

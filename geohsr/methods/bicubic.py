@@ -5,15 +5,15 @@ from __future__ import annotations
 import torch
 
 from ..resize import imresize
-from . import MethodSpec, register
+from . import MethodSpec, Runner, register
 
 
-def _build(scale: int, weights, device: torch.device):
+def _build(scale: int, weights, device: torch.device) -> Runner:
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
-            return imresize(x.to(device), scale=scale, a=-0.5, antialias=False)
+            return imresize(x, scale=scale, a=-0.5, antialias=False)
 
-    return run
+    return Runner(run, device)
 
 
 register(MethodSpec(

@@ -23,7 +23,7 @@ from ..errors import WeightsError
 from ..nets.coarsr import CONFIGS, CoarSR, CoarSRConfig
 from ..nn import fuse_weight_norm
 from ..resize import imresize
-from . import MethodSpec, register
+from . import MethodSpec, Runner, register
 
 # receptive field of the paper config in LR pixels: head 1 + 2 ASFM × (4·2 + 2) + fuse 1 +
 # upsampler/tail 2 = 24; + 2 for the fine stage's resizes; + margin for the nodata fill.
@@ -56,17 +56,21 @@ def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarS
 
 
 def _coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
-    """CoarSR on a (bands, h, w) cube with its MATLAB/PIL bicubic skip."""
+    """CoarSR on a (bands, h, w) cube, or a batch (B, bands, h, w) of them, with its MATLAB/PIL
+    bicubic skip."""
     bic = imresize(x, scale=scale, a=-0.5, antialias=False)
     with torch.inference_mode():
+        if x.dim() == 4:
+            return model.forward_cube(x, bic)
         return model.forward_cube(x[None], bic[None])[0]
 
 
 def _sam_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Per-pixel spectral angle in degrees over the band axis (-3) of two cubes or batches."""
     eps = 2.220446049250313e-16
-    dot = (a * b).sum(0, dtype=torch.float64)
-    na = a.double().pow(2).sum(0).sqrt()
-    nb = b.double().pow(2).sum(0).sqrt()
+    dot = (a * b).sum(-3, dtype=torch.float64)
+    na = a.double().pow(2).sum(-3).sqrt()
+    nb = b.double().pow(2).sum(-3).sqrt()
     cos = ((dot + eps) / ((na + eps) * (nb + eps))).clamp(-1.0, 1.0)
     return torch.rad2deg(torch.acos(cos)).float()
 
@@ -83,9 +87,9 @@ def _build_coarsr_runner(scale, weights, device):
     model = build_coarsr(scale, weights, device)
 
     def run(x):
-        return _coarse(model, x.to(device), scale).cpu()
+        return _coarse(model, x, scale)
 
-    return run
+    return Runner(run, device)
 
 
 def _build_dualsr_runner(scale, weights, device):
@@ -95,17 +99,16 @@ def _build_dualsr_runner(scale, weights, device):
     main = build_coarsr(scale, wmap.get(scale), device)
     half = None if scale == 2 else build_coarsr(scale // 2, wmap.get(scale // 2), device)
 
-    def run(x):
-        x = x.to(device)
+    def run(x):  # (B, bands, h, w) -> (B, 2·bands + 1, s·h, s·w): U, R, angle
         u = _coarse(main, x, scale)
         v = x if half is None else _coarse(half, x, scale // 2)
         ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
         r = imresize(v - ud, size=tuple(u.shape[-2:]), a=-0.5, antialias=False)
         ang = _sam_deg(ud, v)
-        ang_hr = ang.repeat_interleave(2, 0).repeat_interleave(2, 1)[None]
-        return torch.cat([u, r, ang_hr], 0).cpu()
+        ang_hr = ang.repeat_interleave(2, -2).repeat_interleave(2, -1)[:, None]
+        return torch.cat([u, r, ang_hr], 1)
 
-    return run
+    return Runner(run, device)
 
 
 def _weights_pair(weights) -> dict:

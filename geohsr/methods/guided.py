@@ -1,7 +1,7 @@
 """RGB-guided methods: MulSR (TGRS 2023) and IFMSR (TGRS 2023), band by band.
 
-The runner takes the LR block (bands, h, w), normalised by the scene maximum, and the guide
-window (3, s·h, s·w) in [0, 1] aligned on the HR grid (:class:`geohsr.guide.GuideSource`).
+The runner takes LR blocks (B, bands, h, w), normalised by the scene maximum, and their guide
+windows (B, 3, s·h, s·w) in [0, 1] aligned on the HR grid (:class:`geohsr.guide.GuideSource`).
 DSCA's row/column recurrence (MulSR) and MCPA's patch search (IFMSR) see the whole tile, so
 both are *global-context* methods: tiles overlap by ``halo`` LR pixels and are blended with
 linear ramps (see :func:`geohsr.tiling.tiled_map`).
@@ -13,7 +13,7 @@ import torch
 
 from .. import weights as W
 from ..nn import fuse_weight_norm
-from . import MethodSpec, register
+from . import MethodSpec, Runner, register
 
 HALO = 16  # LR pixels of overlap between tiles (blended)
 BAND_BATCH = 8  # bands pushed through the network together
@@ -42,27 +42,29 @@ def _runner(method):
         model = build_guided(method, scale, weights, device)
         triplet = band_triplet(method)
 
-        def run(x, guide):
-            x = x.to(device)
-            g = guide.to(device)[None].contiguous(memory_format=torch.channels_last)
+        def one(x, g):  # one block: (bands, h, w), guide (1, 3, s·h, s·w)
             n = x.shape[0]
             out = []
-            with torch.inference_mode():
-                extra = {}
-                if method == "ifmsr":  # the patch index comes from the RGB: once per tile
-                    extra["idx"] = ifmsr_net.mcpa_index(g, model.p)
-                for b0 in range(0, n, BAND_BATCH):
-                    bands = range(b0, min(n, b0 + BAND_BATCH))
-                    lr3 = torch.stack([x[list(triplet(i, n))] for i in bands])
-                    gb = g.expand(len(bands), -1, -1, -1)
-                    if "idx" in extra:
-                        y = model(lr3, gb, extra["idx"].expand(len(bands), -1, -1))
-                    else:
-                        y = model(lr3, gb)
-                    out.append(y[:, 0].float())
-            return torch.cat(out, 0).cpu()
+            extra = {}
+            if method == "ifmsr":  # the patch index comes from the RGB: once per tile
+                extra["idx"] = ifmsr_net.mcpa_index(g, model.p)
+            for b0 in range(0, n, BAND_BATCH):
+                bands = range(b0, min(n, b0 + BAND_BATCH))
+                lr3 = torch.stack([x[list(triplet(i, n))] for i in bands])
+                gb = g.expand(len(bands), -1, -1, -1)
+                if "idx" in extra:
+                    y = model(lr3, gb, extra["idx"].expand(len(bands), -1, -1))
+                else:
+                    y = model(lr3, gb)
+                out.append(y[:, 0].float())
+            return torch.cat(out, 0)
 
-        return run
+        def run(x, guide):  # blocks one after another: the band batch already fills the device
+            guide = guide.contiguous(memory_format=torch.channels_last)
+            with torch.inference_mode():
+                return torch.stack([one(x[k], guide[k:k + 1]) for k in range(x.shape[0])])
+
+        return Runner(run, device)
 
     return build
 

@@ -16,7 +16,7 @@ import torch
 
 from .. import weights as W
 from ..errors import WeightsError
-from . import MethodSpec, register
+from . import MethodSpec, Runner, register
 
 HALO = 8
 
@@ -50,10 +50,10 @@ def _runner(method):
 
         def run(x):
             with torch.inference_mode():
-                sr = model(to_log(x.to(device))[None])[0][0]
-            return from_log(sr.clamp(0, 1)).float().cpu()
+                sr = model(to_log(x))[0]
+            return from_log(sr.clamp(0, 1)).float()
 
-        return run
+        return Runner(run, device)
 
     return build
 
