@@ -130,9 +130,13 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--dtype", default=None, help="output data type [default: the input's]")
 @click.option("--memory-limit", type=float, default=2048,
               help="memory budget in MB: sets the block size (streaming outputs)")
-@click.option("--workers", type=int, default=None, help="parallel blocks [default: min(2, CPUs)]")
+@click.option("--workers", type=int, default=None,
+              help="blocks (batches) run at once [default: 1 for networks on the CPU, else 2]")
 @click.option("--block-size", type=int, default=None,
               help="LR block side, a multiple of 16 [default: from --memory-limit]")
+@click.option("--batch", default="auto", show_default=True,
+              help="blocks per device batch: a number, or auto (1 on the CPU, up to 4 on a GPU "
+                   "within --memory-limit)")
 @click.option("--scheduler", default=None,
               help="dask.distributed scheduler address (tcp://host:8786) or local:N for a LocalCluster")
 @click.option("--resume", is_flag=True, help="continue an interrupted run from its completed blocks")
@@ -143,7 +147,7 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
 def run(input, scale, method, output, guide, weights, device, precision, fmt, dtype, memory_limit, workers,
-        block_size, scheduler, resume, keep_partial, overwrite, progress, quiet):
+        block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -167,6 +171,9 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
         raise click.BadParameter("must be at least 700 (MB)", param_hint="--memory-limit")
     if workers is not None and workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
+    if batch != "auto" and not (batch.isdigit() and int(batch) >= 1):
+        raise click.BadParameter(f"must be a positive number of blocks or auto, not {batch!r}",
+                                 param_hint="--batch")
     output = output or _default_output(input, scale, fmt)
     output, out_fmt = check_destination(output, fmt, overwrite, sources=(input,))
     progress = "none" if quiet else progress
@@ -184,7 +191,7 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
                                 precision=precision,
                                 resume=resume, keep_partial=keep_partial,
                                 memory_limit_mb=memory_limit, workers=workers, client=client,
-                                progress=progress, block=block_size)
+                                progress=progress, block=block_size, batch=batch)
             except KeyboardInterrupt:
                 from .stream import partial_paths
 

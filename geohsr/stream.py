@@ -5,7 +5,12 @@ pool of workers (threads here, or a ``dask.distributed`` cluster via ``client.ge
 and writes each finished block into a hidden partial file beside the destination:
 
 * memory: the block size follows ``memory_limit`` (LR side a multiple of 16), and at most
-  ``workers + 1`` blocks are in flight, so peak memory does not grow with the scene;
+  ``workers + 1`` tasks of ``batch`` blocks each are in flight, so peak memory does not grow
+  with the scene;
+* devices: a task's blocks of equal shape go through the model as one batch
+  (:func:`geohsr.device.infer`: on a GPU, pinned host memory and non-blocking copies on the
+  worker thread's own stream, so one worker's transfers and CPU work overlap another's
+  kernels); batches are fixed groups of consecutive blocks, so a resumed run batches alike;
 * resume: every few seconds the partial file is closed (flushed) and a journal records the
   blocks it holds; ``resume=True`` continues from them after Ctrl-C, SIGKILL or power loss and
   yields the same pixels, profile and tags as an uninterrupted run;
@@ -30,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .api import Plan, _sr_block, prepare
+from .api import Plan, _sr_block, _sr_blocks, prepare
 from .dtypes import cast
 from .errors import InputError, OutputError
 from .io import spectral as spec_io
@@ -52,14 +57,15 @@ class Block:
 
 
 def block_side(plan: Plan, memory_limit_mb: float, workers: int) -> int:
-    """LR block side (multiple of 16) whose working set fits ``memory_limit_mb`` with
+    """LR block side (multiple of 16) whose host working set fits ``memory_limit_mb`` with
     ``workers`` blocks in flight; the whole scene in one block when it fits (no halo overhead,
-    and a scene-wide statistic needs no extra pass)."""
+    and a scene-wide statistic needs no extra pass). On a GPU the network's activations live
+    in device memory, not in this budget."""
     s, nb, planes, halo = plan.scale, plan.bands, plan.planes, plan.spec.halo
     h, w = plan.cube.sizes["y"], plan.cube.sizes["x"]
     per_px = BYTES_F32 * (3 * nb + 2 * planes * s * s)
-    if plan.spec.needs_weights:  # activations of one band step of the network (paper width 64)
-        per_px += BYTES_F32 * 64 * (14 + 3 * s * s)
+    if plan.spec.needs_weights and not plan.device.startswith("cuda"):
+        per_px += BYTES_F32 * 64 * (14 + 3 * s * s)  # one band step of the network (width 64)
     budget = max(memory_limit_mb - BASE_MEMORY_MB, 64) * 2**20
     if h * w * per_px <= budget:
         return max(16, -(-max(h, w) // 16) * 16)
@@ -75,6 +81,29 @@ def tile_size(side: int, scale: int) -> int:
         if hr % t == 0:
             return t
     return 16
+
+
+MIN_BATCHED_SIDE = 128  # LR px: smaller blocks would cost more in halo than batching gains
+
+
+def choose_batch(plan: Plan, memory_limit_mb: float, workers: int, batch) -> tuple[int, int]:
+    """(blocks per device batch, LR block side). ``batch="auto"``: 1 on the CPU (no gain there);
+    on a GPU the largest of 4, 2, 1 whose blocks, with ``workers`` batches in flight, still fit
+    the host memory limit at ≥ 128 LR px a side (raise ``--memory-limit`` on a GPU machine)."""
+    if batch not in (None, "auto"):
+        try:
+            n = int(batch)
+        except (TypeError, ValueError):
+            n = 0
+        if n < 1:
+            raise InputError(f"--batch must be a positive number of blocks or 'auto', got {batch!r}")
+        return n, block_side(plan, memory_limit_mb, workers * n)
+    if plan.device.startswith("cuda"):
+        for n in (4, 2):
+            side = block_side(plan, memory_limit_mb, workers * n)
+            if side >= MIN_BATCHED_SIDE or side >= max(plan.cube.sizes["y"], plan.cube.sizes["x"]):
+                return n, side
+    return 1, block_side(plan, memory_limit_mb, workers)
 
 
 def plan_blocks(h: int, w: int, side: int) -> list[Block]:
@@ -108,21 +137,31 @@ def _read_window(src: str, b: Block, halo: int, height: int, width: int, band_ma
     return data, (top, bottom, left, right)
 
 
-def block_task(src: str, b: Block, height: int, width: int, halo: int, kw: dict, norm: float,
-               mode: str, stat, finish_info: dict, band_map=None):
-    """Runs on a worker: read the window with its halo, super-resolve, crop; then either the
-    block's statistic (``mode="stat"``), or the finished, cast HR block (``mode="final"``)."""
+def block_task(src: str, group: list[Block], height: int, width: int, halo: int, kw: dict,
+               norm: float, mode: str, stat, finish_info: dict, band_map=None):
+    """Runs on a worker: read the windows of ``group`` with their halo, super-resolve them (one
+    device batch per block shape), crop; then per block either its statistic
+    (``mode="stat"``), or the finished, cast HR block (``mode="final"``)."""
     from .methods import get_method
 
-    data, sides = _read_window(src, b, halo, height, width, band_map)
-    planes = _sr_block(data, norm, sides=sides, origin=(b.y0 - sides[0], b.x0 - sides[2]), **kw)
+    items = []
+    for b in group:
+        data, sides = _read_window(src, b, halo, height, width, band_map)
+        items.append((data, sides, (b.y0 - sides[0], b.x0 - sides[2])))
+    nb = items[0][0].shape[0]
+    planes = _sr_blocks(items, norm, **kw)
+    items.clear()
     spec = get_method(kw["method"])
-    nb = data.shape[0]
-    if mode == "stat":
-        return spec.block_stat(planes, nb, kw.get("use_bands"))
-    if spec.finish is not None:
-        planes = spec.finish(planes, nb, *stat)
-    return cast(planes[:nb], finish_info["dtype"], finish_info["nodata"], np.isfinite(planes[:nb]))
+    out = []
+    while planes:
+        p = planes.pop(0)
+        if mode == "stat":
+            out.append(spec.block_stat(p, nb, kw.get("use_bands")))
+            continue
+        if spec.finish is not None:
+            p = spec.finish(p, nb, *stat)
+        out.append(cast(p[:nb], finish_info["dtype"], finish_info["nodata"], np.isfinite(p[:nb])))
+    return out
 
 
 def _absmax_task(src: str, b: Block, nodata, band_map=None) -> float:
@@ -156,28 +195,29 @@ class _Progress:
 
 
 def _run_pool(executor, tasks, workers: int, on_result, progress: _Progress):
-    """Submit ``tasks`` (callables' args) keeping at most ``workers + 1`` in flight."""
+    """Submit ``tasks`` ((key, callable, args, blocks counted)) keeping at most ``workers + 1``
+    in flight."""
     pending: dict = {}
     it = iter(tasks)
     exhausted = False
     while True:
         while not exhausted and len(pending) < workers + 1:
             try:
-                key, fn, args = next(it)
+                key, fn, args, n = next(it)
             except StopIteration:
                 exhausted = True
                 break
-            pending[executor.submit(fn, *args)] = key
+            pending[executor.submit(fn, *args)] = key, n
         if not pending:
             return
         done, _ = cf.wait(list(pending), return_when=cf.FIRST_COMPLETED)
         for f in done:
-            key = pending.pop(f)
+            key, n = pending.pop(f)
             on_result(key, f.result())
-            progress.update()
+            progress.update(n)
 
 
-def _signature(src: Path, plan: Plan, fmt: str, side: int) -> dict:
+def _signature(src: Path, plan: Plan, fmt: str, side: int, batch: int) -> dict:
     st = src.stat()
     w = plan.weights
     return {"version": JOURNAL_VERSION, "src": str(src.resolve()), "size": st.st_size,
@@ -185,14 +225,19 @@ def _signature(src: Path, plan: Plan, fmt: str, side: int) -> dict:
             "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
             "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.spec.halo,
             "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
-            "precision": plan.precision}
+            "precision": plan.precision, "batch": batch}
 
 
 def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
              dtype=None, overwrite=False, resume=False, keep_partial=True, memory_limit_mb=2048,
              workers=None, client=None, progress="bar", flush_seconds=None, block=None,
-             precision="fp32") -> Path:
-    """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming."""
+             precision="fp32", batch="auto") -> Path:
+    """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming.
+
+    ``workers``: blocks run concurrently (threads here, or the cluster's workers with
+    ``client``); default 1 for networks on the CPU (each uses every core), else 2. ``batch``:
+    blocks per device batch (``auto``: 1 on the CPU, up to 4 on a GPU, see
+    :func:`choose_batch`)."""
     import rasterio
 
     src = Path(src)
@@ -205,19 +250,24 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     bmap = cube.attrs.get("geohsr_band_map")
     src_path = cube.attrs.get("source", str(src))
     nb, h, w = cube.shape
-    if workers is None:  # learned methods: one block at a time using every core (less memory)
+    on_gpu = plan.device.startswith("cuda")
+    if workers is None:  # networks on the CPU: one block at a time using every core (less memory);
+        # on a GPU two, so that one's transfers and CPU work overlap the other's kernels
         workers = (len(client.scheduler_info()["workers"]) if client is not None
-                   else 1 if plan.spec.needs_weights else min(2, os.cpu_count() or 1))
+                   else 2 if on_gpu else 1 if plan.spec.needs_weights else min(2, os.cpu_count() or 1))
     if client is None:
         import torch
 
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    side = block_side(plan, memory_limit_mb, workers) if block is None else int(block)
+    nbatch, side = choose_batch(plan, memory_limit_mb, workers, batch)
+    if block is not None:
+        side = int(block)
     if side < 16 or side % 16:
         raise InputError(f"block size must be a multiple of 16 LR pixels, got {side}")
     if flush_seconds is None:
         flush_seconds = float(os.environ.get("GEOHSR_FLUSH_SECONDS", "5"))
     blocks = plan_blocks(h, w, side)
+    groups = [blocks[i:i + nbatch] for i in range(0, len(blocks), nbatch)]
     # the output's geometry and metadata, without its pixels (a broadcast view)
     import dask.array as dsa
 
@@ -228,7 +278,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     partial = data_dst.with_name(f".{data_dst.name}.geohsr-partial{'.img' if fmt == 'ENVI' else '.tif'}")
     partial_hdr = partial.with_suffix(".hdr") if fmt == "ENVI" else None
     journal = data_dst.with_name(f".{data_dst.name}.geohsr-journal.json")
-    sig = _signature(src, plan, fmt, side)
+    sig = _signature(src, plan, fmt, side, nbatch)
     state = None
     if journal.exists():
         try:
@@ -257,7 +307,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
             big = plan_blocks(h, w, 1024)
             vals = []
             with contextlib.closing(_Progress(progress, len(big), "scan")) as pr:
-                _run_pool(executor, ((b.idx, _absmax_task, (src_path, b, plan.nodata, bmap)) for b in big),
+                _run_pool(executor, ((b.idx, _absmax_task, (src_path, b, plan.nodata, bmap), 1) for b in big),
                           workers, lambda k, v: vals.append(v), pr)
             state["norm"] = max(max(vals), 1e-12)
         norm = state["norm"] if spec.normalise else 1.0
@@ -269,14 +319,15 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
             else:
                 acc = [0.0, 0.0]
 
-                def add(_, v):
-                    acc[0] += v[0]
-                    acc[1] += v[1]
+                def add(_, vals):
+                    for v in vals:
+                        acc[0] += v[0]
+                        acc[1] += v[1]
 
                 with contextlib.closing(_Progress(progress, len(blocks), "statistic")) as pr:
-                    _run_pool(executor, ((b.idx, block_task, (src_path, b, h, w, spec.halo, kw, norm,
-                                                              "stat", None, fin, bmap)) for b in blocks),
-                              workers, add, pr)
+                    _run_pool(executor, ((g[0].idx, block_task, (src_path, g, h, w, spec.halo, kw, norm,
+                                                                 "stat", None, fin, bmap), len(g))
+                                         for g in groups), workers, add, pr)
                 state["stat"] = acc
         # the partial file
         profile = _profile(proto, "ENVI" if fmt == "ENVI" else "GTiff", plan.out_dtype,
@@ -291,17 +342,22 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
                     _write_metadata(ds, proto, info, fmt)
                 _write_journal(journal, state)
             done = set(state["done"])
-            todo = [b for b in blocks if b.idx not in done]
+            todo = [g for g in groups if any(b.idx not in done for b in g)]
             ds = rasterio.open(partial, "r+")
             last_flush = time.time()
             newly: list[int] = []
 
             def write(b: Block, arr):
-                nonlocal ds, last_flush
                 from rasterio.windows import Window
 
                 ds.write(arr, window=Window(b.x0 * s, b.y0 * s, b.w * s, b.h * s))
                 newly.append(b.idx)
+
+            def write_group(group: list[Block], arrs):
+                nonlocal ds, last_flush
+                for b, arr in zip(group, arrs):
+                    if b.idx not in done:  # a resumed group: its finished blocks are on disk
+                        write(b, arr)
                 if time.time() - last_flush > flush_seconds:
                     ds.close()  # flush everything written so far, then record it
                     state["done"].extend(newly)
@@ -313,7 +369,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
             stat = None if spec.finish is None else state["stat"]
             try:
                 with contextlib.closing(_Progress(progress, len(blocks), "geohsr")) as pr:
-                    pr.update(len(blocks) - len(todo))
+                    pr.update(len(blocks) - sum(len(g) for g in todo))
                     if stat == "single":
                         b = blocks[0]
                         data, sides = _read_window(src_path, b, spec.halo, h, w, bmap)
@@ -323,9 +379,9 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
                         write(b, cast(arr, plan.out_dtype, plan.out_nodata, np.isfinite(arr)))
                         pr.update()
                     else:
-                        _run_pool(executor, ((b, block_task, (src_path, b, h, w, spec.halo, kw, norm,
-                                                              "final", stat, fin, bmap)) for b in todo),
-                                  workers, write, pr)
+                        _run_pool(executor, ((g, block_task, (src_path, g, h, w, spec.halo, kw, norm,
+                                                              "final", stat, fin, bmap), len(g)) for g in todo),
+                                  workers, write_group, pr)
             finally:
                 ds.close()
                 state["done"].extend(newly)
@@ -388,4 +444,4 @@ def partial_paths(dst) -> list[Path]:
     return sorted(dst.parent.glob(f".{dst.name}.geohsr-*"))
 
 
-__all__ = ["run_file", "partial_paths", "block_side", "tile_size", "InputError"]
+__all__ = ["run_file", "partial_paths", "block_side", "choose_batch", "tile_size", "InputError"]
