@@ -86,8 +86,9 @@ def _post_block(y, spec, valid, sides, norm, scale, mask_dilation, use_bands):
     t, b, l, r = (v * scale for v in sides)
     sl = (slice(None), slice(t, y.shape[1] - b), slice(l, y.shape[2] - r))
     y = y[sl]
-    hr_valid = upsample_mask(valid, scale, mask_dilation)[sl]
-    y[:nb][~hr_valid] = np.nan
+    if not valid.all():
+        hr_invalid = np.logical_not(upsample_mask(valid, scale, mask_dilation)[sl])
+        y[:nb][hr_invalid] = np.nan
     return y
 
 

@@ -69,6 +69,15 @@ def contributions(
     return w[:, keep], idx[:, keep]
 
 
+def _taps(x, dim, it, wt, shape):
+    out = x.index_select(dim, it[:, 0]).mul_(wt[:, 0].reshape(shape))
+    buf = torch.empty_like(out)
+    for p in range(1, wt.shape[1]):  # one tap at a time
+        torch.index_select(x, dim, it[:, p], out=buf)
+        out.addcmul_(buf, wt[:, p].reshape(shape))
+    return out
+
+
 def resize_axis(x: torch.Tensor, dim: int, out_length: int, scale: float,
                 a: float = -0.5, antialias: bool = True) -> torch.Tensor:
     """Resize tensor ``x`` along ``dim`` to ``out_length`` samples."""
@@ -78,11 +87,18 @@ def resize_axis(x: torch.Tensor, dim: int, out_length: int, scale: float,
     it = torch.as_tensor(idx, device=x.device)
     shape = [1] * x.ndim
     shape[dim] = out_length
-    out = x.index_select(dim, it[:, 0]).mul_(wt[:, 0].reshape(shape))
-    buf = torch.empty_like(out)
-    for p in range(1, wt.shape[1]):  # one tap at a time: memory stays at 2× the output
-        torch.index_select(x, dim, it[:, p], out=buf)
-        out.addcmul_(buf, wt[:, p].reshape(shape))
+    if dim == 0 or x.shape[0] == 1 and dim == 1 or x.ndim < 3:
+        return _taps(x, dim, it, wt, shape)
+    # one slab of the leading axes at a time: the tap buffer is a fraction of the output
+    lead = 0 if x.shape[0] > 1 else 1
+    out_shape = list(x.shape)
+    out_shape[dim] = out_length
+    out = torch.empty(out_shape, dtype=x.dtype, device=x.device)
+    step = max(1, -(-x.shape[lead] // 8))
+    for k in range(0, x.shape[lead], step):
+        sl = [slice(None)] * x.ndim
+        sl[lead] = slice(k, k + step)
+        out[tuple(sl)] = _taps(x[tuple(sl)], dim, it, wt, shape)
     return out
 
 

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .api import Plan, _sr_block, _sr_blocks, prepare
-from .dtypes import cast
+from .dtypes import cast_finite
 from .errors import InputError, OutputError
 from .io import spectral as spec_io
 from .io.write import JsonPercent, _finish_envi_header, _profile, _raise_os, _write_metadata, check_destination, envi_paths
@@ -160,7 +160,8 @@ def block_task(src: str, group: list[Block], height: int, width: int, halo: int,
             continue
         if spec.finish is not None:
             p = spec.finish(p, nb, *stat)
-        out.append(cast(p[:nb], finish_info["dtype"], finish_info["nodata"], np.isfinite(p[:nb])))
+        out.append(cast_finite(p[:nb], finish_info["dtype"], finish_info["nodata"]))
+        del p
     return out
 
 
@@ -376,7 +377,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
                         planes = _sr_block(data, norm, sides=sides,
                                            origin=(b.y0 - sides[0], b.x0 - sides[2]), **kw)
                         arr = spec.finish(planes, nb, *spec.block_stat(planes, nb, kw.get("use_bands")))
-                        write(b, cast(arr, plan.out_dtype, plan.out_nodata, np.isfinite(arr)))
+                        write(b, cast_finite(arr, plan.out_dtype, plan.out_nodata))
                         pr.update()
                     else:
                         _run_pool(executor, ((g, block_task, (src_path, g, h, w, spec.halo, kw, norm,

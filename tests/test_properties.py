@@ -83,3 +83,25 @@ def test_integer_outputs_never_wrap(seed, dtype):
     assert hr.dtype == np.dtype(dtype)
     expect = np.clip(np.rint(f), info.min, info.max)
     assert np.abs(v.astype(np.float64) - expect).max() <= (1 if dtype == "int32" else 0)
+
+
+@SETTINGS
+@given(seed=st.integers(0, 2**16),
+       case=st.sampled_from([("int16", -32768), ("int16", None), ("uint8", 0), ("uint16", 65535),
+                             ("int32", 5), ("float32", None), ("float32", -9999.0), ("float64", None)]))
+def test_streaming_cast_equals_the_reference_cast(seed, case):
+    """``cast_finite`` (in place, a few bands at a time: what ``geohsr run`` uses to stay within
+    its memory limit) gives exactly what :func:`cast` gives with every non-finite value invalid."""
+    from geohsr.dtypes import cast, cast_finite
+
+    dtype, nodata = case
+    rng = np.random.default_rng(seed)
+    v = (rng.standard_normal((11, 9, 7)) * 4e4).astype(np.float32)
+    v[rng.random(v.shape) < 0.05] = np.nan
+    v[rng.random(v.shape) < 0.02] = np.inf
+    v[rng.random(v.shape) < 0.02] = -np.inf
+    if nodata is not None:
+        v[rng.random(v.shape) < 0.05] = nodata
+    ref = cast(v.copy(), dtype, nodata, np.isfinite(v))
+    got = cast_finite(v.copy(), dtype, nodata, slab=3)
+    assert got.dtype == ref.dtype and np.array_equal(got, ref, equal_nan=True)
