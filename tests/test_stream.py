@@ -143,3 +143,23 @@ def test_discard_partial_on_interrupt(tmp_path):
     proc.stderr.read()
     assert proc.wait() == 130
     assert not out.exists() and partial_paths(out) == []
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_peak_memory_stays_under_the_limit(tmp_path, workers):
+    """``--memory-limit`` bounds the whole process (interpreter, torch, GDAL and the blocks in
+    flight): a ×4 run whose output is 5× the limit's block budget stays under it."""
+    from conftest import smooth_field, write_raster
+
+    data = (smooth_field(32, 480, 480, seed=2) * 3000).astype(np.int16)
+    src = write_raster(tmp_path / "m.tif", data, nodata=-32768)
+    limit = 800
+    proc = subprocess.Popen(_cli("run", src, "-s", "4", "-m", "bicubic", "--memory-limit", limit,
+                                 "--workers", workers, "-q", "-o", tmp_path / "o.tif"),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    assert proc.returncode == 0, proc.stderr.read()
+    peak_mb = usage.ru_maxrss / 1024
+    assert peak_mb < limit, f"peak RSS {peak_mb:.0f} MB over --memory-limit {limit} MB"
+    assert geohsr.open_cube(tmp_path / "o.tif").shape == (32, 1920, 1920)
