@@ -121,6 +121,7 @@ class Plan:
     weights: str | None
     guide: object = None  # a geohsr.guide.GuideSource for guided methods
     precision: str = "fp32"  # fp32, or bf16 / fp16 mixed-precision inference
+    requested_device: str = "auto"  # what blocks ask for: each process (dask worker) resolves it
 
     @property
     def bands(self) -> int:
@@ -140,7 +141,7 @@ class Plan:
 
     def block_kwargs(self) -> dict:
         return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
-                    device=self.device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
+                    device=self.requested_device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
                     use_bands=self.use_bands, guide=self.guide, precision=self.precision)
 
     def wrap(self, data) -> xr.DataArray:
@@ -188,7 +189,7 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
         cube = resample_to_grid(cube, model_grid(spec.name, s, wpath), spec.name)
         nodata = cube.rio.nodata
     plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)), wpath,
-                precision=precision)
+                precision=precision, requested_device=str(device or "auto"))
     if spec.needs_weights:  # load now: bad weights fail here, not at compute time
         load_runner(spec.name, s, plan.weights, plan.device)
     if guide is not None:

@@ -165,3 +165,35 @@ def test_cli_rejects_a_bad_batch(make_raster, tmp_path):
     assert r.returncode != 0 and not (tmp_path / "o.tif").exists()
     assert "--batch" in r.stderr and "positive number of blocks" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_each_dask_worker_takes_its_own_gpu(monkeypatch):
+    """Several visible GPUs: worker k of a LocalCluster runs on GPU k mod count; a process that
+    is not a worker, an explicit index, or the CPU are left alone."""
+    import types
+
+    import distributed
+
+    from geohsr.methods import worker_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert worker_device("auto") == torch.device("cuda")  # not in a worker
+    monkeypatch.setattr(distributed, "get_worker", lambda: types.SimpleNamespace(name=5))
+    assert worker_device("auto") == torch.device("cuda", 1)
+    assert worker_device("cuda") == torch.device("cuda", 1)
+    assert worker_device("cuda:3") == torch.device("cuda", 3)
+    assert worker_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(distributed, "get_worker", lambda: types.SimpleNamespace(name="tcp://w-2"))
+    assert worker_device("auto").index in range(4)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert worker_device("auto") == torch.device("cuda")
+
+
+def test_blocks_resolve_the_requested_device_in_their_process(make_raster):
+    """The plan sends what was asked (``auto``) to the blocks, so a GPU worker behind a CPU-only
+    client still uses its GPU; locally the plan's own decision is the same device."""
+    path, _ = make_raster(bands=3, h=20, w=20)
+    plan = prepare(geohsr.open_cube(path), "bicubic", 2)
+    assert plan.block_kwargs()["device"] == "auto" and plan.device == "cpu"
+    assert load_runner("bicubic", 2, None, "auto") is load_runner("bicubic", 2, None, "cpu")

@@ -164,11 +164,40 @@ def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     return dev
 
 
-@functools.lru_cache(maxsize=16)
+def worker_device(device: str | torch.device | None = "auto") -> torch.device:
+    """The device this process runs on: :func:`resolve_device`, except that a ``dask.distributed``
+    worker asked for ``auto``/``cuda`` on a machine with several visible GPUs takes GPU
+    ``worker name mod count`` (LocalCluster names its workers 0, 1, …), so each worker holds
+    one model on its own GPU. (dask-cuda's ``LocalCUDACluster`` instead shows each worker one GPU.)"""
+    dev = resolve_device(device)
+    if dev.type != "cuda" or dev.index is not None or torch.cuda.device_count() < 2:
+        return dev
+    try:
+        from distributed import get_worker
+
+        name = get_worker().name
+    except (ImportError, ValueError):
+        return dev
+    try:
+        k = int(name)
+    except (TypeError, ValueError):
+        k = sum(map(ord, str(name)))
+    return torch.device("cuda", k % torch.cuda.device_count())
+
+
 def load_runner(name: str, scale: int, weights: str | None, device: str):
-    """Build (once per process) the runner of ``name`` at ``scale`` on ``device``."""
+    """The runner of ``name`` at ``scale`` on ``device`` (``auto``, ``cpu``, ``cuda[:N]``), resolved
+    in this process (:func:`worker_device`) and built once per process and device."""
+    return _build_runner(name, scale, weights, str(worker_device(device)))
+
+
+@functools.lru_cache(maxsize=16)
+def _build_runner(name: str, scale: int, weights: str | None, device: str):
     spec = get_method(name)
     return spec.builder(scale, weights, torch.device(device))
+
+
+load_runner.cache_clear = _build_runner.cache_clear
 
 
 _LOADED = False
