@@ -7,10 +7,17 @@
 * ``tiling``: bicubic ×4 of a 1024 × 1024 × 32 cube in one block vs 256-pixel dask chunks
   (overhead of the halo and the graph).
 * ``distributed``: a streamed ``run_file`` on a LocalCluster of 1 vs 2 single-threaded workers.
+* ``device``: on ``GEOHSR_BENCH_DEVICE`` (default: CUDA when present, else the CPU): the
+  measured matrix-multiply peak (fp32, and TF32/bf16 on a GPU), the paper-size CoarSR ×4 on
+  batches of 1, 2 and 4 blocks of 128 × 128 × 31 (FLOPs by FlopCounterMode; GFLOP/s and the
+  fraction of the measured fp32 GEMM peak), bicubic ×4 of 1024 × 1024 × 32 (LR Mpx·bands/s, and
+  the bytes it moves against the measured device copy bandwidth), and streamed ``run_file``
+  runs of DualSR (shipped weights) with 1 vs 2 workers and batch 1 vs auto, i.e. with and without
+  transfers overlapping kernels.
 
 Appends JSON lines to ``benchmarks/results/speed.jsonl``.
 
-    python benchmarks/bench_speed.py [methods] [tiling] [distributed]
+    python benchmarks/bench_speed.py [methods] [tiling] [distributed] [device]
 """
 
 from __future__ import annotations
@@ -36,9 +43,13 @@ OUT = HERE / "results" / "speed.jsonl"
 
 
 def machine() -> dict:
-    return {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "python": platform.python_version(),
-            "date": time.strftime("%Y-%m-%d")}
+    m = {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
+         "threads": torch.get_num_threads(), "python": platform.python_version(),
+         "date": time.strftime("%Y-%m-%d")}
+    if torch.cuda.is_available():
+        m["gpu"] = torch.cuda.get_device_name(0)
+        m["cuda"] = torch.version.cuda
+    return m
 
 
 def record(rec: dict) -> None:
@@ -143,7 +154,118 @@ def bench_distributed():
             "speedup": round(times[1] / times[2], 2), "identical": bool(same)})
 
 
+def _sync(dev):
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def _timed(fn, dev, repeat=3):
+    fn()
+    _sync(dev)
+    ts = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        _sync(dev)
+        ts.append(time.perf_counter() - t)
+    return min(ts)
+
+
+def gemm_peak(dev, dtype=torch.float32, n=None) -> float:
+    """Measured dense matrix-multiply rate in GFLOP/s (the practical peak convolutions chase)."""
+    n = n or (8192 if dev.type == "cuda" else 2048)
+    a = torch.randn(n, n, device=dev, dtype=dtype)
+    b = torch.randn(n, n, device=dev, dtype=dtype)
+    t = _timed(lambda: a @ b, dev, repeat=5)
+    return 2 * n ** 3 / t / 1e9
+
+
+def copy_bandwidth(dev) -> float:
+    """Measured device copy bandwidth in GB/s (read + write)."""
+    x = torch.empty(256 * 2**20 // 4, device=dev)
+    y = torch.empty_like(x)
+    t = _timed(lambda: y.copy_(x), dev, repeat=5)
+    return 2 * x.numel() * 4 / t / 1e9
+
+
+def bench_device():
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from geohsr.device import infer
+    from geohsr.methods import Runner, load_runner
+    from geohsr.methods.dualsr import _coarse
+    from geohsr.nets.coarsr import CoarSR
+    from geohsr.nn import fuse_weight_norm
+    from geohsr.stream import run_file
+
+    dev = torch.device(os.environ.get("GEOHSR_BENCH_DEVICE") or ("cuda" if torch.cuda.is_available() else "cpu"))
+    base = {"device": str(dev), "device_name": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu"}
+    old_tf32 = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    peaks = {"fp32": gemm_peak(dev)}
+    if dev.type == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        peaks["tf32"] = gemm_peak(dev)
+        torch.backends.cuda.matmul.allow_tf32 = False
+        peaks["bf16"] = gemm_peak(dev, torch.bfloat16)
+    bw = copy_bandwidth(dev)
+    record({**base, "benchmark": "device_peak", "gemm_gflop_per_s": {k: round(v, 1) for k, v in peaks.items()},
+            "copy_gb_per_s": round(bw, 1)})
+
+    # paper-size CoarSR x4, batches of 128 x 128 x 31 blocks (random weights: speed only)
+    torch.backends.cudnn.allow_tf32 = False  # fp32 convolutions, comparable with the fp32 GEMM peak
+    model = fuse_weight_norm(CoarSR(4).eval()).to(dev).channels_last()
+    runner = Runner(lambda x: _coarse(model, x, 4), dev)
+    c = torch.from_numpy(cube(31, 128, 128).values)
+    with torch.inference_mode(), FlopCounterMode(display=False) as fc:
+        _coarse(model, c[None].to(dev), 4)
+    flops_block = fc.get_total_flops()
+    for n in (1, 2, 4):
+        xb = c[None].expand(n, -1, -1, -1).contiguous()
+        t = _timed(lambda: infer(runner, [xb]), dev, repeat=2)
+        rate = flops_block * n / t / 1e9
+        record({**base, "benchmark": "coarsr_paper_device", "method": "coarsr (paper)", "scale": 4,
+                "lr_shape": [31, 128, 128], "batch": n, "wall_s": round(t, 3),
+                "lr_mpix_bands_per_s": round(n * 31 * 128 * 128 / 1e6 / t, 3),
+                "gflop_per_s": round(rate, 1), "fraction_of_fp32_gemm": round(rate / peaks["fp32"], 3)})
+
+    # bicubic x4: host -> device -> host through infer (what geohsr run does per batch)
+    bic = load_runner("bicubic", 4, None, str(dev))
+    big = torch.from_numpy(cube(32, 1024, 1024).values)[None]
+    t = _timed(lambda: infer(bic, [big]), dev, repeat=3)
+    moved = big.numel() * 4 * (1 + 16)  # read LR, write HR (float32)
+    record({**base, "benchmark": "bicubic_device", "method": "bicubic", "scale": 4,
+            "lr_shape": [32, 1024, 1024], "wall_s": round(t, 3),
+            "lr_mpix_bands_per_s": round(32 * 1024 * 1024 / 1e6 / t, 2),
+            "gb_per_s_moved": round(moved / t / 1e9, 1), "fraction_of_copy_bandwidth": round(moved / t / 1e9 / bw, 3),
+            "note": "includes host<->device transfers" if dev.type == "cuda" else ""})
+    torch.backends.cuda.matmul.allow_tf32 = old_tf32
+
+    # streamed file runs: workers x batch (on a GPU 2 workers overlap one's transfers with the other's kernels)
+    if not geohsr.get_method("coarsr").shipped_weights():
+        return
+    work = Path(tempfile.mkdtemp(prefix="geohsr-dev-"))
+    shape = [int(v) for v in os.environ.get("GEOHSR_BENCH_DEVICE_SHAPE",
+                                            "31,512,512" if dev.type == "cuda" else "31,128,128").split(",")]
+    src = geohsr.save_cube(cube(*shape), work / "in.tif")
+    ref = None
+    for workers, batch in ((1, 1), (2, 1), (2, "auto")):
+        opts = dict(method="dualsr", scale=4, device=str(dev), block=128, workers=workers, batch=batch,
+                    overwrite=True, progress="none", memory_limit_mb=16000)
+        run_file(src, work / "warm.tif", **opts)
+        t = time.perf_counter()
+        out = run_file(src, work / "o.tif", **opts)
+        t = time.perf_counter() - t
+        vals = geohsr.open_cube(out).values
+        ref = vals if ref is None else ref
+        record({**base, "benchmark": "dualsr_stream_device", "method": "dualsr", "scale": 4, "lr_shape": shape,
+                "block": 128, "workers": workers, "batch": batch, "wall_s": round(t, 2),
+                "lr_mpix_bands_per_s": round(np.prod(shape) / 1e6 / t, 4),
+                "max_abs_diff_vs_first": float(np.abs(vals - ref).max())})
+
+
 if __name__ == "__main__":
     which = sys.argv[1:] or ["methods", "tiling", "distributed"]
     for w in which:
-        {"methods": bench_methods, "tiling": bench_tiling, "distributed": bench_distributed}[w]()
+        {"methods": bench_methods, "tiling": bench_tiling, "distributed": bench_distributed,
+         "device": bench_device}[w]()

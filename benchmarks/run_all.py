@@ -47,17 +47,29 @@ def rows():
             m = d.get("machine", {})
             shape = d.get("input") or d.get("lr_shape")
             row = {"benchmark": d["benchmark"], "method": d.get("method", "coarsr (paper)"),
-                   "scene": "×".join(map(str, shape)) if shape else "", "device": "cpu",
+                   "scene": "×".join(map(str, shape)) if shape else "",
+                   "device": d.get("device_name") if d.get("device", "cpu") != "cpu" else "cpu",
                    "lr_mpix_bands_per_s": d.get("lr_mpix_bands_per_s", ""),
                    "wall_s": d.get("wall_s", d.get("tiled_256_s", d.get("two_workers_s", ""))),
                    "peak_rss_mb": d.get("peak_rss_mb", ""), "note": "",
-                   "machine": f"{m.get('cpus')} CPU, {m.get('platform')}"}
+                   "machine": f"{m.get('cpus')} CPU{', ' + m['gpu'] if m.get('gpu') else ''}, {m.get('platform')}"}
             if d["benchmark"] == "memory":
                 row["note"] = f"output {d['output_gb']} GB, limit {d['memory_limit_mb']} MB"
             elif d["benchmark"] == "tiled_vs_whole":
                 row["note"] = f"overhead {d['overhead_pct']} % (whole {d['whole_s']} s)"
             elif d["benchmark"] == "distributed_speedup":
                 row["note"] = f"speed-up 2 vs 1 worker {d['speedup']}× (identical: {d['identical']})"
+            elif d["benchmark"] == "device_peak":
+                row["note"] = (f"measured GEMM GFLOP/s {d['gemm_gflop_per_s']}, "
+                               f"copy {d['copy_gb_per_s']} GB/s")
+            elif d["benchmark"] == "coarsr_paper_device":
+                row["note"] = (f"batch {d['batch']}: {d['gflop_per_s']} GFLOP/s = "
+                               f"{d['fraction_of_fp32_gemm']} × the measured fp32 GEMM")
+            elif d["benchmark"] == "bicubic_device":
+                row["note"] = (f"{d['gb_per_s_moved']} GB/s moved = {d['fraction_of_copy_bandwidth']} × "
+                               f"the device copy bandwidth {d.get('note', '')}").strip()
+            elif d["benchmark"] == "dualsr_stream_device":
+                row["note"] = f"block {d['block']}, workers {d['workers']}, batch {d['batch']}"
             elif d["benchmark"] == "coarsr_paper_speed":
                 row["note"] = (f"{d['tflop']} TFLOP, {d['gflop_per_s']} GFLOP/s, "
                                f"{d['speedup_vs_official']}× the official code")

@@ -7,6 +7,10 @@ is copied back into pinned memory the same way, and only then does the thread wa
 stream. ``geohsr run`` keeps ``workers`` (default 2 on a GPU) such threads busy, so one thread's
 transfers and CPU work (reading, nodata fill, casting, writing) overlap the other's kernels.
 
+At most ``GPU_SLOTS`` (2) batches are on one GPU at a time, whatever the number of threads
+(e.g. dask's threaded scheduler running one task per CPU core): the others prepare their blocks
+on the CPU meanwhile, and the GPU's memory holds two batches, not one per core.
+
 A batch that does not fit on the device (``torch.OutOfMemoryError``) is split in two and retried
 down to single blocks; a single block that does not fit is a one-line error asking for smaller
 blocks.
@@ -22,7 +26,16 @@ import torch
 from .errors import InputError
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+GPU_SLOTS = 2
 _LOCAL = threading.local()
+_SLOTS: dict = {}
+_SLOTS_LOCK = threading.Lock()
+
+
+def gpu_slots(device: torch.device) -> threading.BoundedSemaphore:
+    """The semaphore admitting ``GPU_SLOTS`` batches at a time onto ``device``."""
+    with _SLOTS_LOCK:
+        return _SLOTS.setdefault(str(device), threading.BoundedSemaphore(GPU_SLOTS))
 
 
 def autocast(device: str | torch.device, precision: str):
@@ -51,15 +64,18 @@ def _run(runner, args: list[torch.Tensor], precision: str) -> torch.Tensor:
         with autocast(dev, precision):
             y = runner.batch(*[a.to(dev) for a in args])
         return y.to("cpu", torch.float32)
+    pinned = [a.pin_memory() for a in args]  # host-side staging, before taking a slot
     stream = thread_stream(dev)
-    with torch.cuda.stream(stream):
-        dargs = [a.pin_memory().to(dev, non_blocking=True) for a in args]
-        with autocast(dev, precision):
-            y = runner.batch(*dargs)
-        y = y.float()
-        out = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
-        out.copy_(y, non_blocking=True)
-    stream.synchronize()
+    with gpu_slots(dev):
+        with torch.cuda.stream(stream):
+            dargs = [a.to(dev, non_blocking=True) for a in pinned]
+            with autocast(dev, precision):
+                y = runner.batch(*dargs)
+            y = y.float()
+            out = torch.empty(y.shape, dtype=torch.float32, pin_memory=True)
+            out.copy_(y, non_blocking=True)
+            del dargs, y
+        stream.synchronize()
     return out
 
 
