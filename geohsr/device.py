@@ -91,25 +91,10 @@ def infer(runner, args: list[torch.Tensor], precision: str = "fp32") -> torch.Te
         if n == 1:
             h, w = args[0].shape[-2:]
             raise InputError(f"{runner.device} ran out of memory on one block of {h}×{w} LR pixels; "
-                             "pass a smaller --block (or --memory-limit), or --device cpu") from None
+                             "pass a smaller --block-size (or --memory-limit), or --device cpu") from None
         half = n // 2
         return torch.cat([infer(runner, [a[:half] for a in args], precision),
                           infer(runner, [a[half:] for a in args], precision)])
 
 
-def batch_for(runner, block_bytes: float, requested: int | str | None) -> int:
-    """Blocks per device batch: ``requested`` when a number; ``auto``/None → 1 on the CPU (no gain
-    there), on a GPU as many blocks as fit in half its free memory (``block_bytes`` each), at
-    most 8."""
-    if requested not in (None, "auto"):
-        n = int(requested)
-        if n < 1:
-            raise InputError(f"batch must be a positive number of blocks or 'auto', got {requested}")
-        return n
-    if runner is None or runner.device.type != "cuda":
-        return 1
-    free, _ = torch.cuda.mem_get_info(runner.device)
-    return max(1, min(8, int(0.5 * free // max(block_bytes, 1))))
-
-
-__all__ = ["autocast", "infer", "batch_for", "thread_stream", "PRECISIONS"]
+__all__ = ["autocast", "infer", "gpu_slots", "thread_stream", "PRECISIONS", "GPU_SLOTS"]

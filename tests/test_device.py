@@ -94,7 +94,7 @@ def test_out_of_memory_splits_the_batch():
     y = infer(r, [x])
     assert torch.equal(y, x * 2)
     assert r.calls[0] == 7 and max(c for c in r.calls if c <= 2) == 2
-    with pytest.raises(InputError, match=r"ran out of memory on one block of 3×3 LR pixels; pass a smaller --block"):
+    with pytest.raises(InputError, match=r"ran out of memory on one block of 3×3 LR pixels; pass a smaller --block-size"):
         infer(_OOMRunner(fits=0), [x])
 
 
