@@ -32,6 +32,9 @@ def test_streamed_run_on_the_cluster_equals_local(client, make_raster, tmp_path)
     local = run_file(path, tmp_path / "local.tif", scale=2, block=16, progress="none")
     dist = run_file(path, tmp_path / "dist.tif", scale=2, block=16, progress="none", client=client)
     np.testing.assert_array_equal(geohsr.open_cube(local).values, geohsr.open_cube(dist).values)
+    # batches of 3 blocks per task, resolved on the workers: still the same file
+    batched = run_file(path, tmp_path / "b.tif", scale=2, block=16, progress="none", client=client, batch=3)
+    np.testing.assert_array_equal(geohsr.open_cube(local).values, geohsr.open_cube(batched).values)
 
 
 def test_a_worker_dying_does_not_corrupt_the_output(client, tmp_path):
