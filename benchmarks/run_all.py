@@ -46,7 +46,8 @@ def rows():
             d = json.loads(ln)
             m = d.get("machine", {})
             shape = d.get("input") or d.get("lr_shape")
-            row = {"benchmark": d["benchmark"], "method": d.get("method", "coarsr (paper)"),
+            default = "–" if d["benchmark"] == "device_peak" else "coarsr (paper)"
+            row = {"benchmark": d["benchmark"], "method": d.get("method", default),
                    "scene": "×".join(map(str, shape)) if shape else "",
                    "device": d.get("device_name") if d.get("device", "cpu") != "cpu" else "cpu",
                    "lr_mpix_bands_per_s": d.get("lr_mpix_bands_per_s", ""),
