@@ -122,6 +122,7 @@ class Plan:
     guide: object = None  # a geohsr.guide.GuideSource for guided methods
     precision: str = "fp32"  # fp32, or bf16 / fp16 mixed-precision inference
     requested_device: str = "auto"  # what blocks ask for: each process (dask worker) resolves it
+    halo: int = 0  # LR pixels of halo for these weights (MethodSpec.halo_of)
 
     @property
     def bands(self) -> int:
@@ -192,6 +193,7 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
                 precision=precision, requested_device=str(device or "auto"))
     if spec.needs_weights:  # load now: bad weights fail here, not at compute time
         load_runner(spec.name, s, plan.weights, plan.device)
+    plan.halo = spec.halo_of(s, plan.weights)
     if guide is not None:
         from .guide import GuideSource
 
@@ -296,10 +298,10 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
         data = data.rechunk(chunks if not isinstance(chunks, dict)
                             else tuple(chunks.get(d, -1) for d in ("band", "y", "x")))
     blend = spec.context == "global"
-    data = plan_chunks(data, s, spec.halo, spec.band_axis == "joint",
+    data = plan_chunks(data, s, plan.halo, spec.band_axis == "joint",
                        keep_spatial=chunks is not None, min_side=GLOBAL_TILE if blend else 0)
     norm = _norm_scalar(data, nodata) if spec.normalise else 1.0
-    out = tiled_map(data, _sr_block, s, spec.halo, np.float32, (norm,), plan.block_kwargs(),
+    out = tiled_map(data, _sr_block, s, plan.halo, np.float32, (norm,), plan.block_kwargs(),
                     planes=plan.planes, blend=blend)
     if spec.finish is not None:
         out = _finish_lazy(spec, out, nb, plan.use_bands)

@@ -61,7 +61,7 @@ def block_side(plan: Plan, memory_limit_mb: float, workers: int) -> int:
     ``workers`` blocks in flight; the whole scene in one block when it fits (no halo overhead,
     and a scene-wide statistic needs no extra pass). On a GPU the network's activations live
     in device memory, not in this budget."""
-    s, nb, planes, halo = plan.scale, plan.bands, plan.planes, plan.spec.halo
+    s, nb, planes, halo = plan.scale, plan.bands, plan.planes, plan.halo
     h, w = plan.cube.sizes["y"], plan.cube.sizes["x"]
     per_px = BYTES_F32 * (3 * nb + 2 * planes * s * s)
     if plan.spec.needs_weights and not plan.device.startswith("cuda"):
@@ -224,7 +224,7 @@ def _signature(src: Path, plan: Plan, fmt: str, side: int, batch: int) -> dict:
     return {"version": JOURNAL_VERSION, "src": str(src.resolve()), "size": st.st_size,
             "mtime_ns": st.st_mtime_ns, "method": plan.spec.name, "scale": plan.scale,
             "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
-            "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.spec.halo,
+            "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.halo,
             "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
             "precision": plan.precision, "batch": batch}
 
@@ -326,7 +326,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
                         acc[1] += v[1]
 
                 with contextlib.closing(_Progress(progress, len(blocks), "statistic")) as pr:
-                    _run_pool(executor, ((g[0].idx, block_task, (src_path, g, h, w, spec.halo, kw, norm,
+                    _run_pool(executor, ((g[0].idx, block_task, (src_path, g, h, w, plan.halo, kw, norm,
                                                                  "stat", None, fin, bmap), len(g))
                                          for g in groups), workers, add, pr)
                 state["stat"] = acc
@@ -373,14 +373,14 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
                     pr.update(len(blocks) - sum(len(g) for g in todo))
                     if stat == "single":
                         b = blocks[0]
-                        data, sides = _read_window(src_path, b, spec.halo, h, w, bmap)
+                        data, sides = _read_window(src_path, b, plan.halo, h, w, bmap)
                         planes = _sr_block(data, norm, sides=sides,
                                            origin=(b.y0 - sides[0], b.x0 - sides[2]), **kw)
                         arr = spec.finish(planes, nb, *spec.block_stat(planes, nb, kw.get("use_bands")))
                         write(b, cast_finite(arr, plan.out_dtype, plan.out_nodata))
                         pr.update()
                     else:
-                        _run_pool(executor, ((g, block_task, (src_path, g, h, w, spec.halo, kw, norm,
+                        _run_pool(executor, ((g, block_task, (src_path, g, h, w, plan.halo, kw, norm,
                                                               "final", stat, fin, bmap), len(g)) for g in todo),
                                   workers, write_group, pr)
             finally:

@@ -9,7 +9,8 @@ from geohsr import geo, metrics
 from geohsr import weights as W
 from geohsr.errors import WeightsError
 from geohsr.methods.dualsr import HALO, fine_stage
-from geohsr.nets.coarsr import CONFIGS, CoarSR, CoarSRConfig, neighbour_indices
+from geohsr.nets.coarsr import CONFIGS, CoarSR, CoarSRConfig, neighbour_indices, receptive_field
+from geohsr.nn import fuse_weight_norm
 from geohsr.resize import imresize
 
 
@@ -143,20 +144,37 @@ def test_tiled_equals_whole(tmp_path, method, scale):
     assert (whole[:, 10 * scale:14 * scale, 5 * scale:9 * scale] == -1.0).all()
 
 
-def test_halo_covers_the_receptive_field():
-    # a change at distance > HALO LR px from a pixel never changes it (paper config)
+@pytest.mark.parametrize("config", ["tiny", "compact", "paper"])
+def test_receptive_field_bounds_an_impulse(config):
+    """A change at one LR pixel reaches HR pixels at most ``receptive_field`` LR px away (random
+    weights, whole cube through the band recurrence); for the 1-block configs the bound is tight."""
     torch.manual_seed(0)
-    m = CoarSR(2).eval()
-    n = 2 * HALO + 3
-    lr = torch.rand(1, 3, n, n)
-    lr2 = lr.clone()
-    lr2[..., 0, 0] += 1.0
-    with torch.inference_mode():
-        a = m.forward_cube(lr, imresize(lr, scale=2, a=-0.5, antialias=False))
-        b = m.forward_cube(lr2, imresize(lr2, scale=2, a=-0.5, antialias=False))
-    changed = (a - b).abs().amax(dim=(0, 1)) > 0
-    ys, xs = np.nonzero(changed.numpy())
-    assert max(ys.max(), xs.max()) / 2 < HALO
+    cfg = CONFIGS[config]
+    rf = receptive_field(cfg)
+    for s in (2, 4, 8) if config != "paper" else (4,):
+        m = fuse_weight_norm(CoarSR(s, cfg).eval()).double()
+        n = 2 * rf + 9
+        x = torch.rand(1, 4, n, n, dtype=torch.float64)
+        x2 = x.clone()
+        x2[0, 1, n // 2, n // 2] += 1.0
+        with torch.inference_mode():
+            a = m.forward_cube(x, imresize(x, scale=s, a=-0.5, antialias=False))
+            b = m.forward_cube(x2, imresize(x2, scale=s, a=-0.5, antialias=False))
+        ys, xs = np.nonzero(((a - b).abs().amax(dim=(0, 1)) > 1e-12).numpy())
+        c = (n // 2 + 0.5) * s
+        reach = max(np.abs(ys + 0.5 - c).max(), np.abs(xs + 0.5 - c).max()) / s  # LR px
+        # LR pixels beyond the halo never touch an HR pixel inside the block
+        assert np.floor(reach + 0.5 - 0.5 / s) <= rf, (config, s, reach)
+        if config != "paper":
+            assert reach > rf - 1, (config, s, reach)
+
+
+def test_halo_follows_the_weights(tmp_path):
+    spec = geohsr.get_method("dualsr")
+    tiny = ",".join(str(_tiny_weights(tmp_path, s, s)) for s in (4, 2))
+    assert spec.halo_of(4, tiny) == 10 + 2 + 2  # rf 10, U's resizes 8/4, nodata margin 2
+    assert spec.halo_of(4, None) <= HALO == spec.halo
+    assert geohsr.get_method("coarsr").halo_of(2, str(tmp_path / "coarsr_x2.safetensors")) == 12
 
 
 def test_wrong_or_missing_weights(tmp_path):

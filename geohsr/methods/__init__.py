@@ -33,7 +33,9 @@ class MethodSpec:
     builder: Callable
     guided: bool = False
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
-    halo: int = 0  # receptive field radius in LR pixels
+    halo: int = 0  # receptive field radius in LR pixels (the widest the method's models have)
+    # ``halo_for(scale, weights) -> int``: the halo of the weights actually used, when smaller
+    halo_for: Callable | None = None
     context: str = "local"  # "local" (crop-only tiling is exact) or "global" (overlap + blend)
     bands: str = "any"  # "any", or "grid": the weights fix a wavelength grid the input is resampled to
     band_axis: str = "independent"  # "independent" bands, or "joint" (all bands in one block)
@@ -50,6 +52,10 @@ class MethodSpec:
     # per block, summed over the scene, then ``finish(planes, bands, sum, count) -> HR bands``
     block_stat: Callable | None = None
     finish: Callable | None = None
+
+    def halo_of(self, scale: int, weights: str | None = None) -> int:
+        """LR pixels of halo tiles need with these weights (``halo`` unless ``halo_for`` says)."""
+        return self.halo if self.halo_for is None else min(self.halo, int(self.halo_for(scale, weights)))
 
     def planes(self, bands: int) -> int:
         return bands * (1 + self.aux_per_band) + self.aux_extra

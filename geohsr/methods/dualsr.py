@@ -20,14 +20,41 @@ import torch
 
 from .. import weights as W
 from ..errors import WeightsError
-from ..nets.coarsr import CONFIGS, CoarSR, CoarSRConfig
+from ..nets.coarsr import CONFIGS, CoarSR, CoarSRConfig, receptive_field
 from ..nn import fuse_weight_norm
 from ..resize import imresize
 from . import MethodSpec, Runner, register
 
 # receptive field of the paper config in LR pixels: head 1 + 2 ASFM × (4·2 + 2) + fuse 1 +
-# upsampler/tail 2 = 24; + 2 for the fine stage's resizes; + margin for the nodata fill.
+# upsampler/tail 2 = 24; + up to 4 for the fine stage's resizes (×2); + 2 for the nodata fill.
+# Weights of a smaller config need less (``_halo``: 22 for the shipped compact ×2 / ×4 pair).
+NODATA_MARGIN = 2
 HALO = 28
+
+
+def _config(scale: int, weights: str | None) -> CoarSRConfig:
+    """The CoarSR configuration of ``weights`` (a path) or of the shipped ×``scale`` weights."""
+    path = weights
+    if path is None:
+        entry = W.find("coarsr", scale)
+        if entry is None:
+            return CONFIGS["paper"]  # build_coarsr says what is missing
+        path = W.models_dir() / entry["file"]
+    cfg = W.read_metadata(path).get("config")
+    return CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"])
+
+
+def _halo_coarsr(scale: int, weights) -> int:
+    return receptive_field(_config(scale, None if weights is None else str(weights))) + NODATA_MARGIN
+
+
+def _halo_dualsr(scale: int, weights) -> int:
+    """U (×s) reaches its receptive field, then down ×2 and up ×2 (cubic, 2 px each at the ×s/2
+    grid: 8/s LR px); V (×s/2, or the LR itself at ×2) only the up ×2 (4/s LR px)."""
+    wmap = _weights_pair(weights)
+    rf_u = receptive_field(_config(scale, wmap.get(scale)))
+    rf_v = 0 if scale == 2 else receptive_field(_config(scale // 2, wmap.get(scale // 2)))
+    return int(np.ceil(max(rf_u + 8 / scale, rf_v + 4 / scale))) + NODATA_MARGIN
 
 
 def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarSR:
@@ -143,6 +170,7 @@ register(MethodSpec(
     builder=_build_coarsr_runner,
     scales=(2, 3, 4, 8),
     halo=HALO,
+    halo_for=_halo_coarsr,
     band_axis="joint",
     normalise=True,
     needs_weights=True,
@@ -155,6 +183,7 @@ register(MethodSpec(
     builder=_build_dualsr_runner,
     scales=(2, 4, 8),
     halo=HALO,
+    halo_for=_halo_dualsr,
     band_axis="joint",
     normalise=True,
     needs_weights=True,
