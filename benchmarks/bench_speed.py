@@ -69,12 +69,21 @@ def cube(bands, h, w, seed=0):
                          Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
 
 
-def timeit(fn, repeat=3):
+def _sync(dev):
+    if dev is not None and dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+
+
+def timeit(fn, repeat=3, dev=None):
+    """Best of ``repeat`` timed calls after a warm-up (model load, allocator); on a GPU the
+    device is synchronised around each call."""
     fn()  # warm-up (model load, allocator)
+    _sync(dev)
     ts = []
     for _ in range(repeat):
         t = time.perf_counter()
         fn()
+        _sync(dev)
         ts.append(time.perf_counter() - t)
     return min(ts)
 
@@ -154,29 +163,12 @@ def bench_distributed():
             "speedup": round(times[1] / times[2], 2), "identical": bool(same)})
 
 
-def _sync(dev):
-    if dev.type == "cuda":
-        torch.cuda.synchronize(dev)
-
-
-def _timed(fn, dev, repeat=3):
-    fn()
-    _sync(dev)
-    ts = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        _sync(dev)
-        ts.append(time.perf_counter() - t)
-    return min(ts)
-
-
 def gemm_peak(dev, dtype=torch.float32, n=None) -> float:
     """Measured dense matrix-multiply rate in GFLOP/s (the practical peak convolutions chase)."""
     n = n or (8192 if dev.type == "cuda" else 2048)
     a = torch.randn(n, n, device=dev, dtype=dtype)
     b = torch.randn(n, n, device=dev, dtype=dtype)
-    t = _timed(lambda: a @ b, dev, repeat=5)
+    t = timeit(lambda: a @ b, 5, dev)
     return 2 * n ** 3 / t / 1e9
 
 
@@ -184,7 +176,7 @@ def copy_bandwidth(dev) -> float:
     """Measured device copy bandwidth in GB/s (read + write)."""
     x = torch.empty(256 * 2**20 // 4, device=dev)
     y = torch.empty_like(x)
-    t = _timed(lambda: y.copy_(x), dev, repeat=5)
+    t = timeit(lambda: y.copy_(x), 5, dev)
     return 2 * x.numel() * 4 / t / 1e9
 
 
@@ -222,7 +214,7 @@ def bench_device():
     flops_block = fc.get_total_flops()
     for n in (1, 2, 4):
         xb = c[None].expand(n, -1, -1, -1).contiguous()
-        t = _timed(lambda: infer(runner, [xb]), dev, repeat=2)
+        t = timeit(lambda: infer(runner, [xb]), 2, dev)
         rate = flops_block * n / t / 1e9
         record({**base, "benchmark": "coarsr_paper_device", "method": "coarsr (paper)", "scale": 4,
                 "lr_shape": [31, 128, 128], "batch": n, "wall_s": round(t, 3),
@@ -232,7 +224,7 @@ def bench_device():
     # bicubic x4: host -> device -> host through infer (what geohsr run does per batch)
     bic = load_runner("bicubic", 4, None, str(dev))
     big = torch.from_numpy(cube(32, 1024, 1024).values)[None]
-    t = _timed(lambda: infer(bic, [big]), dev, repeat=3)
+    t = timeit(lambda: infer(bic, [big]), 3, dev)
     moved = big.numel() * 4 * (1 + 16)  # read LR, write HR (float32)
     record({**base, "benchmark": "bicubic_device", "method": "bicubic", "scale": 4,
             "lr_shape": [32, 1024, 1024], "wall_s": round(t, 3),

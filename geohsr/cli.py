@@ -171,9 +171,9 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
         raise click.BadParameter("must be at least 700 (MB)", param_hint="--memory-limit")
     if workers is not None and workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
-    if batch != "auto" and not (batch.isdigit() and int(batch) >= 1):
-        raise click.BadParameter(f"must be a positive number of blocks or auto, not {batch!r}",
-                                 param_hint="--batch")
+    from .stream import parse_batch
+
+    parse_batch(batch)  # a bad --batch fails before anything is read
     output = output or _default_output(input, scale, fmt)
     output, out_fmt = check_destination(output, fmt, overwrite, sources=(input,))
     progress = "none" if quiet else progress

@@ -86,17 +86,25 @@ def tile_size(side: int, scale: int) -> int:
 MIN_BATCHED_SIDE = 128  # LR px: smaller blocks would cost more in halo than batching gains
 
 
+def parse_batch(batch) -> int | None:
+    """Blocks per batch from ``--batch``: a positive number, or None for ``auto``."""
+    if batch in (None, "auto"):
+        return None
+    try:
+        n = int(batch)
+    except (TypeError, ValueError):
+        n = 0
+    if n < 1:
+        raise InputError(f"--batch must be a positive number of blocks or 'auto', got {batch!r}")
+    return n
+
+
 def choose_batch(plan: Plan, memory_limit_mb: float, workers: int, batch) -> tuple[int, int]:
     """(blocks per device batch, LR block side). ``batch="auto"``: 1 on the CPU (no gain there);
     on a GPU the largest of 4, 2, 1 whose blocks, with ``workers`` batches in flight, still fit
     the host memory limit at ≥ 128 LR px a side (raise ``--memory-limit`` on a GPU machine)."""
-    if batch not in (None, "auto"):
-        try:
-            n = int(batch)
-        except (TypeError, ValueError):
-            n = 0
-        if n < 1:
-            raise InputError(f"--batch must be a positive number of blocks or 'auto', got {batch!r}")
+    n = parse_batch(batch)
+    if n is not None:
         return n, block_side(plan, memory_limit_mb, workers * n)
     if plan.device.startswith("cuda"):
         for n in (4, 2):

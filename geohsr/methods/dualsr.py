@@ -27,21 +27,32 @@ from . import MethodSpec, Runner, register
 
 # receptive field of the paper config in LR pixels: head 1 + 2 ASFM × (4·2 + 2) + fuse 1 +
 # upsampler/tail 2 = 24; + up to 4 for the fine stage's resizes (×2); + 2 for the nodata fill.
-# Weights of a smaller config need less (``_halo``: 22 for the shipped compact ×2 / ×4 pair).
+# Weights of a smaller config need less (``_halo_dualsr``: 22 for the shipped compact ×2 / ×4 pair).
 NODATA_MARGIN = 2
 HALO = 28
 
 
+def _locate(scale: int, weights: str | None) -> tuple[str, str | None]:
+    """(path, expected sha256) of ``weights``, or of the shipped CoarSR ×``scale`` weights."""
+    if weights is not None:
+        return weights, None
+    entry = W.find("coarsr", scale)
+    if entry is None:
+        raise WeightsError(f"no shipped CoarSR weights for ×{scale}; shipped scales: "
+                           f"{sorted({e['scale'] for e in W.catalog() if e['method'] == 'coarsr'}) or 'none'}"
+                           " — train them with `geohsr train dualsr --scale "
+                           f"{scale}` and pass --weights")
+    return W.models_dir() / entry["file"], entry["sha256"]
+
+
+def _config_of(meta: dict) -> CoarSRConfig:
+    cfg = meta.get("config")
+    return CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"])
+
+
 def _config(scale: int, weights: str | None) -> CoarSRConfig:
     """The CoarSR configuration of ``weights`` (a path) or of the shipped ×``scale`` weights."""
-    path = weights
-    if path is None:
-        entry = W.find("coarsr", scale)
-        if entry is None:
-            return CONFIGS["paper"]  # build_coarsr says what is missing
-        path = W.models_dir() / entry["file"]
-    cfg = W.read_metadata(path).get("config")
-    return CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"])
+    return _config_of(W.read_metadata(_locate(scale, weights)[0]))
 
 
 def _halo_coarsr(scale: int, weights) -> int:
@@ -59,19 +70,9 @@ def _halo_dualsr(scale: int, weights) -> int:
 
 def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarSR:
     """CoarSR ×``scale`` with ``weights`` (a path) or the shipped weights for that scale."""
-    if weights is None:
-        entry = W.find("coarsr", scale)
-        if entry is None:
-            raise WeightsError(f"no shipped CoarSR weights for ×{scale}; shipped scales: "
-                               f"{sorted({e['scale'] for e in W.catalog() if e['method'] == 'coarsr'}) or 'none'}"
-                               " — train them with `geohsr train dualsr --scale "
-                               f"{scale}` and pass --weights")
-        path, sha = W.models_dir() / entry["file"], entry["sha256"]
-    else:
-        path, sha = weights, None
+    path, sha = _locate(scale, weights)
     tensors, meta = W.load(path, sha)
-    cfg = meta.get("config")
-    config = CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"])
+    config = _config_of(meta)
     wscale = int(meta.get("scale", scale))
     if wscale != scale:
         raise WeightsError(f"{path}: weights are for ×{wscale}, not ×{scale}")
