@@ -102,7 +102,7 @@ def bench_methods():
     # the paper-size CoarSR (speed only): FLOPs and GFLOP/s
     from torch.utils.flop_counter import FlopCounterMode
 
-    from geohsr.nets.coarsr import CoarSR
+    from geohsr.methods.dualsr.net import CoarSR
     from geohsr.nn import fuse_weight_norm
     from geohsr.resize import imresize
 
@@ -185,8 +185,8 @@ def bench_device():
 
     from geohsr.device import infer
     from geohsr.methods import Runner, load_runner
-    from geohsr.methods.dualsr import _coarse
-    from geohsr.nets.coarsr import CoarSR
+    from geohsr.methods.dualsr import coarse as _coarse
+    from geohsr.methods.dualsr.net import CoarSR
     from geohsr.nn import fuse_weight_norm
     from geohsr.stream import run_file
 

@@ -19,7 +19,9 @@ import numpy as np
 import torch
 
 from geohsr.degrade import imresize
-from geohsr.methods.dualsr import _coarse, _sam_deg, build_coarsr, fine_stage
+from geohsr.methods.dualsr import build_coarsr, fine_stage
+from geohsr.methods.dualsr import coarse as _coarse
+from geohsr.metrics import sam_degrees_torch as _sam_deg
 from geohsr.train.data import cave_scenes
 
 ROOT = Path(__file__).resolve().parents[1]

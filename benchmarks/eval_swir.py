@@ -28,8 +28,10 @@ import torch
 import torch.nn.functional as F
 
 from geohsr import degrade, metrics
-from geohsr.methods.swir import build_swir
-from geohsr.train.swir import default_psf, domain_cubes, from_log, load_spectral_scenes, to_log
+from geohsr.methods.snlsr import build_swir
+from geohsr.methods.snlsr.train import default_psf, domain_cubes
+from geohsr.train.data import load_spectral_scenes
+from geohsr.transforms import from_log, to_log
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -50,7 +52,7 @@ def held_out_regions(grid=None, scale: int = 4):
     on ``grid`` (centres, fwhm; default: the training grid), and the grid's centres."""
     scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
     cubes, centres, _ = domain_cubes(scenes, 1700.0, 2500.0, grid=grid)
-    psf = default_psf()
+    psf = default_psf(SHARED / "psf" / "asnlsr_psf_32x32.mat")
     regions = []
     for d in cubes:
         hr = d.held_out

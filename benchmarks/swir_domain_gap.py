@@ -20,8 +20,10 @@ import numpy as np
 import torch
 
 from geohsr import degrade
-from geohsr.methods.swir import build_swir
-from geohsr.train.swir import default_psf, domain_cubes, load_spectral_scenes, to_log
+from geohsr.methods.snlsr import build_swir
+from geohsr.methods.snlsr.train import default_psf, domain_cubes
+from geohsr.train.data import load_spectral_scenes
+from geohsr.transforms import to_log
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -67,7 +69,7 @@ def main():
     scenes = [s for p in SCENES for s in load_spectral_scenes(SHARED / p)]
     src, _, _ = domain_cubes(scenes, 1000.0, 1700.0)
     tgt, _, _ = domain_cubes(scenes, 1700.0, 2500.0)
-    psf = default_psf()
+    psf = default_psf(SHARED / "psf" / "asnlsr_psf_32x32.mat")
     s_lr, t_lr = lr_tiles(src, psf), lr_tiles(tgt, psf)
     res = {"data": {}}
 

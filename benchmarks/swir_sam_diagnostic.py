@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from geohsr import metrics
-from geohsr.methods.swir import build_swir
+from geohsr.methods.snlsr import build_swir
 
 ROOT = Path(__file__).resolve().parent
 _spec = importlib.util.spec_from_file_location("eval_swir", ROOT / "eval_swir.py")

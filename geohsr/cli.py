@@ -84,7 +84,7 @@ class _Group(click.Group):
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, SystemExit):
             raise
         except MemoryError:
-            click.echo("Error: out of memory; use a smaller --tile-size", err=True)
+            click.echo("Error: out of memory; use a smaller --block-size or --memory-limit", err=True)
             sys.exit(1)
         except Exception as exc:  # noqa: BLE001  (last line of defence: no traceback for users)
             if os.environ.get("GEOHSR_DEBUG"):
@@ -151,17 +151,14 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
-    from .api import superresolve
+    from . import api, engine, stream
     from .io import open_cube, save_cube
     from .io.write import check_destination
-    from .methods import get_method
 
     if method == "auto":
         from .methods import default_method
 
         method = default_method(scale)  # the final "wrote … method X" line says which
-    spec = get_method(method)
-    spec.check_scale(scale)
     if dtype is not None:
         try:
             np.dtype(dtype)
@@ -171,44 +168,39 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
         raise click.BadParameter("must be at least 700 (MB)", param_hint="--memory-limit")
     if workers is not None and workers < 1:
         raise click.BadParameter("must be >= 1", param_hint="--workers")
-    from .stream import parse_batch
+    opts = stream.StreamOptions(resume=resume, keep_partial=keep_partial, memory_limit_mb=memory_limit,
+                                workers=workers, progress="none" if quiet else progress,
+                                block=block_size, batch=batch)
+    stream.check_options(opts)  # a bad --batch / --block-size fails before anything is read
+    from .methods import get_method
 
-    parse_batch(batch)  # a bad --batch fails before anything is read
-    output = output or _default_output(input, scale, fmt)
-    output, out_fmt = check_destination(output, fmt, overwrite, sources=(input,))
-    progress = "none" if quiet else progress
-    cube = open_cube(input, chunks={"band": -1, "y": 512, "x": 512})
+    get_method(method).check_scale(scale)
+    output, out_fmt = check_destination(output or _default_output(input, scale, fmt), fmt, overwrite,
+                                        sources=(input,))
+    cube = open_cube(input, chunks={"band": -1, "y": 512, "x": 512})  # the one time INPUT is opened
     if cube.rio.crs is None:
         warnings.warn(f"{input} has no CRS; the output will have none either")
+    plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
+                          precision=precision)
     gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
     with _client(scheduler) as client:
-        if out_fmt in ("GTiff", "COG", "ENVI") and gdal_input:
-            from .stream import run_file
-
+        opts.client = client
+        if out_fmt in stream.STREAM_FORMATS and gdal_input:
             try:
-                path = run_file(input, output, method=method, scale=scale, fmt=out_fmt,
-                                weights=weights, guide=guide, device=device, dtype=dtype, overwrite=overwrite,
-                                precision=precision,
-                                resume=resume, keep_partial=keep_partial,
-                                memory_limit_mb=memory_limit, workers=workers, client=client,
-                                progress=progress, block=block_size, batch=batch)
+                path = stream.run_plan(plan, output, out_fmt, opts)
             except KeyboardInterrupt:
-                from .stream import partial_paths
-
-                if keep_partial and partial_paths(output):
+                if keep_partial and stream.partial_paths(output):
                     click.echo("Interrupted: the destination was not written; run the same command "
                                "with --resume to continue from the completed blocks.", err=True)
                 else:
                     click.echo("Interrupted: nothing was written.", err=True)
                 sys.exit(130)
         else:
-            hr = superresolve(cube, method=method, scale=scale, guide=guide, weights=weights,
-                              device=device, dtype=dtype, precision=precision)
-            path = save_cube(hr, output, format=out_fmt, overwrite=overwrite, progress=progress)
-    c = open_cube(path)
-    b, h, w = c.shape
-    click.echo(f"wrote {path} ({w}×{h} px, {b} bands, {c.dtype}, method {spec.name} ×{scale})",
-               err=True)
+            path = save_cube(api.compute(plan), output, format=out_fmt, overwrite=overwrite,
+                             progress=opts.progress)
+    b, h, w = plan.cube.shape
+    click.echo(f"wrote {path} ({w * plan.scale}×{h * plan.scale} px, {b} bands, {plan.out_dtype}, "
+               f"method {plan.spec.name} ×{plan.scale})", err=True)
     click.echo(str(path))
 
 
@@ -316,40 +308,74 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
         click.echo(f"report written to {report}", err=True)
 
 
-@main.command()
-@click.argument("method", type=click.Choice(["dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr"],
-                                            case_sensitive=False))
+class _TrainCommand(click.Command):
+    """``geohsr train``: the method choices, trainable scales and the methods' own options come
+    from the registry, read when the command is used (``geohsr --help`` does not import torch)."""
+
+    _from_registry = False
+
+    def get_params(self, ctx):
+        if not self._from_registry:
+            self._from_registry = True
+            head, own = _registry_params()
+            self.params[:0] = head
+            self.params[-1:-1] = own  # before --quiet
+        return super().get_params(ctx)
+
+
+def _registry_params() -> list:
+    from .methods import trainable
+
+    specs = trainable()
+    scales = sorted({s for sp in specs for s in (sp.train.scales or sp.scales or (2, 3, 4, 8))})
+    configs = list(dict.fromkeys(c for sp in specs for c in sp.configs)) or ["compact"]
+    head = [click.Argument(["method"], type=click.Choice([sp.name for sp in specs], case_sensitive=False)),
+              click.Option(["--scale", "-s"], type=click.Choice([str(s) for s in scales]), default="4",
+                           show_default=True, help="scale factor"),
+              click.Option(["--config"], type=click.Choice(configs), default="compact", show_default=True,
+                           help="model size: paper (published), compact (CPU) or tiny (tests)")]
+    params = []
+    seen: dict = {}
+    for sp in specs:
+        for opt in sp.train.options:
+            seen.setdefault(opt.name, (opt, []))[1].append(sp.name)
+    for name, (opt, users) in seen.items():
+        typ = (None if opt.type is None else click.Choice(list(opt.type)) if isinstance(opt.type, tuple)
+               else click.Path(exists=True, dir_okay=False, path_type=Path) if opt.type == "file" else opt.type)
+        helptext = f"{', '.join(users)}: {opt.help}"
+        if typ is None:
+            params.append(click.Option([f"--{name}"], is_flag=True, help=helptext))
+        else:
+            params.append(click.Option([f"--{name}"], type=typ, default=opt.default, multiple=opt.multiple,
+                                       show_default=opt.default is not None, help=helptext))
+    return head, params
+
+
+def _method_options(ctx, spec) -> dict:
+    """The options of ``spec``'s own (its defaults where not given); refuses options of other methods."""
+    from click.core import ParameterSource
+    from .methods import trainable
+
+    own = {o.param for o in spec.train.options}
+    for other in trainable():
+        for o in other.train.options:
+            src = ctx.get_parameter_source(o.param)
+            if o.param not in own and src not in (None, ParameterSource.DEFAULT):
+                users = [s.name for s in trainable() if any(p.name == o.name for p in s.train.options)]
+                raise click.UsageError(f"--{o.name} applies to {', '.join(users)}, not {spec.name}")
+    return {o.param: ctx.params.get(o.param) for o in spec.train.options}
+
+
+@main.command(cls=_TrainCommand)
 @click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
               help="CAVE root (fixed scene split), a folder of rasters, or one raster "
-                   "(DualSR, CoarSR, MulSR, IFMSR)")
+                   "(methods trained from scenes: DualSR, CoarSR, MulSR, IFMSR)")
 @click.option("--source", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="SNLSR/A-SNLSR: scene(s) with HR data in --source-range (repeatable)")
 @click.option("--target", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="A-SNLSR: scene(s) to adapt to (only their LR --target-range bands are used; "
                    "the last third of each is held out for evaluation)")
-@click.option("--source-range", default="1000-1700", show_default=True, help="nm")
-@click.option("--target-range", default="1700-2500", show_default=True, help="nm")
-@click.option("--alpha", type=float, default=0.01, show_default=True,
-              help="A-SNLSR gradient-reversal weight")
-@click.option("--alpha-rampup", type=int, default=0, help="A-SNLSR: ramp alpha up over N batches")
-@click.option("--l1-only", is_flag=True, help="SNLSR: the official code's L1-only loss")
-@click.option("--frozen-unmixing", is_flag=True,
-              help="SNLSR: freeze encoder and endmembers (the A-SNLSR repository's baseline)")
-@click.option("--endmember-init", type=click.Choice(["pixels", "random"]), default="pixels",
-              show_default=True,
-              help="SNLSR/A-SNLSR: start the endmembers from LR training pixels or at random")
-@click.option("--sam-weight", type=float, default=0.1, show_default=True,
-              help="SNLSR/A-SNLSR: weight of the SAM loss terms")
-@click.option("--sam-domain", type=click.Choice(["log", "linear"]), default="log", show_default=True,
-              help="SNLSR/A-SNLSR: SAM loss on the log-normalised values (the papers') or on reflectance")
-@click.option("--crop", type=int, default=64, show_default=True,
-              help="SNLSR/A-SNLSR: HR training crop (pixels)")
-@click.option("--psf", type=click.Path(exists=True, path_type=Path), default=None,
-              help="SNLSR/A-SNLSR degradation PSF (.mat key 'data') [default: A-SNLSR's]")
-@click.option("--scale", "-s", type=click.Choice(["2", "3", "4", "8"]), default="4", help="scale factor")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="run folder")
-@click.option("--config", type=click.Choice(["compact", "paper", "tiny"]), default="compact",
-              help="model size: paper (published) or compact (CPU)")
 @click.option("--resume", is_flag=True, help="continue from the run folder's checkpoint")
 @click.option("--batches", type=int, default=2000, help="total training batches")
 @click.option("--batch", type=int, default=None, help="batch size [default: the config's]")
@@ -362,85 +388,69 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
 @click.option("--amp", is_flag=True, help="bf16 mixed precision (for GPUs; slow on CPUs without bf16)")
-@click.option("--per-band-steps", is_flag=True,
-              help="MulSR/IFMSR: the papers' one optimiser step per band (default: one random band "
-                   "per sample, one step per batch)")
-@click.option("--swap-bug", is_flag=True, help="IFMSR: reproduce the official code's channel-swap bug")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="DualSR/CoarSR/MulSR/IFMSR: start from these weights (same method and config; "
-                   "e.g. a x4 model to fine-tune at x8 or on your own sensor)")
+              help="start from these weights (same method and config; e.g. a x4 model to "
+                   "fine-tune at x8 or on your own sensor)")
 @click.option("--quiet", "-q", is_flag=True)
-def train(method, data, source, target, source_range, target_range, alpha, alpha_rampup, l1_only,
-          frozen_unmixing, endmember_init, sam_weight, sam_domain, crop, psf, scale, out, config, resume, batches, batch, lr, halve_every, val_every,
-          ckpt_every, max_minutes, seed, device, threads, amp, per_band_steps, swap_bug, init, quiet):
-    """Train METHOD on --data; writes best.safetensors and a model card into --out."""
-    from .methods import resolve_device
-    from .train.run import train_method
+def train(method, scale, config, data, source, target, out, resume, batches, batch, lr, halve_every,
+          val_every, ckpt_every, max_minutes, seed, device, threads, amp, init, quiet, **method_options):
+    """Train METHOD; writes best.safetensors and a model card into --out."""
+    from .methods import get_method, resolve_device
+    from .train.run import train as run_training
 
+    ctx = click.get_current_context()
+    spec = get_method(method)
     if (out / "checkpoint" / "state.json").exists() and not resume:
         raise click.UsageError(f"{out} already holds a run; pass --resume to continue it or choose another --out")
-    method = method.lower()
-    if method in ("snlsr", "a-snlsr"):
-        from .train.run import train_swir
-
-        if init is not None:
-            raise click.UsageError(f"--init is not available for {method} (its band grid is fixed by the data)")
-        if not source:
-            raise click.UsageError(f"{method} trains from --source scenes (HR data of --source-range)")
-        if method == "a-snlsr" and not target:
-            raise click.UsageError("a-snlsr adapts to --target scenes; give at least one")
-        res = train_swir(method, list(source), list(target), int(scale), out,
-                         source_range=source_range, target_range=target_range, config=config,
-                         resume=resume, batches=batches, batch=batch, lr=lr, val_every=val_every,
-                         ckpt_every=ckpt_every, max_minutes=max_minutes, seed=seed,
-                         device=str(resolve_device(device)), threads=threads, progress=not quiet,
-                         command=_train_command(click.get_current_context()), alpha=alpha,
-                         alpha_rampup=alpha_rampup, l1_only=l1_only, frozen_unmixing=frozen_unmixing,
-                         endmember_init=endmember_init, sam_weight=sam_weight, sam_domain=sam_domain,
-                         psf=psf, hr_crop=crop)
-        click.echo(json.dumps(res))
-        return
-    if data is None:
-        raise click.UsageError(f"{method} trains from --data (a CAVE root, a folder of rasters or a raster)")
-    if method == "mulsr" and int(scale) % 2:
-        raise click.UsageError("MulSR needs an even scale (its two branches run at s/2 and s)")
-    res = train_method(method.lower(), data, int(scale), out, config=config, resume=resume,
-                       batches=batches, batch=batch, lr=lr, halve_every=halve_every,
-                       val_every=val_every, ckpt_every=ckpt_every, max_minutes=max_minutes,
-                       seed=seed, device=str(resolve_device(device)), threads=threads,
-                       progress=not quiet, command=_train_command(click.get_current_context()),
-                       amp=amp, options={"per_band_steps": per_band_steps, "swap_bug": swap_bug},
+    options = _method_options(ctx, spec)
+    ts, scale = spec.train, int(scale)
+    if ts.scales is not None and scale not in ts.scales:
+        raise click.UsageError(f"{spec.name} trains at scales {', '.join(map(str, ts.scales))}, not {scale}"
+                               + (" (its two branches run at s/2 and s)" if spec.name == "mulsr" else ""))
+    if init is not None and not ts.init:
+        raise click.UsageError(f"--init is not available for {spec.name} (its band grid is fixed by the data)")
+    if "data" in ts.inputs and data is None:
+        raise click.UsageError(f"{spec.name} trains from --data (a CAVE root, a folder of rasters or a raster)")
+    if "source" in ts.inputs and not source:
+        raise click.UsageError(f"{spec.name} trains from --source scenes (HR data of --source-range)")
+    if "target" in ts.inputs and not target:
+        raise click.UsageError(f"{spec.name} adapts to --target scenes; give at least one")
+    res = run_training(spec.name, scale, out, data=data, source=source, target=target, options=options,
+                       config=config, resume=resume, batches=batches, batch=batch, lr=lr,
+                       halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
+                       max_minutes=max_minutes, seed=seed, device=str(resolve_device(device)),
+                       threads=threads, progress=not quiet, command=_train_command(ctx, spec), amp=amp,
                        init=init)
     click.echo(json.dumps(res))
 
 
-def _train_command(ctx) -> str:
+def _train_command(ctx, spec) -> str:
     """The full, canonical command line of a train run (for the model card)."""
+    from click.core import ParameterSource
+
     p = ctx.params
-    parts = ["geohsr train", p["method"]]
+    parts = ["geohsr train", spec.name]
     if p.get("data") is not None:
         parts += ["--data", str(p["data"])]
     for opt in ("source", "target"):
         for v in p.get(opt) or ():
             parts += [f"--{opt}", str(v)]
-    if p["method"].lower() in ("snlsr", "a-snlsr"):
-        parts += ["--source-range", p["source_range"], "--target-range", p["target_range"],
-                  "--crop", str(p["crop"]), "--endmember-init", p["endmember_init"]]
-        if p.get("sam_weight", 0.1) != 0.1 or p.get("sam_domain", "log") != "log":
-            parts += ["--sam-weight", f"{p['sam_weight']:g}", "--sam-domain", p["sam_domain"]]
-        if p["method"].lower() == "a-snlsr":
-            parts += ["--alpha", str(p["alpha"])]
-            if p.get("alpha_rampup"):
-                parts += ["--alpha-rampup", str(p["alpha_rampup"])]
     parts += ["--scale", str(p["scale"]), "--out", str(p["out"]), "--config", p["config"],
               "--batches", str(p["batches"])]
     for opt in ("batch", "lr", "halve_every", "val_every", "ckpt_every", "max_minutes", "seed",
                 "threads", "init"):
         if p.get(opt) is not None:
             parts += [f"--{opt.replace('_', '-')}", str(p[opt])]
-    for flag in ("amp", "per_band_steps", "swap_bug", "l1_only", "frozen_unmixing"):
-        if p.get(flag):
-            parts.append(f"--{flag.replace('_', '-')}")
+    if p.get("amp"):
+        parts.append("--amp")
+    for o in spec.train.options:
+        v = p.get(o.param)
+        changed = ctx.get_parameter_source(o.param) not in (None, ParameterSource.DEFAULT)
+        if o.type is None:
+            if v:
+                parts.append(f"--{o.name}")
+        elif v is not None and (o.in_command == "always" or changed):
+            parts += [f"--{o.name}", f"{v:g}" if isinstance(v, float) else str(v)]
     return " ".join(parts)
 
 

@@ -91,6 +91,18 @@ def sam_map(x, y) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
 
 
+def sam_degrees_torch(a, b):
+    """:func:`sam_map` on torch tensors: per-pixel spectral angle in degrees over the band axis
+    (-3) of two cubes or batches (float64 sums, float32 result, on their device)."""
+    import torch
+
+    dot = (a * b).sum(-3, dtype=torch.float64)
+    na = a.double().pow(2).sum(-3).sqrt()
+    nb = b.double().pow(2).sum(-3).sqrt()
+    cos = ((dot + EPS) / ((na + EPS) * (nb + EPS))).clamp(-1.0, 1.0)
+    return torch.rad2deg(torch.acos(cos)).float()
+
+
 def sam(x, y) -> float:
     """Mean spectral angle in degrees."""
     return float(np.mean(sam_map(x, y)))

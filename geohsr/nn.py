@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import weight_norm
@@ -62,3 +63,14 @@ def fuse_weight_norm(model: nn.Module) -> nn.Module:
         if parametrize.is_parametrized(m, "weight"):
             parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
     return model
+
+
+class Unit(nn.Module):
+    """``x + conv3×3(ReLU(conv3×3(x)))``, weight-normed."""
+
+    def __init__(self, n: int = 64):
+        super().__init__()
+        self.c1, self.c2 = wn_conv2d(n, n), wn_conv2d(n, n)
+
+    def forward(self, x):
+        return x + self.c2(F.relu(self.c1(x)))

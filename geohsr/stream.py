@@ -16,8 +16,11 @@ and writes each finished block into a hidden partial file beside the destination
   yields the same pixels, profile and tags as an uninterrupted run;
 * atomicity: the destination appears only when complete (rename of the partial file).
 
-Methods with a scene-wide statistic (DualSR's λ) take one extra pass for it, unless the scene
-is a single block.
+Methods with a scene-wide statistic (DualSR's λ) run the network once: its planes (the HR bands
+and the auxiliary planes the statistic and ``finish`` need) go into a hidden float32 scratch file
+while each block's statistic goes into the journal; a second, network-free pass reads the scratch
+back, finishes every block with the scene's statistic and casts it. A one-block scene needs no
+scratch. Each pass is resumable.
 """
 
 from __future__ import annotations
@@ -33,16 +36,18 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import dask.array as dsa
 import numpy as np
 
-from .api import Plan, _sr_block, _sr_blocks, prepare
-from .dtypes import cast_finite
+from .engine import Plan, absmax, apply_band_map, block_stat, cast_planes, finish, norm_scale, prepare, sr_blocks
 from .errors import InputError, OutputError
 from .io import spectral as spec_io
-from .io.write import JsonPercent, _finish_envi_header, _profile, _raise_os, _write_metadata, check_destination, envi_paths
-from .tiling import valid_mask
+from .io.write import (JsonPercent, check_destination, envi_paths, finish_envi_header, raise_os,
+                       raster_profile, write_metadata)
+from .methods import get_method
 
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
+STREAM_FORMATS = ("GTiff", "COG", "ENVI")
 BASE_MEMORY_MB = 600  # interpreter + torch + GDAL cache
 BYTES_F32 = 4
 
@@ -122,7 +127,9 @@ def plan_blocks(h: int, w: int, side: int) -> list[Block]:
     return out
 
 
-def _read_window(src: str, b: Block, halo: int, height: int, width: int, band_map=None):
+def read_window(src: str, b: Block, halo: int, height: int, width: int, band_map=None):
+    """The LR window of block ``b`` with up to ``halo`` pixels around it, and the halo it got
+    on each side ``(top, bottom, left, right)``; ``band_map``: a model's fixed band grid."""
     import rasterio
     from rasterio.windows import Window
 
@@ -138,45 +145,52 @@ def _read_window(src: str, b: Block, halo: int, height: int, width: int, band_ma
         msg = str(exc).splitlines()[0] if str(exc) else "read error"
         raise InputError(f"{src}: cannot read rows {b.y0}–{b.y0 + b.h}, cols {b.x0}–{b.x0 + b.w} "
                          f"({msg}); the file is truncated or corrupt") from None
-    if band_map is not None:  # a model's fixed band grid (SNLSR / A-SNLSR)
-        from .api import apply_band_map
-
+    if band_map is not None:
         data = apply_band_map(data, band_map)
     return data, (top, bottom, left, right)
 
 
 def block_task(src: str, group: list[Block], height: int, width: int, halo: int, kw: dict,
-               norm: float, mode: str, stat, finish_info: dict, band_map=None):
+               norm: float, mode: str, stat, out: dict, band_map=None):
     """Runs on a worker: read the windows of ``group`` with their halo, super-resolve them (one
-    device batch per block shape), crop; then per block either its statistic
-    (``mode="stat"``), or the finished, cast HR block (``mode="final"``)."""
-    from .methods import get_method
-
+    device batch per block shape), crop; then per block either ``(statistic, planes)`` for the
+    scratch file (``mode="planes"``), or the finished, cast HR block (``mode="final"``, with the
+    scene's statistic ``stat``; ``"self"``: with the block's own, for a one-block scene)."""
     items = []
     for b in group:
-        data, sides = _read_window(src, b, halo, height, width, band_map)
+        data, sides = read_window(src, b, halo, height, width, band_map)
         items.append((data, sides, (b.y0 - sides[0], b.x0 - sides[2])))
     nb = items[0][0].shape[0]
-    planes = _sr_blocks(items, norm, **kw)
+    planes = sr_blocks(items, norm, **kw)
     items.clear()
-    spec = get_method(kw["method"])
-    out = []
+    spec, good = get_method(kw["method"]), kw.get("use_bands")
+    res = []
     while planes:
         p = planes.pop(0)
-        if mode == "stat":
-            out.append(spec.block_stat(p, nb, kw.get("use_bands")))
+        if mode == "planes":
+            res.append((block_stat(spec, p, nb, good), p))
             continue
-        if spec.finish is not None:
-            p = spec.finish(p, nb, *stat)
-        out.append(cast_finite(p[:nb], finish_info["dtype"], finish_info["nodata"]))
+        s = block_stat(spec, p, nb, good) if mode == "self" else stat
+        res.append(cast_planes(finish(spec, p, nb, s), out["dtype"], out["nodata"], give_up=True))
         del p
-    return out
+    return res
 
 
-def _absmax_task(src: str, b: Block, nodata, band_map=None) -> float:
-    data, _ = _read_window(src, b, 0, b.y0 + b.h, b.x0 + b.w, band_map)
-    v = valid_mask(data, nodata)
-    return float(np.abs(np.where(v, data, 0).astype(np.float64)).max()) if data.size else 0.0
+def finish_task(scratch: str, group: list[Block], scale: int, bands: int, method: str, stat, out: dict):
+    """Runs on a worker: the scratch planes of ``group`` finished with the scene's statistic and cast."""
+    import rasterio
+    from rasterio.windows import Window
+
+    spec, res = get_method(method), []
+    with rasterio.open(scratch) as ds:
+        for b in group:
+            p = ds.read(window=Window(b.x0 * scale, b.y0 * scale, b.w * scale, b.h * scale))
+            res.append(cast_planes(finish(spec, p, bands, stat), out["dtype"], out["nodata"], give_up=True))
+    return res
+
+
+def absmax_task(src: str, b: Block, nodata, band_map=None) -> float:
+    return absmax(read_window(src, b, 0, b.y0 + b.h, b.x0 + b.w, band_map)[0], nodata)
 
 
 class _Progress:
@@ -226,208 +240,345 @@ def _run_pool(executor, tasks, workers: int, on_result, progress: _Progress):
             progress.update(n)
 
 
-def _signature(src: Path, plan: Plan, fmt: str, side: int, batch: int) -> dict:
-    st = src.stat()
-    w = plan.weights
-    return {"version": JOURNAL_VERSION, "src": str(src.resolve()), "size": st.st_size,
-            "mtime_ns": st.st_mtime_ns, "method": plan.spec.name, "scale": plan.scale,
-            "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
-            "dtype": plan.out_dtype.name, "format": fmt, "side": side, "halo": plan.halo,
-            "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
-            "precision": plan.precision, "batch": batch}
+@dataclass
+class StreamOptions:
+    """How a streamed run goes (none of these change the output's pixels)."""
+
+    resume: bool = False
+    keep_partial: bool = True
+    memory_limit_mb: float = 2048
+    workers: int | None = None
+    client: object = None
+    progress: str = "bar"
+    flush_seconds: float | None = None
+    block: int | None = None
+    batch: object = "auto"
+
+
+class _Sink:
+    """A raster written block by block: every ``flush_seconds`` it is closed (flushed to disk)
+    and ``on_flush(indices)`` records the blocks it holds, then it is reopened."""
+
+    def __init__(self, path: Path, scale: int, flush_seconds: float, on_flush):
+        import rasterio
+
+        self.path, self.scale, self.flush_seconds, self.on_flush = path, scale, flush_seconds, on_flush
+        self.ds = rasterio.open(path, "r+")
+        self.last, self.newly = time.time(), []
+
+    def write(self, b: Block, arr) -> None:
+        from rasterio.windows import Window
+
+        s = self.scale
+        self.ds.write(arr, window=Window(b.x0 * s, b.y0 * s, b.w * s, b.h * s))
+        self.newly.append(b.idx)
+        if time.time() - self.last > self.flush_seconds:
+            self.flush(reopen=True)
+
+    def flush(self, reopen: bool = False) -> None:
+        import rasterio
+
+        self.ds.close()
+        if self.newly:
+            self.on_flush(self.newly)
+            self.newly = []
+        if reopen:
+            self.ds = rasterio.open(self.path, "r+")
+            self.last = time.time()
+
+
+@dataclass
+class _Job:
+    """A streamed run: the plan, its blocks and batches, the hidden files beside the destination
+    and the journal state that makes it resumable."""
+
+    plan: Plan
+    dst: Path
+    fmt: str
+    opts: StreamOptions
+    src: str = ""
+    workers: int = 1
+    side: int = 0
+    blocks: list = None
+    groups: list = None
+    state: dict = None
+
+    def __post_init__(self):
+        plan, opts = self.plan, self.opts
+        self.src = str(plan.cube.attrs.get("source", ""))
+        self.workers = opts.workers or _default_workers(plan, opts.client)
+        nbatch, self.side = choose_batch(plan, opts.memory_limit_mb, self.workers, opts.batch)
+        if opts.block is not None:
+            self.side = check_block(opts.block)
+        self.blocks = plan_blocks(plan.cube.sizes["y"], plan.cube.sizes["x"], self.side)
+        self.groups = [self.blocks[i:i + nbatch] for i in range(0, len(self.blocks), nbatch)]
+        self.nbatch = nbatch
+        self.flush_seconds = (opts.flush_seconds if opts.flush_seconds is not None
+                              else float(os.environ.get("GEOHSR_FLUSH_SECONDS", "5")))
+        data = envi_paths(self.dst)[0] if self.fmt == "ENVI" else self.dst
+        self.data_dst = data
+        hidden = lambda tag: data.with_name(f".{data.name}.geohsr-{tag}")  # noqa: E731
+        self.partial = hidden("partial" + (".img" if self.fmt == "ENVI" else ".tif"))
+        self.partial_hdr = self.partial.with_suffix(".hdr") if self.fmt == "ENVI" else None
+        self.scratch = hidden("scratch.tif")  # the planes of a method with a scene-wide statistic
+        self.journal = hidden("journal.json")
+        # a scene-wide statistic over several blocks: the network runs once, into the scratch file
+        self.two_pass = plan.spec.finish is not None and len(self.blocks) > 1
+
+    @property
+    def files(self) -> tuple:
+        return tuple(p for p in (self.partial, self.partial_hdr, self.scratch, self.journal) if p is not None)
+
+    def signature(self) -> dict:
+        st, plan, w = Path(self.src).stat(), self.plan, self.plan.weights
+        return {"version": JOURNAL_VERSION, "src": str(Path(self.src).resolve()), "size": st.st_size,
+                "mtime_ns": st.st_mtime_ns, "method": plan.spec.name, "scale": plan.scale,
+                "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
+                "dtype": plan.out_dtype.name, "format": self.fmt, "side": self.side, "halo": plan.halo,
+                "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
+                "precision": plan.precision, "batch": self.nbatch}
+
+    def load_state(self) -> bool:
+        """The journal's state when resuming a matching run (True), else a fresh one (False)."""
+        sig = self.signature()
+        if self.journal.exists():
+            try:
+                old = json.loads(self.journal.read_text())
+            except ValueError:
+                old = None
+            if self.opts.resume and old and old.get("signature") == sig and self.partial.exists():
+                self.state = old
+                return True
+            warnings.warn("the partial result does not match this run (input, method or options "
+                          "changed); starting over" if self.opts.resume else
+                          f"a partial result of an interrupted run exists ({self.partial.name}); "
+                          "starting over (pass --resume to continue it instead)")
+        self.discard()
+        self.state = {"signature": sig, "norm": None, "stats": {}, "done": []}
+        return False
+
+    def save_state(self) -> None:
+        _write_journal(self.journal, self.state)
+
+    def create_files(self, proto, info) -> None:
+        """The partial file (the output's profile and tags, no pixels yet), the scratch file."""
+        import rasterio
+
+        plan, s = self.plan, self.plan.scale
+        profile = raster_profile(proto, "ENVI" if self.fmt == "ENVI" else "GTiff", plan.out_dtype,
+                                 plan.out_nodata, None)
+        if self.fmt != "ENVI" and profile.get("tiled"):
+            t = tile_size(self.side, s)
+            profile.update(blockxsize=t, blockysize=t)
+        with rasterio.open(self.partial, "w", **profile) as ds:
+            write_metadata(ds, proto, info, self.fmt)
+        if self.two_pass:
+            t = tile_size(self.side, s)
+            with rasterio.open(self.scratch, "w", driver="GTiff", dtype="float32", count=plan.planes,
+                               width=profile["width"], height=profile["height"], tiled=True,
+                               blockxsize=t, blockysize=t, interleave="pixel", bigtiff="YES"):
+                pass
+        self.save_state()
+
+    def publish(self, info) -> Path:
+        """Move the finished partial file to the destination (ENVI header, COG copy)."""
+        if self.fmt == "ENVI":
+            finish_envi_header(self.partial_hdr, info, self.plan.out_nodata)
+            os.replace(self.partial, self.data_dst)
+            os.replace(self.partial_hdr, envi_paths(self.dst)[1])
+        elif self.fmt == "COG":
+            import rasterio.shutil
+
+            cog = self.data_dst.with_name(f".{self.data_dst.name}.geohsr-tmp-cog.tif")
+            try:
+                rasterio.shutil.copy(self.partial, cog, driver="COG", BIGTIFF="IF_SAFER",
+                                     COMPRESS="DEFLATE", BLOCKSIZE=256)
+                os.replace(cog, self.data_dst)
+            finally:
+                cog.unlink(missing_ok=True)
+            self.partial.unlink()
+        else:
+            os.replace(self.partial, self.data_dst)
+        self.scratch.unlink(missing_ok=True)
+        self.journal.unlink(missing_ok=True)
+        return self.data_dst
+
+    def discard(self) -> None:
+        _discard(*self.files)
+
+
+def _default_workers(plan: Plan, client) -> int:
+    """Networks on the CPU: one block at a time using every core (less memory); on a GPU two, so
+    that one's transfers and CPU work overlap the other's kernels; a cluster: its workers."""
+    if client is not None:
+        return len(client.scheduler_info()["workers"])
+    if plan.device.startswith("cuda"):
+        return 2
+    return 1 if plan.spec.needs_weights else min(2, os.cpu_count() or 1)
+
+
+def check_block(block) -> int:
+    side = int(block)
+    if side < 16 or side % 16:
+        raise InputError(f"block size must be a multiple of 16 LR pixels, got {block}")
+    return side
+
+
+def check_options(opts: StreamOptions) -> None:
+    """The streamed options a user sets, checked before anything is read."""
+    parse_batch(opts.batch)
+    if opts.block is not None:
+        check_block(opts.block)
+    if opts.workers is not None and opts.workers < 1:
+        raise InputError(f"--workers must be >= 1, got {opts.workers}")
+
+
+def _scan(job: _Job, executor, pr_mode) -> None:
+    """The normalisation scale (largest valid |value|), once, kept in the journal."""
+    plan, h, w = job.plan, job.plan.cube.sizes["y"], job.plan.cube.sizes["x"]
+    if not plan.spec.normalise or job.state["norm"] is not None:
+        return
+    big = plan_blocks(h, w, 1024)
+    vals = []
+    with contextlib.closing(_Progress(pr_mode, len(big), "scan")) as pr:
+        _run_pool(executor, ((b.idx, absmax_task, (job.src, b, plan.nodata, plan.band_map), 1) for b in big),
+                  job.workers, lambda k, v: vals.append(v), pr)
+    job.state["norm"] = norm_scale(vals)
+
+
+def _network_pass(job: _Job, executor, pr_mode, into: Path, mode: str) -> None:
+    """Every block not yet in ``into`` through the network: its planes (and statistic) into the
+    scratch file (``mode="planes"``), or the finished blocks into the partial file."""
+    plan, h, w = job.plan, job.plan.cube.sizes["y"], job.plan.cube.sizes["x"]
+    key = "stats" if mode == "planes" else "done"
+    done = set(map(int, job.state[key]))
+    todo = [g for g in job.groups if any(b.idx not in done for b in g)]
+    if mode == "final" and plan.spec.finish is not None:  # one block: its own statistic
+        mode = "self"
+    pending = {}
+
+    def record(idx):
+        if mode == "planes":
+            job.state["stats"].update({str(i): pending.pop(i) for i in idx})
+        else:
+            job.state["done"].extend(idx)
+        job.save_state()
+
+    sink = _Sink(into, plan.scale, job.flush_seconds, record)
+
+    def write_group(group, results):
+        for b, r in zip(group, results):
+            if b.idx in done:  # a resumed group: its finished blocks are on disk
+                continue
+            if mode == "planes":
+                pending[b.idx], r = list(r[0]), r[1]
+            sink.write(b, r)
+
+    out = {"dtype": plan.out_dtype, "nodata": plan.out_nodata}
+    norm = job.state["norm"] if plan.spec.normalise else 1.0
+    desc = "geohsr" if mode != "planes" else "geohsr (network)"
+    try:
+        with contextlib.closing(_Progress(pr_mode, len(job.blocks), desc)) as pr:
+            pr.update(len(job.blocks) - sum(len(g) for g in todo))
+            _run_pool(executor, ((g, block_task, (job.src, g, h, w, plan.halo, plan.block_kwargs(), norm, mode,
+                                                  None, out, plan.band_map), len(g)) for g in todo),
+                      job.workers, write_group, pr)
+    finally:
+        sink.flush()
+
+
+def _finish_pass(job: _Job, executor, pr_mode) -> None:
+    """Scratch planes → finished with the scene's statistic, cast, into the partial file."""
+    plan = job.plan
+    done = set(job.state["done"])
+    todo = [g for g in job.groups if any(b.idx not in done for b in g)]
+    stat = _summed(job.state["stats"])
+    out = {"dtype": plan.out_dtype, "nodata": plan.out_nodata}
+    sink = _Sink(job.partial, plan.scale, job.flush_seconds,
+                 lambda idx: (job.state["done"].extend(idx), job.save_state()))
+
+    def write_group(group, results):
+        for b, r in zip(group, results):
+            if b.idx not in done:
+                sink.write(b, r)
+
+    try:
+        with contextlib.closing(_Progress(pr_mode, len(job.blocks), "geohsr (finish)")) as pr:
+            pr.update(len(job.blocks) - sum(len(g) for g in todo))
+            _run_pool(executor, ((g, finish_task, (str(job.scratch), g, plan.scale, plan.bands, plan.spec.name,
+                                                   stat, out), len(g)) for g in todo),
+                      job.workers, write_group, pr)
+    finally:
+        sink.flush()
+
+
+def _summed(stats: dict) -> tuple[float, float]:
+    """The scene's statistic from the blocks' (in block order, so resumed runs sum alike)."""
+    acc = [0.0, 0.0]
+    for k in sorted(stats, key=int):
+        acc[0] += stats[k][0]
+        acc[1] += stats[k][1]
+    return acc[0], acc[1]
 
 
 def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
-             dtype=None, overwrite=False, resume=False, keep_partial=True, memory_limit_mb=2048,
-             workers=None, client=None, progress="bar", flush_seconds=None, block=None,
-             precision="fp32", batch="auto") -> Path:
+             dtype=None, overwrite=False, precision="fp32", **options) -> Path:
     """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming.
 
-    ``workers``: blocks run concurrently (threads here, or the cluster's workers with
-    ``client``); default 1 for networks on the CPU (each uses every core), else 2. ``batch``:
-    blocks per device batch (``auto``: 1 on the CPU, up to 4 on a GPU, see
-    :func:`choose_batch`)."""
-    import rasterio
-
-    src = Path(src)
+    ``options`` (:class:`StreamOptions`): ``workers`` blocks run concurrently (threads here, or
+    the cluster's workers with ``client``; default 1 for networks on the CPU, else 2); ``batch``
+    blocks per device batch (``auto``: 1 on the CPU, up to 4 on a GPU, :func:`choose_batch`);
+    ``memory_limit_mb``, ``block``, ``resume``, ``keep_partial``, ``progress``, ``flush_seconds``."""
+    opts = StreamOptions(**options)
+    check_options(opts)
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
-    if fmt not in ("GTiff", "COG", "ENVI"):
-        raise OutputError(f"streaming writes GeoTIFF, COG or ENVI, not {fmt}")
     plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
                    precision=precision)
-    cube, spec, s = plan.cube, plan.spec, plan.scale
-    bmap = cube.attrs.get("geohsr_band_map")
-    src_path = cube.attrs.get("source", str(src))
-    nb, h, w = cube.shape
-    on_gpu = plan.device.startswith("cuda")
-    if workers is None:  # networks on the CPU: one block at a time using every core (less memory);
-        # on a GPU two, so that one's transfers and CPU work overlap the other's kernels
-        workers = (len(client.scheduler_info()["workers"]) if client is not None
-                   else 2 if on_gpu else 1 if plan.spec.needs_weights else min(2, os.cpu_count() or 1))
-    if client is None:
+    return run_plan(plan, dst, fmt, opts)
+
+
+def run_plan(plan: Plan, dst: Path, fmt: str, opts: StreamOptions | None = None) -> Path:
+    """Stream a prepared plan (its cube read from a GDAL file) into the checked destination ``dst``."""
+    import rasterio
+
+    opts = opts or StreamOptions()
+    if fmt not in STREAM_FORMATS:
+        raise OutputError(f"streaming writes GeoTIFF, COG or ENVI, not {fmt}")
+    if opts.client is None:  # every worker thread its share of the cores
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
-    nbatch, side = choose_batch(plan, memory_limit_mb, workers, batch)
-    if block is not None:
-        side = int(block)
-    if side < 16 or side % 16:
-        raise InputError(f"block size must be a multiple of 16 LR pixels, got {side}")
-    if flush_seconds is None:
-        flush_seconds = float(os.environ.get("GEOHSR_FLUSH_SECONDS", "5"))
-    blocks = plan_blocks(h, w, side)
-    groups = [blocks[i:i + nbatch] for i in range(0, len(blocks), nbatch)]
-    # the output's geometry and metadata, without its pixels (a broadcast view)
-    import dask.array as dsa
-
-    proto = plan.wrap(dsa.zeros((nb, h * s, w * s), dtype=plan.out_dtype, chunks=(nb, 4096, 4096)))
-    info = spec_io.from_coords(cube)
-
-    data_dst, hdr_dst = envi_paths(dst) if fmt == "ENVI" else (dst, None)
-    partial = data_dst.with_name(f".{data_dst.name}.geohsr-partial{'.img' if fmt == 'ENVI' else '.tif'}")
-    partial_hdr = partial.with_suffix(".hdr") if fmt == "ENVI" else None
-    journal = data_dst.with_name(f".{data_dst.name}.geohsr-journal.json")
-    sig = _signature(src, plan, fmt, side, nbatch)
-    state = None
-    if journal.exists():
-        try:
-            old = json.loads(journal.read_text())
-        except ValueError:
-            old = None
-        if resume and old and old.get("signature") == sig and partial.exists():
-            state = old
-        elif resume:
-            warnings.warn("the partial result does not match this run (input, method or options "
-                          "changed); starting over")
-        else:
-            warnings.warn(f"a partial result of an interrupted run exists ({partial.name}); "
-                          "starting over (pass --resume to continue it instead)")
-    if state is None:
-        for p in (partial, partial_hdr, journal):
-            if p is not None and p.exists():
-                p.unlink()
-    executor = client.get_executor() if client is not None else cf.ThreadPoolExecutor(workers)
-    created = state is None
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // (opts.workers or _default_workers(plan, None))))
+    job = _Job(plan, Path(dst), fmt, opts)
+    resumed = job.load_state()
+    nb, h, w = plan.cube.shape
+    proto = plan.wrap(dsa.zeros((nb, h * plan.scale, w * plan.scale), dtype=plan.out_dtype,
+                                chunks=(nb, 4096, 4096)))  # the output's geometry and tags, no pixels
+    info = spec_io.from_coords(plan.cube)
+    executor = opts.client.get_executor() if opts.client is not None else cf.ThreadPoolExecutor(job.workers)
     try:
-        if state is None:
-            state = {"signature": sig, "norm": None, "stat": None, "done": []}
-        # normalisation scale and scene-wide statistic: computed once, kept in the journal
-        if spec.normalise and state["norm"] is None:
-            big = plan_blocks(h, w, 1024)
-            vals = []
-            with contextlib.closing(_Progress(progress, len(big), "scan")) as pr:
-                _run_pool(executor, ((b.idx, _absmax_task, (src_path, b, plan.nodata, bmap), 1) for b in big),
-                          workers, lambda k, v: vals.append(v), pr)
-            state["norm"] = max(max(vals), 1e-12)
-        norm = state["norm"] if spec.normalise else 1.0
-        kw = plan.block_kwargs()
-        fin = {"dtype": plan.out_dtype, "nodata": plan.out_nodata}
-        if spec.finish is not None and state["stat"] is None:
-            if len(blocks) == 1:
-                state["stat"] = "single"
-            else:
-                acc = [0.0, 0.0]
-
-                def add(_, vals):
-                    for v in vals:
-                        acc[0] += v[0]
-                        acc[1] += v[1]
-
-                with contextlib.closing(_Progress(progress, len(blocks), "statistic")) as pr:
-                    _run_pool(executor, ((g[0].idx, block_task, (src_path, g, h, w, plan.halo, kw, norm,
-                                                                 "stat", None, fin, bmap), len(g))
-                                         for g in groups), workers, add, pr)
-                state["stat"] = acc
-        # the partial file
-        profile = _profile(proto, "ENVI" if fmt == "ENVI" else "GTiff", plan.out_dtype,
-                           plan.out_nodata, None)
-        if fmt != "ENVI" and profile.get("tiled"):
-            t = tile_size(side, s)
-            profile.update(blockxsize=t, blockysize=t)
         with rasterio.Env(GDAL_PAM_ENABLED="NO", GDAL_CACHEMAX=64), warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            if created:
-                with rasterio.open(partial, "w", **profile) as ds:
-                    _write_metadata(ds, proto, info, fmt)
-                _write_journal(journal, state)
-            done = set(state["done"])
-            todo = [g for g in groups if any(b.idx not in done for b in g)]
-            ds = rasterio.open(partial, "r+")
-            last_flush = time.time()
-            newly: list[int] = []
-
-            def write(b: Block, arr):
-                from rasterio.windows import Window
-
-                ds.write(arr, window=Window(b.x0 * s, b.y0 * s, b.w * s, b.h * s))
-                newly.append(b.idx)
-
-            def write_group(group: list[Block], arrs):
-                nonlocal ds, last_flush
-                for b, arr in zip(group, arrs):
-                    if b.idx not in done:  # a resumed group: its finished blocks are on disk
-                        write(b, arr)
-                if time.time() - last_flush > flush_seconds:
-                    ds.close()  # flush everything written so far, then record it
-                    state["done"].extend(newly)
-                    newly.clear()
-                    _write_journal(journal, state)
-                    ds = rasterio.open(partial, "r+")
-                    last_flush = time.time()
-
-            stat = None if spec.finish is None else state["stat"]
-            try:
-                with contextlib.closing(_Progress(progress, len(blocks), "geohsr")) as pr:
-                    pr.update(len(blocks) - sum(len(g) for g in todo))
-                    if stat == "single":
-                        b = blocks[0]
-                        data, sides = _read_window(src_path, b, plan.halo, h, w, bmap)
-                        planes = _sr_block(data, norm, sides=sides,
-                                           origin=(b.y0 - sides[0], b.x0 - sides[2]), **kw)
-                        arr = spec.finish(planes, nb, *spec.block_stat(planes, nb, kw.get("use_bands")))
-                        write(b, cast_finite(arr, plan.out_dtype, plan.out_nodata))
-                        pr.update()
-                    else:
-                        _run_pool(executor, ((g, block_task, (src_path, g, h, w, plan.halo, kw, norm,
-                                                              "final", stat, fin, bmap), len(g)) for g in todo),
-                                  workers, write_group, pr)
-            finally:
-                ds.close()
-                state["done"].extend(newly)
-                newly.clear()
-                _write_journal(journal, state)
-        if fmt == "ENVI":
-            _finish_envi_header(partial_hdr, info, plan.out_nodata)
-            os.replace(partial, data_dst)
-            os.replace(partial_hdr, hdr_dst)
-        elif fmt == "COG":
-            import rasterio.shutil
-
-            cog = data_dst.with_name(f".{data_dst.name}.geohsr-tmp-cog.tif")
-            try:
-                rasterio.shutil.copy(partial, cog, driver="COG", BIGTIFF="IF_SAFER",
-                                     COMPRESS="DEFLATE", BLOCKSIZE=256)
-                os.replace(cog, data_dst)
-            finally:
-                if cog.exists():
-                    cog.unlink()
-            partial.unlink()
-        else:
-            os.replace(partial, data_dst)
-        journal.unlink(missing_ok=True)
-        return data_dst
+            if not resumed:
+                job.create_files(proto, info)
+            _scan(job, executor, opts.progress)
+            if job.two_pass:  # the network once: planes + statistic into the scratch file
+                _network_pass(job, executor, opts.progress, job.scratch, "planes")
+                _finish_pass(job, executor, opts.progress)
+            else:
+                _network_pass(job, executor, opts.progress, job.partial, "final")
+        return job.publish(info)
     except KeyboardInterrupt:
-        if not keep_partial:
-            _discard(partial, partial_hdr, journal)
+        if not opts.keep_partial:
+            job.discard()
         raise
     except OSError as exc:
-        _discard(partial, partial_hdr, journal)
-        _raise_os(exc, dst)
+        job.discard()
+        raise_os(exc, dst)
     except BaseException:
-        _discard(partial, partial_hdr, journal)
+        job.discard()
         raise
     finally:
-        if client is None:
+        if opts.client is None:
             executor.shutdown(wait=False, cancel_futures=True)
 
 
@@ -453,4 +604,4 @@ def partial_paths(dst) -> list[Path]:
     return sorted(dst.parent.glob(f".{dst.name}.geohsr-*"))
 
 
-__all__ = ["run_file", "partial_paths", "block_side", "choose_batch", "tile_size", "InputError"]
+__all__ = ["run_file", "run_plan", "StreamOptions", "partial_paths", "block_side", "choose_batch", "tile_size"]

@@ -176,12 +176,14 @@ bicubic, the shipped SNLSR (trained on SWIR1 only) and the shipped A-SNLSR.
 '''),
     code('''
 import torch, torch.nn.functional as F
-from geohsr.train.swir import default_psf, domain_cubes, load_spectral_scenes, to_log, from_log
-from geohsr.methods.swir import build_swir
+from geohsr.methods.snlsr.train import default_psf, domain_cubes
+from geohsr.train.data import load_spectral_scenes
+from geohsr.transforms import from_log, to_log
+from geohsr.methods.snlsr import build_swir
 scenes = load_spectral_scenes(SHARED / "indian_pines")
 cubes, centres, _ = domain_cubes(scenes, 1700, 2500)
 ref = cubes[0].held_out[:, :48, :144]
-x = torch.from_numpy(to_log(degrade.psf_stride(ref, default_psf(), 4).astype("float32")))[None]
+x = torch.from_numpy(to_log(degrade.psf_stride(ref, default_psf(SHARED / "psf" / "asnlsr_psf_32x32.mat"), 4).astype("float32")))[None]
 preds = {"bicubic": F.interpolate(x, scale_factor=4, mode="bicubic", align_corners=False)[0].clamp(0, 1)}
 for m in ("snlsr", "a-snlsr"):
     with torch.inference_mode():

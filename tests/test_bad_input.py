@@ -17,7 +17,8 @@ from click.testing import CliRunner
 import geohsr
 from geohsr import weights as W
 from geohsr.cli import main
-from geohsr.nets.coarsr import CONFIGS, CoarSR
+from geohsr.methods.dualsr.config import CONFIGS
+from geohsr.methods.dualsr.net import CoarSR
 from conftest import smooth_field, write_raster
 
 
@@ -50,8 +51,8 @@ def env(tmp_path):
     d["lonely"] = hdr_only
     torch.manual_seed(0)
     wpath = tmp_path / "w2.safetensors"
-    sha = W.save(CoarSR(2, CONFIGS["tiny"]).state_dict(), wpath,
-                 {"method": "coarsr", "scale": 2, "config": CONFIGS["tiny"].to_dict()})
+    sha = W.save(CoarSR(2, CONFIGS["tiny"].arch).state_dict(), wpath,
+                 {"method": "coarsr", "scale": 2, "config": CONFIGS["tiny"].arch.to_dict()})
     tampered = tmp_path / "tampered.safetensors"
     data = bytearray(wpath.read_bytes())
     data[-3] ^= 0x55
@@ -61,14 +62,15 @@ def env(tmp_path):
     (tmp_path / "model.pth").write_bytes(b"\x80\x04pickle")
     d.update(w2=wpath, tampered=tampered)
     # guided / fixed-band-grid methods
-    from geohsr.nets.snlsr import PRESETS, SNLSR, SNLSRConfig
-    from geohsr.train.guided import CONFIGS as GCONF
-    from geohsr.train.guided import build_model
+    from geohsr.methods.snlsr.config import ASNLSR_CONFIGS
+    from geohsr.methods.snlsr.net import SNLSR, SNLSRConfig
+
+    mulsr = geohsr.get_method("mulsr")
 
     wm = tmp_path / "mulsr.safetensors"
-    W.save(build_model("mulsr", 4, GCONF["mulsr"]["tiny"]).state_dict(), wm,
-           {"method": "mulsr", "scale": 4, "config": GCONF["mulsr"]["tiny"]})
-    cfg = SNLSRConfig(bands=30, **PRESETS["tiny"])
+    W.save(mulsr.build_net(4, mulsr.configs["tiny"].arch).state_dict(), wm,
+           {"method": "mulsr", "scale": 4, "config": mulsr.configs["tiny"].arch})
+    cfg = SNLSRConfig(bands=30, **ASNLSR_CONFIGS["tiny"].arch)
     wa = tmp_path / "asnlsr.safetensors"
     W.save({f"net.{k}": v for k, v in SNLSR(4, cfg).state_dict().items()}, wa,
            {"method": "a-snlsr", "scale": 4, "config": cfg.to_dict(),

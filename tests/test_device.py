@@ -13,7 +13,9 @@ import pytest
 import torch
 
 import geohsr
-from geohsr.api import _sr_block, _sr_blocks, prepare
+from geohsr.engine import prepare
+from geohsr.engine import sr_block as _sr_block
+from geohsr.engine import sr_blocks as _sr_blocks
 from geohsr.device import infer
 from geohsr.errors import InputError
 from geohsr.methods import Runner, load_runner
@@ -52,7 +54,7 @@ def test_every_runner_batches_like_block_by_block(tmp_path):
 def test_sr_blocks_batches_equal_shapes_and_matches_single_blocks(tmp_path, monkeypatch):
     from test_dualsr import _tiny_weights as coarsr_weights
 
-    import geohsr.api as api
+    import geohsr.engine as api
 
     w4, w2 = coarsr_weights(tmp_path, 4, 0), coarsr_weights(tmp_path, 2, 1)
     kw = dict(method="dualsr", scale=4, weights=f"{w4},{w2}", device="cpu", nodata=-1.0,

@@ -9,9 +9,12 @@ from geohsr import geo, metrics
 from geohsr import weights as W
 from geohsr.errors import WeightsError
 from geohsr.methods.dualsr import HALO, fine_stage
-from geohsr.nets.coarsr import CONFIGS, CoarSR, CoarSRConfig, neighbour_indices, receptive_field
+from geohsr.methods.dualsr.config import CONFIGS as _SIZES
+from geohsr.methods.dualsr.net import CoarSR, CoarSRConfig, neighbour_indices, receptive_field
 from geohsr.nn import fuse_weight_norm
 from geohsr.resize import imresize
+
+CONFIGS = {k: v.arch for k, v in _SIZES.items()}  # the network sizes
 
 
 def _tiny_weights(tmp_path, scale, seed=0, config="tiny"):
@@ -117,7 +120,7 @@ def test_dualsr_equals_fine_stage_of_coarsr_outputs(tmp_path):
     dual = geohsr.superresolve(cube, "dualsr", 4, weights=f"{w4},{w2}", dtype="float64").values
     norm = float(np.abs(cube.values).max())
     x = torch.from_numpy(cube.values / norm).float()
-    from geohsr.methods.dualsr import _coarse, build_coarsr
+    from geohsr.methods.dualsr import coarse as _coarse, build_coarsr
 
     u = _coarse(build_coarsr(4, w4, torch.device("cpu")), x, 4)
     v = _coarse(build_coarsr(2, w2, torch.device("cpu")), x, 2)
@@ -195,7 +198,7 @@ def test_wrong_or_missing_weights(tmp_path):
 
 
 def test_intergroup_2d_formulation_equals_3d():
-    from geohsr.nets.coarsr import InterGroup
+    from geohsr.methods.dualsr.net import InterGroup
 
     torch.manual_seed(0)
     m = InterGroup(8).eval()

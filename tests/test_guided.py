@@ -34,11 +34,11 @@ def _pair(h=24, w=28, s=4, bands=6, seed=0):
 
 
 def _tiny_weights(tmp_path, method, scale=4):
-    from geohsr.train.guided import CONFIGS, build_model
+    spec = geohsr.get_method(method)
 
     torch.manual_seed(0)
-    cfg = dict(CONFIGS[method]["tiny"])
-    model = build_model(method, scale, cfg)
+    cfg = dict(spec.configs["tiny"].arch)
+    model = spec.build_net(scale, cfg)
     path = tmp_path / f"{method}.safetensors"
     W.save(model.state_dict(), path, {"method": method, "scale": scale, "config": cfg})
     return str(path)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from geohsr.nets.ifmsr import IFMSR, MCPA, band_triplet, mcpa_index
+from geohsr.methods.ifmsr.net import IFMSR, MCPA, band_triplet, mcpa_index
 
 
 def test_parameter_count_near_the_spec():

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from geohsr.nets.mulsr import DSCA, MulSR, band_triplet
+from geohsr.methods.mulsr.net import DSCA, MulSR, band_triplet
 
 
 def test_parameter_count_matches_the_spec():

@@ -121,8 +121,10 @@ def test_shipped_swir_weights_reproduce_their_card():
 
     from geohsr import degrade, metrics
     from geohsr import weights as W
-    from geohsr.methods.swir import build_swir
-    from geohsr.train.swir import default_psf, domain_cubes, load_spectral_scenes, to_log
+    from geohsr.methods.snlsr import build_swir
+    from geohsr.methods.snlsr.train import default_psf, domain_cubes
+    from geohsr.train.data import load_spectral_scenes
+    from geohsr.transforms import to_log
 
     entries = [e for e in W.catalog() if e["method"] in ("snlsr", "a-snlsr")
                and e.get("held_out_metrics", {}).get("reproduce")]
@@ -135,7 +137,7 @@ def test_shipped_swir_weights_reproduce_their_card():
         hr = cubes[0].held_out
         h, w = hr.shape[1] // 4 * 4, hr.shape[2] // 4 * 4
         hr = hr[:, :h, :w]
-        x = torch.from_numpy(to_log(degrade.psf_stride(hr, default_psf(), 4).astype(np.float32)))[None]
+        x = torch.from_numpy(to_log(degrade.psf_stride(hr, default_psf(shared_or_skip("psf", "asnlsr_psf_32x32.mat")), 4).astype(np.float32)))[None]
         with torch.inference_mode():
             y = build_swir(e["method"], 4, None, torch.device("cpu"))(x)[0][0].clamp(0, 1).numpy()
         hl = to_log(hr)

@@ -11,7 +11,8 @@ from affine import Affine
 import geohsr
 from geohsr import degrade, geo
 from geohsr import weights as W
-from geohsr.nets.snlsr import (PRESETS, SNLSR, DomainDiscriminator, SNLSRConfig, grad_reverse,
+from geohsr.methods.snlsr.config import ASNLSR_CONFIGS
+from geohsr.methods.snlsr.net import (SNLSR, DomainDiscriminator, SNLSRConfig, grad_reverse,
                                snlsr_loss)
 from geohsr.errors import InputError
 from geohsr.train.data import Scene
@@ -33,17 +34,17 @@ def test_gradient_reversal_flips_the_sign_with_factor_alpha():
 
 
 def test_snlsr_shapes_parameters_and_abundances():
-    cfg = SNLSRConfig(bands=30, **PRESETS["asnlsr-paper"])
+    cfg = SNLSRConfig(bands=30, **ASNLSR_CONFIGS["paper"].arch)
     net = SNLSR(4, cfg)
     assert abs(sum(p.numel() for p in net.parameters()) - 1.17e6) < 0.01e6  # methods.md §6.2
     assert abs(sum(p.numel() for p in DomainDiscriminator(16).parameters()) - 7.1e3) < 0.1e3
-    tiny = SNLSR(2, SNLSRConfig(bands=7, **PRESETS["tiny"]))
+    tiny = SNLSR(2, SNLSRConfig(bands=7, **ASNLSR_CONFIGS["tiny"].arch))
     sr, rec, a = tiny(torch.rand(2, 7, 9, 11))
     assert sr.shape == (2, 7, 18, 22) and rec.shape == (2, 7, 9, 11) and a.shape == (2, 4, 9, 11)
     np.testing.assert_allclose(a.sum(1).detach().numpy(), 1.0, atol=1e-5)
     assert (a >= 0).all() and tiny.endmembers.bias is None
     for s in (4, 8):
-        assert SNLSR(s, SNLSRConfig(bands=3, **PRESETS["tiny"]))(torch.rand(1, 3, 8, 8))[0].shape[-1] == 8 * s
+        assert SNLSR(s, SNLSRConfig(bands=3, **ASNLSR_CONFIGS["tiny"].arch))(torch.rand(1, 3, 8, 8))[0].shape[-1] == 8 * s
     l4 = snlsr_loss(sr, torch.rand_like(sr), rec, torch.rand(2, 7, 9, 11))
     l1 = snlsr_loss(sr, torch.rand_like(sr), rec, torch.rand(2, 7, 9, 11), l1_only=True)
     assert l4.item() > l1.item() > 0
@@ -58,7 +59,7 @@ def _scenes(n=2, h=72, w=72):
 
 
 def _task(method="a-snlsr", **kw):
-    from geohsr.train.swir import SWIRTask
+    from geohsr.methods.snlsr.train import SWIRTask
 
     sc = _scenes()
     return SWIRTask(method, sc, sc, 4, config="tiny", hr_crop=32, **kw)
@@ -122,7 +123,7 @@ def test_fenix_cube_resamples_onto_the_swir2_grid():
     cube = geohsr.open_cube(path)
     grid = {"wavelength": degrade.spectral_grid(1700, 2450)[0].tolist(),
             "fwhm": degrade.spectral_grid(1700, 2450)[1]}
-    from geohsr.api import resample_to_grid
+    from geohsr.engine import resample_to_grid
 
     out = resample_to_grid(cube, grid)
     assert out.shape == (30,) + cube.shape[1:]
@@ -227,7 +228,7 @@ def test_abu_scene_reader_places_bands_by_the_published_lists(tmp_path):
     from scipy.io import savemat
 
     from geohsr.errors import InputError
-    from geohsr.train.swir import load_spectral_scenes
+    from geohsr.train.data import load_spectral_scenes
 
     rng = np.random.default_rng(0)
     savemat(tmp_path / "hydice.mat", {"data": rng.integers(-5, 900, (6, 7, 162)).astype(np.int16),
@@ -248,7 +249,8 @@ def test_abu_scene_reader_places_bands_by_the_published_lists(tmp_path):
 def test_abu_san_diego_on_the_aviris_grid():
     from conftest import shared_or_skip
 
-    from geohsr.train.swir import domain_cubes, load_spectral_scenes
+    from geohsr.methods.snlsr.train import domain_cubes
+    from geohsr.train.data import load_spectral_scenes
 
     (s,) = load_spectral_scenes(shared_or_skip("aviris_abu", "sandiego.mat"))
     assert s.cube.shape == (189, 100, 100)

@@ -7,7 +7,7 @@ import torch
 from geohsr import weights as W
 from geohsr.errors import WeightsError
 from geohsr.train.data import DualSRPatches, Scene, _augment5
-from geohsr.train.dualsr import CoarSRTask
+from geohsr.methods.dualsr.train import CoarSRTask
 from geohsr.train.trainer import Trainer, TrainSettings
 
 from conftest import train_then_init
@@ -183,7 +183,8 @@ def test_guided_patches_recipe():
 
 
 def test_asnlsr_tiles_and_log_normalisation():
-    from geohsr.train.data import asnlsr_tiles, log_normalise
+    from geohsr.train.data import asnlsr_tiles
+    from geohsr.transforms import to_log as log_normalise
 
     wl = np.linspace(900, 2500, 160)
     cube = np.random.default_rng(0).random((160, 130, 260)).astype(np.float32) + 0.1

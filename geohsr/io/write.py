@@ -83,7 +83,7 @@ def _tmp_name(path: Path, suffix: str | None = None) -> Path:
                           f"{path.suffix if suffix is None else suffix}")
 
 
-def _raise_os(exc: OSError, path: Path):
+def raise_os(exc: OSError, path: Path):
     if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG) or "No space left" in str(exc) \
             or "File too large" in str(exc):
         raise OutputError(f"{path}: disk full while writing; free space or choose another "
@@ -198,11 +198,11 @@ def save_cube(cube: xr.DataArray, path, *, format: str | None = None, dtype=None
     except OSError as exc:
         if isinstance(exc, OutputError):
             raise
-        _raise_os(exc, path)
+        raise_os(exc, path)
     return path
 
 
-def _profile(cube: xr.DataArray, driver: str, dtype, nodata, compress) -> dict:
+def raster_profile(cube: xr.DataArray, driver: str, dtype, nodata, compress) -> dict:
     count, height, width = cube.shape
     prof = dict(driver=driver, count=count, height=height, width=width, dtype=dtype.name,
                 crs=cube.rio.crs, transform=cube.rio.transform(recalc=False), nodata=nodata)
@@ -219,7 +219,7 @@ def _profile(cube: xr.DataArray, driver: str, dtype, nodata, compress) -> dict:
     return prof
 
 
-def _write_metadata(ds, cube: xr.DataArray, info: spec.SpectralInfo, fmt: str) -> None:
+def write_metadata(ds, cube: xr.DataArray, info: spec.SpectralInfo, fmt: str) -> None:
     tags = {k: str(v) for k, v in cube.attrs.items()
             if k not in ("source", "nodata", "_FillValue") and isinstance(v, (str, int, float))}
     if tags:
@@ -262,14 +262,14 @@ def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progre
     try:
         with rasterio.Env(GDAL_PAM_ENABLED="NO"), warnings.catch_warnings():
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
-            with rasterio.open(tmp, "w", **_profile(cube, driver, dtype, nodata, compress)) as ds:
-                _write_metadata(ds, cube, info, fmt)
+            with rasterio.open(tmp, "w", **raster_profile(cube, driver, dtype, nodata, compress)) as ds:
+                write_metadata(ds, cube, info, fmt)
                 _store(cube, _RasterioTarget(ds, dtype, nodata), progress)
             if fmt == "COG":
                 rasterio.shutil.copy(tmp, cog_tmp, driver="COG", BIGTIFF="IF_SAFER",
                                      COMPRESS=compress or "DEFLATE", BLOCKSIZE=256)
         if fmt == "ENVI":
-            _finish_envi_header(tmp_hdr, info, nodata)
+            finish_envi_header(tmp_hdr, info, nodata)
             os.replace(tmp, data_path)
             os.replace(tmp_hdr, hdr_path)
         else:
@@ -280,7 +280,7 @@ def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progre
                 p.unlink()
 
 
-def _finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata) -> None:
+def finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata) -> None:
     """Add wavelength, fwhm, bbl, band names and data ignore value to GDAL's ENVI header."""
     from spectral.io import envi
 

@@ -1,5 +1,14 @@
 """Method registry: every super-resolution method registers a :class:`MethodSpec`.
 
+A method is one folder (``geohsr/methods/<name>/``): its network(s), its configurations
+(``paper`` / ``compact`` / ``tiny``, :class:`ModelConfig`) in one table, its inference spec and,
+for learned methods, its training task (:class:`TrainSpec`: how a task is built, the recipe
+recorded in the model card, extra ``geohsr train`` options). The folder's ``__init__`` calls
+:func:`register`; every sub-package of ``geohsr.methods`` whose name does not start with ``_`` is
+imported on first use, and so is every entry point of the ``geohsr.methods`` group (a method
+shipped in another package). Everything else — ``geohsr methods``, ``geohsr train``'s choices and
+options, the catalogue check, the QGIS method list, the conformance tests — reads the registry.
+
 A spec says what a method needs (LR only or LR + HR guide), which scales it supports, its
 receptive field (the halo tiles are read with), whether it sees global context (then tiles
 overlap and are blended), how it treats the band axis, and how to build its runner. Runners
@@ -9,13 +18,85 @@ are built once per process (and so once per dask worker) and cached.
 from __future__ import annotations
 
 import functools
+import importlib
+import pkgutil
 import warnings
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 import torch
 
 from ..errors import MethodError
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One size of a learned method: the network's configuration and its training recipe."""
+
+    arch: Any  # the network's configuration (a dataclass or a dict of constructor arguments)
+    lr: float  # Adam learning rate
+    batch: int  # samples per batch
+    patch: int  # LR training patch side (SNLSR/A-SNLSR: the HR crop)
+
+
+@dataclass(frozen=True)
+class TrainOption:
+    """A ``geohsr train`` option only some methods take (``--name``; a flag when ``type`` is None)."""
+
+    name: str
+    help: str
+    type: Any = None
+    default: Any = None
+    multiple: bool = False
+    in_command: str = "changed"  # in the card's command line: "changed" from the default, or "always"
+
+    @property
+    def param(self) -> str:
+        return self.name.replace("-", "_")
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """How ``geohsr train <method>`` trains a method.
+
+    ``make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskInfo``: the
+    task for scene-trained methods (:func:`geohsr.train.run.train_method` drives it). A method
+    with other inputs gives ``entry(method, scale, out, **kw) -> dict`` instead (SNLSR/A-SNLSR:
+    ``--source``/``--target`` scenes). ``options``: the method's own CLI options, passed to
+    ``make_task``/``entry`` as ``options``. ``inputs``: which generic inputs it reads
+    (``("data",)`` or ``("source", "target")``)."""
+
+    make_task: Callable | str | None = None  # a callable, or "module:name" imported when training
+    entry: Callable | str | None = None
+    options: tuple[TrainOption, ...] = ()
+    inputs: tuple[str, ...] = ("data",)
+    init: bool = True  # takes --init (fine-tuning from other weights)
+    scales: tuple[int, ...] | None = None  # trainable scales (None: the method's)
+
+    @staticmethod
+    def _resolve(ref):
+        if isinstance(ref, str):
+            mod, _, name = ref.partition(":")
+            return getattr(importlib.import_module(mod), name)
+        return ref
+
+    def task_factory(self) -> Callable | None:
+        return self._resolve(self.make_task)
+
+    def entry_point(self) -> Callable | None:
+        return self._resolve(self.entry)
+
+
+@dataclass
+class TaskInfo:
+    """What :attr:`TrainSpec.make_task` returns: the task and what the model card records."""
+
+    task: Any
+    recipe: dict  # loss, steps, patches, augmentation, degradation (the card's "recipe")
+    weights_method: str  # the catalogue method the weights belong to (DualSR trains "coarsr")
+    used_by: list  # methods that use these weights
+    arch: Any  # the architecture as recorded in the card
+    licence: str = "weights: GPL-3.0-or-later (code)"
 
 
 @dataclass(frozen=True)
@@ -52,6 +133,19 @@ class MethodSpec:
     # per block, summed over the scene, then ``finish(planes, bands, sum, count) -> HR bands``
     block_stat: Callable | None = None
     finish: Callable | None = None
+    # the network sizes (``paper`` / ``compact`` / ``tiny``) and the training task (learned methods)
+    configs: dict = field(default_factory=dict)
+    train: TrainSpec | None = None
+    # ``build_net(scale, arch) -> torch.nn.Module``: the network of a configuration's ``arch``
+    # (or of the architecture recorded in a weights file), untrained
+    build_net: Callable | None = None
+    # ``bands == "grid"``: ``band_grid(scale, weights) -> {"wavelength": [...], "fwhm": f}``
+    band_grid: Callable | None = None
+    extras: dict = field(default_factory=dict)  # what a method family's shared code needs
+    # |tiled − whole| bound (max absolute difference on [0, 1] data) the conformance test holds
+    # the method to; 0 for local methods (crop-only tiling is exact up to float rounding)
+    tile_tolerance: float = 1e-5
+    order: int = 100  # position in `geohsr methods` (bicubic 0)
 
     def halo_of(self, scale: int, weights: str | None = None) -> int:
         """LR pixels of halo tiles need with these weights (``halo`` unless ``halo_for`` says)."""
@@ -119,13 +213,36 @@ class Runner:
 
 
 _REGISTRY: dict[str, MethodSpec] = {}
-BUILTIN_ORDER = ("bicubic", "dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr")
 
 
-def register(spec: MethodSpec) -> MethodSpec:
-    """Add ``spec`` to the registry (names are case-insensitive)."""
-    _REGISTRY[spec.name.lower()] = spec
+def register(spec: MethodSpec, *, replace: bool = False) -> MethodSpec:
+    """Add ``spec`` to the registry (names are case-insensitive); a second method of the same name
+    is refused unless ``replace``."""
+    key = spec.name.lower()
+    if not replace and key in _REGISTRY and _REGISTRY[key] is not spec:
+        raise MethodError(f"a method named {spec.name!r} is already registered; pick another name "
+                          "or pass replace=True")
+    _REGISTRY[key] = spec
+    _build_runner.cache_clear()
     return spec
+
+
+def unregister(name: str) -> None:
+    """Remove a method from the registry (a no-op when it is not there)."""
+    _REGISTRY.pop(str(name).lower(), None)
+    _build_runner.cache_clear()
+
+
+def specs() -> list[MethodSpec]:
+    """The registered :class:`MethodSpec` objects in listing order (bicubic first)."""
+    _load_builtin()
+    rank = {k: i for i, k in enumerate(_REGISTRY)}
+    return sorted(_REGISTRY.values(), key=lambda s: (s.order, rank[s.name.lower()]))
+
+
+def trainable() -> list[MethodSpec]:
+    """The methods ``geohsr train`` can train."""
+    return [s for s in specs() if s.train is not None]
 
 
 def default_method(scale: int) -> str:
@@ -149,10 +266,7 @@ def get_method(name: str) -> MethodSpec:
 
 def methods() -> list[dict]:
     """Registered methods with their metadata, bicubic first."""
-    _load_builtin()
-    order = {name: i for i, name in enumerate(BUILTIN_ORDER)}
-    specs = sorted(_REGISTRY.values(), key=lambda s: order.get(s.name, len(order)))
-    return [s.describe() for s in specs]
+    return [s.describe() for s in specs()]
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
@@ -210,8 +324,18 @@ _LOADED = False
 
 
 def _load_builtin() -> None:
+    """Import every method folder of this package, then the ``geohsr.methods`` entry points."""
     global _LOADED
     if _LOADED:
         return
     _LOADED = True
-    from . import bicubic, dualsr, guided, swir  # noqa: F401
+    for mod in pkgutil.iter_modules(__path__):
+        if mod.ispkg and not mod.name.startswith("_"):
+            importlib.import_module(f"{__name__}.{mod.name}")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="geohsr.methods"):
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001  (a broken plug-in must not break geohsr)
+            warnings.warn(f"method plug-in {ep.name!r} ({ep.value}) failed to load: {exc}", RuntimeWarning)

@@ -17,7 +17,7 @@ from .. import degrade
 from ..errors import InputError
 
 CAVE_WAVELENGTHS = np.arange(400.0, 701.0, 10.0)
-# fixed scene-level split of the 12 CAVE scenes shipped in ../shared/data/cave
+# fixed scene-level split of the 12 CAVE scenes (the CAVE root is an argument of the readers)
 CAVE_VALIDATION = ("balloons_ms", "flowers_ms", "superballs_ms")
 
 
@@ -258,6 +258,111 @@ def asnlsr_tiles(cube: np.ndarray, wavelengths, domain: tuple[float, float], n_o
     return tiles
 
 
-def log_normalise(x: np.ndarray, lo: float = float(np.log(1e-4)), hi: float = float(np.log(2.0))) -> np.ndarray:
-    """A-SNLSR normalisation: ln(max(x, 1e−4)) then min–max with global scalars."""
-    return ((np.log(np.maximum(x, 1e-4)) - lo) / (hi - lo)).astype(np.float32)
+# -- readers of the spectral scenes (SNLSR/A-SNLSR training and evaluation) ----------------------------------------------------------------------------------
+def _indian_pines(folder: Path) -> Scene:
+    cube = np.load(folder / "Indian_pines_corrected.npy").astype(np.float32).transpose(2, 0, 1)
+    wl = np.loadtxt(folder / "wavelengths_nm.txt")
+    wl = np.asarray(wl, np.float64).ravel()
+    if wl.size > 170 and wl[169] > wl[171]:  # the two typos the data README documents
+        wl[169], wl[170] = 2212.0, 2222.0
+    return Scene("indian_pines", cube / cube.max(), wl)
+
+
+def _jasper(path: Path) -> Scene:
+    from scipy.io import loadmat
+
+    sc = read_unmixing_mat(path, "Y", scale=10000.0)
+    sel = np.ravel(loadmat(str(path))["SlectBands"]).astype(int) - 1  # 1-based AVIRIS indices
+    lib = path.parent.parent / "spectral_library" / "USGS_1995_Library.mat"
+    if not lib.is_file():
+        raise InputError(f"{path}: Jasper Ridge stores no wavelengths; geohsr takes them from the "
+                         f"AVIRIS grid in {lib}, which is missing")
+    grid = np.asarray(loadmat(str(lib))["datalib"][:, 0], np.float64) * 1000.0
+    return Scene("jasper_ridge", sc.cube, grid[sel])
+
+
+def _ranges(spec: str) -> np.ndarray:
+    """1-based band ranges "1-6,33-35,97" → 0-based indices."""
+    out = []
+    for part in spec.split(","):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a) - 1, int(b or a)))
+    return np.array(out, int)
+
+
+# AVIRIS anomaly-detection (ABU) scenes store no wavelengths. Two of them have published
+# removed-band lists (the counts match the files: 224 − 35 = 189, 210 − 48 = 162), so their
+# bands can be placed exactly on the sensor grid; the others cannot (see _abu).
+ABU_BANDS = {
+    "sandiego": ("aviris", "1-6,33-35,97,107-113,153-166,221-224"),
+    "hydice": ("hydice", "1-4,76,87,101-111,136-153,198-210"),
+}
+
+
+def _aviris_grid(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    lib = path.parent.parent / "spectral_library" / "USGS_1995_Library.mat"
+    if not lib.is_file():
+        raise InputError(f"{path}: AVIRIS scenes store no wavelengths; geohsr takes them from the "
+                         f"AVIRIS grid in {lib}, which is missing")
+    return np.asarray(loadmat(str(lib))["datalib"][:, 0], np.float64) * 1000.0
+
+
+def _abu(path: Path) -> Scene:
+    """An AVIRIS / HYDICE scene of the ABU anomaly-detection set (``data`` (rows, cols, bands))."""
+    from scipy.io import loadmat
+
+    data = np.asarray(loadmat(str(path))["data"], np.float32).transpose(2, 0, 1)
+    if path.stem not in ABU_BANDS:
+        raise InputError(f"{path.name}: no wavelengths and no published list of its removed bands, so "
+                         f"its {data.shape[0]} bands cannot be placed on the AVIRIS grid; geohsr reads "
+                         f"the ABU scenes {', '.join(sorted(ABU_BANDS))} only")
+    sensor, removed = ABU_BANDS[path.stem]
+    grid = _aviris_grid(path) if sensor == "aviris" else np.linspace(400.0, 2500.0, 210)  # HYDICE
+    wl = np.delete(grid, _ranges(removed))
+    if wl.size != data.shape[0]:
+        raise InputError(f"{path.name}: {data.shape[0]} bands, but its published band list keeps {wl.size}")
+    data = np.maximum(data, 0.0)
+    return Scene(path.stem, data / max(float(data.max()), 1e-12), wl)
+
+
+def _neon(path: Path) -> Scene:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        site = next(iter(f.keys()))
+        refl = f[f"{site}/Reflectance/Reflectance_Data"]
+        data = np.asarray(refl[...], np.float32).transpose(2, 0, 1)
+        wl = np.asarray(f[f"{site}/Reflectance/Metadata/Spectral_Data/Wavelength"][...], np.float64)
+    data = np.where(data == -9999, np.nan, data)
+    good = np.isfinite(data).all(axis=(1, 2)) & (np.nanmax(data, axis=(1, 2)) > 0)
+    data = data[good] / 10000.0
+    return Scene(path.stem, data.astype(np.float32), wl[good])
+
+
+def load_spectral_scenes(path) -> list[Scene]:
+    """Scenes with wavelengths from ``path``: a raster (GeoTIFF, ENVI, …, good bands only), a
+    folder of rasters, the Indian Pines folder, the Jasper Ridge ``.mat``, the San Diego or HYDICE
+    ``.mat`` of the ABU set, or a NEON HDF5."""
+    p = Path(path)
+    if p.is_dir() and (p / "Indian_pines_corrected.npy").is_file():
+        return [_indian_pines(p)]
+    if p.suffix.lower() == ".mat":
+        from scipy.io import whosmat
+
+        return [_abu(p) if "data" in {n for n, *_ in whosmat(str(p))} else _jasper(p)]
+    if p.suffix.lower() in (".h5", ".hdf5"):
+        return [_neon(p)]
+    if p.is_dir():
+        files = sorted(q for q in p.iterdir() if q.suffix.lower() in (".tif", ".tiff", ".hdr", ".nc", ".zarr")
+                       or q.name.endswith(".json"))
+        if not files:
+            raise InputError(f"{p}: no rasters here")
+        scenes = raster_scenes(files)
+    else:
+        scenes = raster_scenes([p])
+    for s in scenes:
+        if s.wavelength is None or not np.isfinite(s.wavelength).all():
+            raise InputError(f"{s.name}: no wavelengths; SWIR adaptation needs band centres")
+    return scenes

@@ -1,4 +1,7 @@
-"""Training task for the RGB-guided methods MulSR and IFMSR (methods.md §3.2 / §4.3).
+"""Training task shared by the RGB-guided methods MulSR and IFMSR (docs/methods.md, MulSR/IFMSR).
+
+The method's network, band triplet and sizes come from its registered spec (``build_net``,
+``extras["band_triplet"]``, ``configs``).
 
 Patches: random HR crops of ``lr_patch·s`` with the papers' augmentations; RGB synthesised by a
 spectral response (CIE 1931 → linear sRGB by default, :func:`geohsr.degrade.cie_rgb_response`)
@@ -20,34 +23,8 @@ import numpy as np
 import torch
 
 from .. import degrade, metrics
-from ..nets import ifmsr as ifmsr_net
-from ..nets import mulsr as mulsr_net
+from ..methods import TaskInfo, get_method
 from .data import GuidedPatches, Scene
-
-CONFIGS = {
-    "mulsr": {"paper": dict(n=64, n_sge=4), "compact": dict(n=32, n_sge=2), "tiny": dict(n=8, n_sge=1)},
-    "ifmsr": {"paper": dict(n=64, modules=2), "compact": dict(n=32, modules=2),
-              "tiny": dict(n=8, modules=1)},
-}
-RECIPES = {
-    "paper": dict(lr=1e-4, batch=32, lr_patch=12),
-    "compact": dict(lr=4e-4, batch=16, lr_patch=12),
-    "tiny": dict(lr=1e-3, batch=2, lr_patch=6),
-}
-
-
-def build_model(method: str, scale: int, config: dict) -> torch.nn.Module:
-    cfg = dict(config)
-    if method == "mulsr":
-        return mulsr_net.MulSR(scale, n=cfg["n"], n_sge=cfg["n_sge"])
-    if method == "ifmsr":
-        return ifmsr_net.IFMSR(scale, n=cfg["n"], modules=cfg["modules"],
-                               swap_bug=bool(cfg.get("swap_bug", False)))
-    raise ValueError(f"not a guided method: {method}")
-
-
-def band_triplet(method: str):
-    return mulsr_net.band_triplet if method == "mulsr" else ifmsr_net.band_triplet
 
 
 def normalised_rgb(hr: np.ndarray, response: np.ndarray) -> np.ndarray:
@@ -64,21 +41,23 @@ class GuidedTask:
                  config: str = "compact", lr_patch: int | None = None, val_crop: int = 192,
                  per_band_steps: bool = False, device: str = "cpu", seed: int = 1,
                  swap_bug: bool = False, amp: bool = False):
-        if method == "mulsr" and scale % 2:
-            raise ValueError("MulSR needs an even scale")
+        spec = get_method(method)
+        if spec.train.scales is not None and scale not in spec.train.scales:
+            raise ValueError(f"{spec.name} trains at scales {spec.train.scales}, not {scale}")
         torch.manual_seed(seed)
-        self.name = self.method = method
+        self.name = self.method = spec.name
         self.scale, self.config_name = scale, config
-        self.config = dict(CONFIGS[method][config])
-        if method == "ifmsr":
+        self.config = dict(spec.configs[config].arch)
+        if any(o.name == "swap-bug" for o in spec.train.options):
             self.config["swap_bug"] = swap_bug
-        self.model = build_model(method, scale, self.config).to(device)
+        self.model = spec.build_net(scale, self.config).to(device)
         self.device = torch.device(device)
         self.per_band_steps, self.amp = per_band_steps, amp
-        self.triplet = band_triplet(method)
+        self.triplet = spec.extras["band_triplet"]
+        lr_default = spec.configs[config].patch
         wl = train[0].wavelength
         self.response = degrade.cie_rgb_response(wl if wl is not None else np.linspace(400, 700, train[0].cube.shape[0]))
-        self.patches = GuidedPatches(train, scale, self.response, lr_patch or RECIPES[config]["lr_patch"],
+        self.patches = GuidedPatches(train, scale, self.response, lr_patch or lr_default,
                                      rgb_norm=True, gain=(0.7, 1.4))
         self.val = []
         rng = np.random.default_rng(2023)
@@ -150,3 +129,23 @@ class GuidedTask:
                 "config_name": self.config_name, "rgb_response": "cie1931-srgb",
                 "normalisation": "HSI: divide by the scene's max (CAVE: /65535); RGB: scene 99.9th percentile",
                 "train_scenes": self.train_scenes, "val_scenes": self.val_scenes}
+
+
+def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskInfo:
+    """``geohsr train mulsr|ifmsr``: the guided task and what its model card records."""
+    method = options["method"]
+    task = GuidedTask(method, train, val, scale, config, device=device, seed=seed, amp=amp,
+                      per_band_steps=bool(options.get("per_band_steps")),
+                      swap_bug=bool(options.get("swap_bug")))
+    recipe = {"loss": "L1",
+              "steps": ("one Adam step per band" if task.per_band_steps
+                        else "one random band per sample, one Adam step per batch"),
+              "lr_patch": task.patches.lr_patch,
+              "augment": "hflip, vflip, roll H/2, rot90, rot-90 (p = 0.5 each)",
+              "rgb": "CIE 1931 2deg -> linear sRGB response (geohsr.degrade.cie_rgb_response), "
+                     "scene 99.9th-percentile scaling x log-uniform gain [0.7, 1.4]",
+              "degradation": "random kernel (iso/aniso, k in {7,9,13,15,21}) x {bicubic, bilinear, "
+                             "direction} downsampler, p=0.8 noise sigma in {1..4}/255",
+              "validation_degradation": "aniso Gaussian k=13 (2, 10, pi/2), torch bicubic, "
+                                        "noise 3/255, seed 2023, centre crops"}
+    return TaskInfo(task, recipe, method, [method], task.config)

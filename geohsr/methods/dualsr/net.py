@@ -1,5 +1,5 @@
 """CoarSR: the band-recurrent coarse stage of DualSR (Li et al., IEEE TIP 2022), from
-``methods.md`` §2.1.
+``docs/methods.md`` (DualSR).
 
 For band ``i`` of an ``L``-band cube the network sees three neighbour groups (the band alone,
 its nearest neighbours, its next-nearest neighbours), fuses them in two adjacent spectral fusion
@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import Upsampler, res_body, wn_conv2d, wn_conv3d
+from ...nn import Upsampler, res_body, wn_conv2d, wn_conv3d
 
 
 @dataclass(frozen=True)
@@ -29,13 +29,6 @@ class CoarSRConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-CONFIGS = {
-    "paper": CoarSRConfig(64, 2, 2),
-    "compact": CoarSRConfig(32, 1, 2),
-    "tiny": CoarSRConfig(8, 1, 1),  # tests only
-}
 
 
 def receptive_field(config: CoarSRConfig) -> int:
@@ -51,7 +44,7 @@ def neighbour_indices(i: int, n: int, bug: bool = False) -> tuple[tuple[int, int
     """Indices of the two neighbours in group 2 and group 3 of band ``i`` of ``n`` bands.
 
     Intended rule (paper figure, code index table): group 2 = (i−1, i+1), group 3 = (i−2, i+2),
-    with the boundary rules of methods.md §2.1. Cubes with fewer than 5 bands clamp any index
+    with the boundary rules of docs/methods.md (DualSR). Cubes with fewer than 5 bands clamp any index
     outside ``[0, n−1]`` to the nearest band, so a 1-band cube uses the band itself everywhere.
     ``bug=True`` reproduces the official code: every band uses (1, 2) and (3, 4).
     """
@@ -141,7 +134,7 @@ class ASFM(nn.Module):
 class CoarSR(nn.Module):
     """One band step: ``forward(x, g2, g3, bic, state) -> (hr_band, new_state)``."""
 
-    def __init__(self, scale: int, config: CoarSRConfig = CONFIGS["paper"]):
+    def __init__(self, scale: int, config: CoarSRConfig = CoarSRConfig()):
         super().__init__()
         self.scale, self.config = scale, config
         n = config.n_feats

@@ -2,7 +2,7 @@
 
 ``coarsr``: the band-recurrent network alone (×2, ×3, ×4, ×8).
 ``dualsr``: CoarSR ×s output ``U`` refined by one training-free back-projection step with the
-×(s/2) CoarSR output ``V`` on the same LR input (methods.md §2.3):
+×(s/2) CoarSR output ``V`` on the same LR input (docs/methods.md, DualSR):
 
     Ud = imresize(U, 1/2)  (MATLAB bicubic, anti-aliased)
     λ  = min(mean spectral angle of (Ud, V) in degrees, 1)
@@ -18,12 +18,14 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import weights as W
-from ..errors import WeightsError
-from ..nets.coarsr import CONFIGS, CoarSR, CoarSRConfig, receptive_field
-from ..nn import fuse_weight_norm
-from ..resize import imresize
-from . import MethodSpec, Runner, register
+from ... import weights as W
+from ...errors import WeightsError
+from ...metrics import sam_degrees_torch
+from ...nn import fuse_weight_norm
+from ...resize import imresize
+from .. import MethodSpec, Runner, TrainSpec, register
+from .config import CONFIGS
+from .net import CoarSR, CoarSRConfig, receptive_field
 
 # receptive field of the paper config in LR pixels: head 1 + 2 ASFM × (4·2 + 2) + fuse 1 +
 # upsampler/tail 2 = 24; + up to 4 for the fine stage's resizes (×2); + 2 for the nodata fill.
@@ -47,7 +49,7 @@ def _locate(scale: int, weights: str | None) -> tuple[str, str | None]:
 
 def _config_of(meta: dict) -> CoarSRConfig:
     cfg = meta.get("config")
-    return CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"])
+    return CoarSRConfig(**cfg) if isinstance(cfg, dict) else CONFIGS.get(cfg or "paper", CONFIGS["paper"]).arch
 
 
 def _config(scale: int, weights: str | None) -> CoarSRConfig:
@@ -83,7 +85,7 @@ def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarS
     return model.to(device).channels_last()
 
 
-def _coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
+def coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
     """CoarSR on a (bands, h, w) cube, or a batch (B, bands, h, w) of them, with its MATLAB/PIL
     bicubic skip."""
     bic = imresize(x, scale=scale, a=-0.5, antialias=False)
@@ -93,21 +95,11 @@ def _coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
         return model.forward_cube(x[None], bic[None])[0]
 
 
-def _sam_deg(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Per-pixel spectral angle in degrees over the band axis (-3) of two cubes or batches."""
-    eps = 2.220446049250313e-16
-    dot = (a * b).sum(-3, dtype=torch.float64)
-    na = a.double().pow(2).sum(-3).sqrt()
-    nb = b.double().pow(2).sum(-3).sqrt()
-    cos = ((dot + eps) / ((na + eps) * (nb + eps))).clamp(-1.0, 1.0)
-    return torch.rad2deg(torch.acos(cos)).float()
-
-
 def fine_stage(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, float]:
     """One DualSR back-projection step on whole cubes: returns (SR, λ). ``u`` (L, H, W) is the
     ×s output, ``v`` (L, H/2, W/2) the ×s/2 output on the same LR input."""
     ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
-    lam = min(float(_sam_deg(ud, v).double().mean()), 1.0)
+    lam = min(float(sam_degrees_torch(ud, v).double().mean()), 1.0)
     return u + imresize(lam * (v - ud), size=tuple(u.shape[-2:]), a=-0.5, antialias=False), lam
 
 
@@ -115,7 +107,7 @@ def _build_coarsr_runner(scale, weights, device):
     model = build_coarsr(scale, weights, device)
 
     def run(x):
-        return _coarse(model, x, scale)
+        return coarse(model, x, scale)
 
     return Runner(run, device)
 
@@ -128,11 +120,11 @@ def _build_dualsr_runner(scale, weights, device):
     half = None if scale == 2 else build_coarsr(scale // 2, wmap.get(scale // 2), device)
 
     def run(x):  # (B, bands, h, w) -> (B, 2·bands + 1, s·h, s·w): U, R, angle
-        u = _coarse(main, x, scale)
-        v = x if half is None else _coarse(half, x, scale // 2)
+        u = coarse(main, x, scale)
+        v = x if half is None else coarse(half, x, scale // 2)
         ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
         r = imresize(v - ud, size=tuple(u.shape[-2:]), a=-0.5, antialias=False)
-        ang = _sam_deg(ud, v)
+        ang = sam_degrees_torch(ud, v)
         ang_hr = ang.repeat_interleave(2, -2).repeat_interleave(2, -1)[:, None]
         return torch.cat([u, r, ang_hr], 1)
 
@@ -165,6 +157,9 @@ def _finish(planes: np.ndarray, bands: int, total: float, count: float) -> np.nd
     return planes[:bands] + np.float32(lam) * planes[bands:2 * bands]
 
 
+# both train CoarSR ×s (DualSR's fine stage is training-free); the task is imported when training
+_TRAIN = TrainSpec(make_task=f"{__name__}.train:make_task", scales=(2, 3, 4, 8))
+
 register(MethodSpec(
     name="coarsr",
     summary="CoarSR: band-recurrent CNN (DualSR's coarse stage), any band count",
@@ -176,6 +171,9 @@ register(MethodSpec(
     normalise=True,
     needs_weights=True,
     paper="Li et al., ICASSP 2021 / IEEE TIP 31:7252, 2022",
+    configs=CONFIGS,
+    train=_TRAIN,
+    order=2,
 ))
 
 register(MethodSpec(
@@ -193,4 +191,7 @@ register(MethodSpec(
     block_stat=_block_stat,
     finish=_finish,
     paper="Li, Yuan, Jia, Wang, IEEE TIP 31:7252-7263, 2022",
+    configs=CONFIGS,
+    train=_TRAIN,
+    order=1,
 ))

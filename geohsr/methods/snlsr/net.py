@@ -1,7 +1,7 @@
 """SNLSR (Hu et al., IEEE TIP 2024) and A-SNLSR's modified SNLSR + domain discriminator.
 
-Layer by layer from methods.md §5.1 / §6.2 (our code; the official repositories were read for
-facts only):
+Layer by layer from docs/methods.md, SNLSR/A-SNLSR (our code; the official repositories were read
+for facts only):
 
 * encoder (spatial-preserving decomposition): three conv3×3 stages C→8m→4m→2m, each followed by
   an attention (SNLSR: spatial attention; A-SNLSR: CBAM) and tanh; conv1×1 2m→m, ReLU, softmax
@@ -38,14 +38,6 @@ class SNLSRConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-PRESETS = {
-    "snlsr-paper": dict(feats=64, materials=30, attention="sa"),
-    "asnlsr-paper": dict(feats=64, materials=16, attention="cbam"),
-    "compact": dict(feats=32, materials=16, attention="cbam", blocks=2),
-    "tiny": dict(feats=8, materials=4, attention="cbam", blocks=1, esa_feats=4),
-}
 
 
 class SpatialAttention(nn.Module):

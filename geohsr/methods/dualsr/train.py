@@ -1,4 +1,4 @@
-"""Training task for CoarSR (DualSR's learned stage), recipe of methods.md §2.2.
+"""Training task for CoarSR (DualSR's learned stage), the paper's recipe (docs/methods.md, DualSR).
 
 L1 between each predicted band and the HR band, **one optimiser step per band** (forward band
 ``i`` with the detached state of band ``i−1``, loss, step), Adam β = (0.9, 0.999).
@@ -9,17 +9,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import metrics
-from ..degrade import bicubic_down, bicubic_up
-from ..nets.coarsr import CONFIGS, CoarSR
-from .data import DualSRPatches, Scene
-
-# learning-rate recipes; the paper halves 1e-4 every 30 epochs of ~360 samples per image
-RECIPES = {
-    "paper": dict(lr=1e-4, batch=64, lr_patch=32),
-    "compact": dict(lr=2e-4, batch=8, lr_patch=24),
-    "tiny": dict(lr=1e-3, batch=2, lr_patch=8),
-}
+from ... import metrics
+from ...degrade import bicubic_down, bicubic_up
+from ...train.data import DualSRPatches, Scene
+from .. import TaskInfo
+from .config import CONFIGS
+from .net import CoarSR
 
 
 class CoarSRTask:
@@ -31,11 +26,11 @@ class CoarSRTask:
                  device: str = "cpu", seed: int = 1, amp: bool = False):
         torch.manual_seed(seed)
         self.scale, self.config_name = scale, config
-        self.model = CoarSR(scale, CONFIGS[config]).to(device)
+        self.model = CoarSR(scale, CONFIGS[config].arch).to(device)
         self.device = torch.device(device)
         self.per_band_steps = per_band_steps
         self.amp = amp  # bf16 autocast of the forward passes (CUDA; works but is slow on CPUs without bf16)
-        self.patches = DualSRPatches(train, scale, lr_patch or RECIPES[config]["lr_patch"])
+        self.patches = DualSRPatches(train, scale, lr_patch or CONFIGS[config].patch)
         self.val = []
         for sc in val:  # centre crops, LR by MATLAB bicubic (Wald protocol)
             h = min(val_crop, sc.cube.shape[1]) // scale * scale
@@ -89,6 +84,15 @@ class CoarSRTask:
         return {"psnr": float(np.mean(ps)), "psnr_bicubic": float(np.mean(pb)), "sam": float(np.mean(ss))}
 
     def metadata(self) -> dict:
-        return {"method": "coarsr", "scale": self.scale, "config": CONFIGS[self.config_name].to_dict(),
+        return {"method": "coarsr", "scale": self.scale, "config": CONFIGS[self.config_name].arch.to_dict(),
                 "config_name": self.config_name, "normalisation": "divide by the data's max (CAVE: /65535)",
                 "train_scenes": self.train_scenes, "val_scenes": self.val_scenes}
+
+
+def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskInfo:
+    """``geohsr train coarsr|dualsr``: CoarSR ×scale (DualSR's fine stage needs no training)."""
+    task = CoarSRTask(train, val, scale, config, device=device, seed=seed, amp=amp)
+    recipe = {"loss": "L1", "steps": "one Adam step per band", "lr_patch": task.patches.lr_patch,
+              "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
+              "degradation": "MATLAB bicubic x1/s (anti-aliased)"}
+    return TaskInfo(task, recipe, "coarsr", ["coarsr", "dualsr"], task.metadata()["config"])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from ..resize import imresize
-from . import MethodSpec, Runner, register
+from ...resize import imresize
+from .. import MethodSpec, Runner, register
 
 
 def _build(scale: int, weights, device: torch.device) -> Runner:
@@ -22,4 +22,5 @@ register(MethodSpec(
     builder=_build,
     halo=4,  # kernel support 2 LR px; 2x for the nodata fill
     paper="Keys 1981",
+    order=0,
 ))

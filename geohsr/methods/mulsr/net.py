@@ -1,4 +1,4 @@
-"""MulSR (Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023), from ``methods.md`` §3.1.
+"""MulSR (Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023), from ``docs/methods.md`` (MulSR).
 
 RGB-guided, band by band: for band ``i`` the network sees three LR bands (previous, next,
 current — the current band last) and the HR RGB, in two branches at ×s/2 (α) and ×s (β), each
@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import wn_conv2d, wn_conv3d
+from ...nn import Unit, wn_conv2d, wn_conv3d
 
 
 def band_triplet(i: int, n: int) -> tuple[int, int, int]:
@@ -26,17 +26,6 @@ def band_triplet(i: int, n: int) -> tuple[int, int, int]:
     else:
         t = (i - 1, i + 1, i)
     return tuple(min(max(k, 0), n - 1) for k in t)
-
-
-class Unit(nn.Module):
-    """``x + conv3×3(ReLU(conv3×3(x)))``, weight-normed."""
-
-    def __init__(self, n: int = 64):
-        super().__init__()
-        self.c1, self.c2 = wn_conv2d(n, n), wn_conv2d(n, n)
-
-    def forward(self, x):
-        return x + self.c2(F.relu(self.c1(x)))
 
 
 class CrossFusion(nn.Module):

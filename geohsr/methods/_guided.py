@@ -1,10 +1,15 @@
-"""RGB-guided methods: MulSR (TGRS 2023) and IFMSR (TGRS 2023), band by band.
+"""Shared inference of the RGB-guided methods (MulSR, IFMSR): band by band, three LR bands and the
+guide per band.
 
 The runner takes LR blocks (B, bands, h, w), normalised by the scene maximum, and their guide
 windows (B, 3, s·h, s·w) in [0, 1] aligned on the HR grid (:class:`geohsr.guide.GuideSource`).
-DSCA's row/column recurrence (MulSR) and MCPA's patch search (IFMSR) see the whole tile, so
-both are *global-context* methods: tiles overlap by ``halo`` LR pixels and are blended with
-linear ramps (see :func:`geohsr.tiling.tiled_map`).
+MulSR's row/column recurrence and IFMSR's patch search see the whole tile, so both are
+*global-context* methods: tiles overlap by ``halo`` LR pixels and are blended with linear ramps
+(see :func:`geohsr.tiling.tiled_map`).
+
+A guided method's spec carries in ``extras``: ``band_triplet(i, n)`` (which three bands feed band
+``i``) and, optionally, ``guide_index(rgb, model)`` (something computed once per tile from the
+guide and passed to the model, IFMSR's patch index).
 """
 
 from __future__ import annotations
@@ -13,17 +18,16 @@ import torch
 
 from .. import weights as W
 from ..nn import fuse_weight_norm
-from . import MethodSpec, Runner, register
+from . import MethodSpec, Runner, get_method
 
 HALO = 16  # LR pixels of overlap between tiles (blended)
 BAND_BATCH = 8  # bands pushed through the network together
 
 
 def build_guided(method: str, scale: int, weights, device: torch.device):
-    from ..train.guided import build_model
-
+    spec = get_method(method)
     tensors, meta, path = W.load_checked(method, scale, weights)
-    model = build_model(method, scale, meta["config"])
+    model = spec.build_net(scale, meta["config"])
     W.load_into(model, tensors, path)
     model.eval()
     fuse_weight_norm(model)
@@ -34,26 +38,24 @@ def build_guided(method: str, scale: int, weights, device: torch.device):
     return model
 
 
-def _runner(method):
+def guided_runner(method: str):
+    """The ``builder`` of a guided method's :class:`MethodSpec`."""
     def build(scale, weights, device):
-        from ..nets import ifmsr as ifmsr_net
-        from ..train.guided import band_triplet
-
+        spec = get_method(method)
         model = build_guided(method, scale, weights, device)
-        triplet = band_triplet(method)
+        triplet = spec.extras["band_triplet"]
+        index = spec.extras.get("guide_index")
 
         def one(x, g):  # one block: (bands, h, w), guide (1, 3, s·h, s·w)
             n = x.shape[0]
             out = []
-            extra = {}
-            if method == "ifmsr":  # the patch index comes from the RGB: once per tile
-                extra["idx"] = ifmsr_net.mcpa_index(g, model.p)
+            idx = None if index is None else index(g, model)  # once per tile
             for b0 in range(0, n, BAND_BATCH):
                 bands = range(b0, min(n, b0 + BAND_BATCH))
                 lr3 = torch.stack([x[list(triplet(i, n))] for i in bands])
                 gb = g.expand(len(bands), -1, -1, -1)
-                if "idx" in extra:
-                    y = model(lr3, gb, extra["idx"].expand(len(bands), -1, -1))
+                if idx is not None:
+                    y = model(lr3, gb, idx.expand(len(bands), -1, -1))
                 else:
                     y = model(lr3, gb)
                 out.append(y[:, 0].float())
@@ -69,11 +71,10 @@ def _runner(method):
     return build
 
 
-for _name, _summary, _scales, _paper in (
-        ("mulsr", "MulSR: RGB-guided two-branch (s/2, s) network, band by band (needs --guide)",
-         (2, 4, 8, 16), "Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023"),
-        ("ifmsr", "IFMSR: RGB-induced feature modulation network, band by band (needs --guide)",
-         (2, 3, 4, 8), "Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023")):
-    register(MethodSpec(name=_name, summary=_summary, builder=_runner(_name), guided=True,
-                        scales=_scales, halo=HALO, context="global", normalise=True,
-                        needs_weights=True, paper=_paper))
+def guided_spec(**kw) -> MethodSpec:
+    """A :class:`MethodSpec` with the guided methods' common settings."""
+    name = kw["name"]
+    base = dict(builder=guided_runner(name), guided=True, halo=HALO, context="global", normalise=True,
+                needs_weights=True)
+    base.update(kw)
+    return MethodSpec(**base)

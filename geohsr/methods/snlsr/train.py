@@ -1,13 +1,13 @@
-"""SNLSR / A-SNLSR training: cross-spectral domain adaptation (methods.md §5, §6).
+"""SNLSR / A-SNLSR training: cross-spectral domain adaptation (docs/methods.md, SNLSR/A-SNLSR).
 
-Data preparation (§6.1) is geohsr's own and works on any cube with wavelengths:
+Data preparation is geohsr's own and works on any cube with wavelengths:
 
 * each scene's good bands are resampled onto a fixed grid per range
   (:func:`geohsr.degrade.spectral_grid`: Gaussian bands, absorption ranges removed, 30 bands),
   with Gaussian weights evaluated at the scene's actual band centres;
 * every resampled cube is divided by its maximum (what ``superresolve`` does with the scene-wide
   maximum at inference) and log-normalised: ``(ln max(x, 1e−4) − ln 1e−4) / (ln 2 − ln 1e−4)``;
-* LR = the fixed A-SNLSR PSF + stride degradation of the HR crop (§6.1 step 5).
+* LR = the fixed A-SNLSR PSF + stride degradation of the HR crop.
 
 Split: the last third of every scene along its longer axis is **held out** (never seen in any
 domain); training crops come from the first two thirds. Source samples train SR + unmixing;
@@ -18,6 +18,9 @@ held-out data).
 
 from __future__ import annotations
 
+import json
+import platform
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,149 +29,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import degrade, metrics
-from ..errors import InputError
-from ..nets.snlsr import PRESETS, DomainDiscriminator, SNLSR, SNLSRConfig, sam_radians
-from .data import Scene, raster_scenes, read_unmixing_mat
-
-LOG_LO, LOG_HI = float(np.log(1e-4)), float(np.log(2.0))
-SHARED_PSF = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "psf" / "asnlsr_psf_32x32.mat"
-
-
-def to_log(x):
-    """A-SNLSR log normalisation of values already divided by the scene maximum."""
-    if isinstance(x, torch.Tensor):
-        return (torch.log(x.clamp_min(1e-4)) - LOG_LO) / (LOG_HI - LOG_LO)
-    return ((np.log(np.maximum(x, 1e-4)) - LOG_LO) / (LOG_HI - LOG_LO)).astype(np.float32)
-
-
-def from_log(y):
-    if isinstance(y, torch.Tensor):
-        return torch.exp(y * (LOG_HI - LOG_LO) + LOG_LO)
-    return np.exp(y * (LOG_HI - LOG_LO) + LOG_LO)
+from ... import degrade, metrics
+from ... import weights as W
+from ...errors import InputError
+from ...train.data import Scene, load_spectral_scenes
+from ...train.trainer import Trainer, TrainSettings
+from ...transforms import from_log, to_log
+from .. import get_method
+from .net import DomainDiscriminator, SNLSR, SNLSRConfig, sam_radians
 
 
 def default_psf(path=None) -> np.ndarray:
-    """The A-SNLSR PSF (``psf/asnlsr_psf_32x32.mat``) when available, else an anisotropic
-    Gaussian with its fitted variances (6.3 px² across columns, 3.4 px² across rows)."""
-    p = Path(path) if path else SHARED_PSF
-    if p.is_file():
-        return degrade.load_mat_kernel(p, "data").astype(np.float64)
+    """The PSF of ``path`` (a ``.mat`` with key ``data``, e.g. the A-SNLSR authors'
+    ``psf/asnlsr_psf_32x32.mat`` of the data folder), else an anisotropic Gaussian with that
+    PSF's fitted variances (6.3 px² across columns, 3.4 px² across rows)."""
     if path:
-        raise InputError(f"{path}: PSF file not found")
+        p = Path(path)
+        if not p.is_file():
+            raise InputError(f"{path}: PSF file not found")
+        return degrade.load_mat_kernel(p, "data").astype(np.float64)
     y, x = np.mgrid[0:32, 0:32].astype(np.float64)
     k = np.exp(-0.5 * (((x - 15.98) ** 2) / 6.306 + ((y - 15.99) ** 2) / 3.340))
     return k / k.sum()
-
-
-# -- readers ----------------------------------------------------------------------------------
-def _indian_pines(folder: Path) -> Scene:
-    cube = np.load(folder / "Indian_pines_corrected.npy").astype(np.float32).transpose(2, 0, 1)
-    wl = np.loadtxt(folder / "wavelengths_nm.txt")
-    wl = np.asarray(wl, np.float64).ravel()
-    if wl.size > 170 and wl[169] > wl[171]:  # the two typos the data README documents
-        wl[169], wl[170] = 2212.0, 2222.0
-    return Scene("indian_pines", cube / cube.max(), wl)
-
-
-def _jasper(path: Path) -> Scene:
-    from scipy.io import loadmat
-
-    sc = read_unmixing_mat(path, "Y", scale=10000.0)
-    sel = np.ravel(loadmat(str(path))["SlectBands"]).astype(int) - 1  # 1-based AVIRIS indices
-    lib = path.parent.parent / "spectral_library" / "USGS_1995_Library.mat"
-    if not lib.is_file():
-        raise InputError(f"{path}: Jasper Ridge stores no wavelengths; geohsr takes them from the "
-                         f"AVIRIS grid in {lib}, which is missing")
-    grid = np.asarray(loadmat(str(lib))["datalib"][:, 0], np.float64) * 1000.0
-    return Scene("jasper_ridge", sc.cube, grid[sel])
-
-
-def _ranges(spec: str) -> np.ndarray:
-    """1-based band ranges "1-6,33-35,97" → 0-based indices."""
-    out = []
-    for part in spec.split(","):
-        a, _, b = part.partition("-")
-        out.extend(range(int(a) - 1, int(b or a)))
-    return np.array(out, int)
-
-
-# AVIRIS anomaly-detection (ABU) scenes store no wavelengths. Two of them have published
-# removed-band lists (the counts match the files: 224 − 35 = 189, 210 − 48 = 162), so their
-# bands can be placed exactly on the sensor grid; the others cannot (see _abu).
-ABU_BANDS = {
-    "sandiego": ("aviris", "1-6,33-35,97,107-113,153-166,221-224"),
-    "hydice": ("hydice", "1-4,76,87,101-111,136-153,198-210"),
-}
-
-
-def _aviris_grid(path: Path) -> np.ndarray:
-    from scipy.io import loadmat
-
-    lib = path.parent.parent / "spectral_library" / "USGS_1995_Library.mat"
-    if not lib.is_file():
-        raise InputError(f"{path}: AVIRIS scenes store no wavelengths; geohsr takes them from the "
-                         f"AVIRIS grid in {lib}, which is missing")
-    return np.asarray(loadmat(str(lib))["datalib"][:, 0], np.float64) * 1000.0
-
-
-def _abu(path: Path) -> Scene:
-    """An AVIRIS / HYDICE scene of the ABU anomaly-detection set (``data`` (rows, cols, bands))."""
-    from scipy.io import loadmat
-
-    data = np.asarray(loadmat(str(path))["data"], np.float32).transpose(2, 0, 1)
-    if path.stem not in ABU_BANDS:
-        raise InputError(f"{path.name}: no wavelengths and no published list of its removed bands, so "
-                         f"its {data.shape[0]} bands cannot be placed on the AVIRIS grid; geohsr reads "
-                         f"the ABU scenes {', '.join(sorted(ABU_BANDS))} only")
-    sensor, removed = ABU_BANDS[path.stem]
-    grid = _aviris_grid(path) if sensor == "aviris" else np.linspace(400.0, 2500.0, 210)  # HYDICE
-    wl = np.delete(grid, _ranges(removed))
-    if wl.size != data.shape[0]:
-        raise InputError(f"{path.name}: {data.shape[0]} bands, but its published band list keeps {wl.size}")
-    data = np.maximum(data, 0.0)
-    return Scene(path.stem, data / max(float(data.max()), 1e-12), wl)
-
-
-def _neon(path: Path) -> Scene:
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        site = next(iter(f.keys()))
-        refl = f[f"{site}/Reflectance/Reflectance_Data"]
-        data = np.asarray(refl[...], np.float32).transpose(2, 0, 1)
-        wl = np.asarray(f[f"{site}/Reflectance/Metadata/Spectral_Data/Wavelength"][...], np.float64)
-    data = np.where(data == -9999, np.nan, data)
-    good = np.isfinite(data).all(axis=(1, 2)) & (np.nanmax(data, axis=(1, 2)) > 0)
-    data = data[good] / 10000.0
-    return Scene(path.stem, data.astype(np.float32), wl[good])
-
-
-def load_spectral_scenes(path) -> list[Scene]:
-    """Scenes with wavelengths from ``path``: a raster (GeoTIFF, ENVI, …, good bands only), a
-    folder of rasters, the Indian Pines folder, the Jasper Ridge ``.mat``, the San Diego or HYDICE
-    ``.mat`` of the ABU set, or a NEON HDF5."""
-    p = Path(path)
-    if p.is_dir() and (p / "Indian_pines_corrected.npy").is_file():
-        return [_indian_pines(p)]
-    if p.suffix.lower() == ".mat":
-        from scipy.io import whosmat
-
-        return [_abu(p) if "data" in {n for n, *_ in whosmat(str(p))} else _jasper(p)]
-    if p.suffix.lower() in (".h5", ".hdf5"):
-        return [_neon(p)]
-    if p.is_dir():
-        files = sorted(q for q in p.iterdir() if q.suffix.lower() in (".tif", ".tiff", ".hdr", ".nc", ".zarr")
-                       or q.name.endswith(".json"))
-        if not files:
-            raise InputError(f"{p}: no rasters here")
-        scenes = raster_scenes(files)
-    else:
-        scenes = raster_scenes([p])
-    for s in scenes:
-        if s.wavelength is None or not np.isfinite(s.wavelength).all():
-            raise InputError(f"{s.name}: no wavelengths; SWIR adaptation needs band centres")
-    return scenes
 
 
 def split_scene(cube: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -256,12 +138,10 @@ class SWIRTask:
         self.alpha, self.alpha_rampup, self.l1_only = alpha, alpha_rampup, l1_only
         self.psf = default_psf(psf)
         self.device = torch.device(device)
-        key = config if config != "paper" else ("asnlsr-paper" if self.adversarial else "snlsr-paper")
-        if key not in PRESETS:
-            raise InputError(f"unknown config {config!r}; use paper, compact or tiny")
-        preset = dict(PRESETS[key])
-        if method == "snlsr" and config in ("compact", "tiny"):
-            preset["attention"] = "sa"  # SNLSR's encoder (A-SNLSR swaps in CBAM)
+        configs = get_method(method).configs
+        if config not in configs:
+            raise InputError(f"unknown config {config!r}; use {', '.join(configs)}")
+        preset = dict(configs[config].arch)
         self.config_name = config
         self.src, self.src_centres, self.src_fwhm = domain_cubes(source, *source_range)
         self.tgt, self.centres, self.fwhm = domain_cubes(target, *target_range)
@@ -395,3 +275,93 @@ class SWIRTask:
                 "range": list(self.target_range), "source_range": list(self.source_range),
                 "normalisation": "divide by the scene max of the resampled range, then "
                                  "(ln max(x, 1e-4) - ln 1e-4) / (ln 2 - ln 1e-4)"}
+
+
+def _parse_range(text) -> tuple[float, float]:
+    try:
+        lo, hi = (float(v) for v in str(text).split("-"))
+    except ValueError:
+        raise InputError(f"wavelength range {text!r} must look like 1000-1700 (nm)") from None
+    if not hi > lo:
+        raise InputError(f"wavelength range {text!r}: the upper end must exceed the lower")
+    return lo, hi
+
+
+def entry(method, sources, targets, scale: int, out, *, options=None, **kw) -> dict:
+    """``geohsr train snlsr|a-snlsr``: the registered entry (``options`` as the CLI names them)."""
+    o = dict(options or {})
+    if "crop" in o:
+        o["hr_crop"] = o.pop("crop")
+    return train_swir(method, sources, targets, scale, out, **o, **kw)
+
+
+def train_swir(method, sources, targets, scale: int, out, *, source_range="1000-1700",
+               target_range="1700-2500", config="compact", resume=False, batches=1500, batch=None,
+               lr=None, val_every=250, ckpt_every=50, max_minutes=None, seed=1, device="cpu",
+               threads=None, progress=True, command="", alpha=0.01, alpha_rampup=0, l1_only=False,
+               frozen_unmixing=False, psf=None, hr_crop=64, bicubic_skip=True,
+               endmember_init="pixels", sam_weight=0.1, sam_domain="log", **unused) -> dict:
+    """Train SNLSR (source range only) or A-SNLSR (source HR + target LR, adversarial)."""
+    out = Path(out)
+    if unused.get("init") is not None:
+        raise InputError(f"--init is not available for {method} (its band grid is fixed by the data)")
+    if method == "a-snlsr" and not targets:
+        raise InputError("a-snlsr adapts to --target scenes; give at least one")
+    if not sources:
+        raise InputError("give at least one --source scene (HR data of the source range)")
+    targets = targets or sources
+    src = [s for p in sources for s in load_spectral_scenes(p)]
+    tgt = [s for p in targets for s in load_spectral_scenes(p)]
+    task = SWIRTask(method, src, tgt, scale, _parse_range(source_range), _parse_range(target_range),
+                    config, hr_crop=hr_crop, alpha=alpha, alpha_rampup=alpha_rampup, l1_only=l1_only,
+                    frozen_unmixing=frozen_unmixing, psf=psf, device=device, seed=seed,
+                    bicubic_skip=bicubic_skip, endmember_init=endmember_init, sam_weight=sam_weight,
+                    sam_domain=sam_domain)
+    settings = TrainSettings(lr=lr or 1e-3, batch=batch or 8, batches=batches, val_every=val_every,
+                             ckpt_every=ckpt_every, seed=seed, max_minutes=max_minutes, device=device,
+                             threads=threads, schedule="cosine", cycle=max(batches // 4, 1), final_lr=1e-4)
+    t0 = time.time()
+    trainer = Trainer(task, out, settings)
+    if resume and (out / "checkpoint" / "state.json").is_file():
+        task.step = json.loads((out / "checkpoint" / "state.json").read_text())["step"]
+    result = trainer.run(resume=resume, progress=progress)
+    final = trainer.validate()
+    best = out / "best.safetensors"
+    W.save(task.model.state_dict(), best, task.metadata())  # the last step's weights
+    meta = task.metadata()
+    card = {
+        "method": method, "used_by": [method], "scale": scale, "config": config,
+        "architecture": meta["config"], "wavelength": meta["wavelength"], "fwhm": meta["fwhm"],
+        "range": meta["range"], "source_range": meta["source_range"],
+        "parameters": sum(p.numel() for p in task.model.net.parameters()),
+        "discriminator_parameters": (sum(p.numel() for p in task.model.disc.parameters())
+                                     if task.model.disc is not None else 0),
+        "data": {"source": [d.name for d in task.src], "target": [d.name for d in task.tgt],
+                 "split": "last third of every scene along its longer axis held out (never seen); "
+                          "training crops from the first two thirds",
+                 "target_use": ("LR only (unmixing + domain loss)" if method == "a-snlsr"
+                                else "none in training (held-out evaluation only)")},
+        "normalisation": meta["normalisation"],
+        "recipe": {"loss": ("L1(SR,HR)" if l1_only else
+                            f"L1(SR,HR) + L1(rec,LR) + {sam_weight:g} (SAM(SR,HR) + SAM(rec,LR)), SAM in radians"
+                            + (" of the log-normalised values" if sam_domain == "log" else
+                               " of the linear (reflectance) values")),
+                   "domain_loss": ("cross-entropy through gradient reversal, alpha = "
+                                   f"{alpha}, ramp-up {alpha_rampup} batches" if method == "a-snlsr" else None),
+                   "lr": settings.lr, "final_lr": settings.final_lr,
+                   "schedule": f"cosine warm restarts every {settings.cycle} batches",
+                   "batch": settings.batch, "hr_crop": hr_crop, "batches": result["batches"],
+                   "seed": seed, "augment": "8 dihedral variants", "frozen_unmixing": frozen_unmixing,
+                   "degradation": f"A-SNLSR PSF (32x32) + stride {scale}", "bicubic_skip": bicubic_skip,
+                   "endmember_init": ("random LR training pixels (half source, half target)"
+                                      if endmember_init == "pixels" and method == "a-snlsr" else
+                                      "random LR source training pixels" if endmember_init == "pixels"
+                                      else "random (PyTorch default)")},
+        "held_out": final,
+        "command": command,
+        "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
+                       "minutes_this_session": round((time.time() - t0) / 60, 1)},
+        "sha256": W.sha256(best),
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    return {"out": str(out), **result, "held_out": final, "sha256": card["sha256"]}

@@ -1,4 +1,4 @@
-"""IFMSR (Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023), the full paper model of ``methods.md`` §4.
+"""IFMSR (Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023), the full paper model of ``docs/methods.md`` (IFMSR).
 
 RGB-guided, band by band, all features at HR resolution: two cross-modality guided modules
 (CGM: residual units, multi-corresponding patch aggregation (MCPA) with a vectorised patch
@@ -13,8 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..nn import wn_conv2d
-from .mulsr import Unit
+from ...nn import Unit, wn_conv2d
 
 
 def band_triplet(i: int, n: int) -> tuple[int, int, int]:

@@ -1,0 +1,36 @@
+"""IFMSR (Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023): RGB-induced feature modulation, band by band
+(shared guided inference: :mod:`geohsr.methods._guided`)."""
+
+from __future__ import annotations
+
+from .. import TrainOption, TrainSpec, register
+from .._guided import guided_spec
+from ..mulsr import PER_BAND_STEPS
+from .config import CONFIGS
+from .net import IFMSR, band_triplet, mcpa_index
+
+SWAP_BUG = TrainOption("swap-bug", "reproduce the official code's channel-swap bug")
+
+
+def build_net(scale: int, arch: dict) -> IFMSR:
+    return IFMSR(scale, n=arch["n"], modules=arch["modules"], swap_bug=bool(arch.get("swap_bug", False)))
+
+
+def guide_index(rgb, model):
+    """The patch index MCPA takes, computed once per tile from the RGB."""
+    return mcpa_index(rgb, model.p)
+
+
+register(guided_spec(
+    name="ifmsr",
+    summary="IFMSR: RGB-induced feature modulation network, band by band (needs --guide)",
+    scales=(2, 3, 4, 8),
+    paper="Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023",
+    configs=CONFIGS,
+    build_net=build_net,
+    extras={"band_triplet": band_triplet, "guide_index": guide_index},
+    train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS, SWAP_BUG),
+                    scales=(2, 3, 4, 8)),
+    tile_tolerance=1e-3,
+    order=4,
+))

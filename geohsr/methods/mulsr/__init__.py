@@ -1,0 +1,31 @@
+"""MulSR (Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023): RGB-guided, two branches at ×s/2 and ×s,
+band by band (shared guided inference: :mod:`geohsr.methods._guided`)."""
+
+from __future__ import annotations
+
+from .. import TrainOption, TrainSpec, register
+from .._guided import guided_spec
+from .config import CONFIGS
+from .net import MulSR, band_triplet
+
+PER_BAND_STEPS = TrainOption("per-band-steps", "the papers' one optimiser step per band "
+                             "(default: one random band per sample, one step per batch)")
+
+
+def build_net(scale: int, arch: dict) -> MulSR:
+    return MulSR(scale, n=arch["n"], n_sge=arch["n_sge"])
+
+
+register(guided_spec(
+    name="mulsr",
+    summary="MulSR: RGB-guided two-branch (s/2, s) network, band by band (needs --guide)",
+    scales=(2, 4, 8, 16),
+    paper="Li, Yuan, Wang, IEEE TGRS 61:5523110, 2023",
+    configs=CONFIGS,
+    build_net=build_net,
+    extras={"band_triplet": band_triplet},
+    train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS,),
+                    scales=(2, 4, 8)),
+    tile_tolerance=1e-3,
+    order=3,
+))
