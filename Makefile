@@ -7,7 +7,7 @@ OUT    ?= out
 
 QGIS_VENV ?= .venv-qgis
 
-.PHONY: demo test test-qgis setup clean qgis-plugin-zip
+.PHONY: demo test test-qgis setup clean qgis-plugin-zip check-wheel
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,3 +48,7 @@ qgis-plugin-zip:
 
 clean:
 	rm -rf $(VENV) $(QGIS_VENV) $(OUT) .pytest_cache
+
+# build the wheel, install it in a fresh venv and run the demo from outside the repository
+check-wheel: $(STAMP)
+	scripts/check_wheel.sh

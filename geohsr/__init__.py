@@ -13,8 +13,10 @@ from .api import spectral_range, superresolve
 from .evaluate import evaluate
 from .errors import GeohsrError, InputError, MethodError, OutputError, WeightsError
 from .io import open_cube, save_cube
-from .methods import get_method
+from .methods import MethodSpec, ModelConfig, Runner, TaskInfo, TrainOption, TrainSpec, get_method
 from .methods import methods as methods
+from .methods import register as register_method
+from .methods import unregister as unregister_method
 
 __version__ = "0.1.0"
 
@@ -26,5 +28,7 @@ def demo_scene_path() -> str:
 
 __all__ = [
     "open_cube", "save_cube", "superresolve", "evaluate", "spectral_range", "methods", "get_method", "demo_scene_path",
+    "register_method", "unregister_method", "MethodSpec", "ModelConfig", "Runner", "TaskInfo", "TrainOption",
+    "TrainSpec",
     "GeohsrError", "InputError", "MethodError", "OutputError", "WeightsError", "__version__",
 ]

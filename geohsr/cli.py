@@ -312,14 +312,13 @@ class _TrainCommand(click.Command):
     """``geohsr train``: the method choices, trainable scales and the methods' own options come
     from the registry, read when the command is used (``geohsr --help`` does not import torch)."""
 
-    _from_registry = False
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._own_params = list(self.params)
 
-    def get_params(self, ctx):
-        if not self._from_registry:
-            self._from_registry = True
-            head, own = _registry_params()
-            self.params[:0] = head
-            self.params[-1:-1] = own  # before --quiet
+    def get_params(self, ctx):  # the registry as it is now (a method may have been registered since)
+        head, registered = _registry_params()
+        self.params = head + self._own_params[:-1] + registered + self._own_params[-1:]  # --quiet last
         return super().get_params(ctx)
 
 

@@ -1,6 +1,7 @@
 """Weights: safetensors only (never pickle), sha256-checked, described by model cards.
 
-Shipped weights live in the repository's ``models/`` folder (or ``$GEOHSR_MODELS``) with
+Shipped weights are package data, ``geohsr/models/`` (in the repository a link to the top-level
+``models/`` folder; ``$GEOHSR_MODELS`` points elsewhere) with
 ``catalog.json`` listing, for each file: method, scale, config, band policy, normalisation,
 training data and split, the command that reproduces it, validation metrics and sha256.
 """
@@ -21,7 +22,7 @@ from .errors import WeightsError
 
 def models_dir() -> Path:
     env = os.environ.get("GEOHSR_MODELS")
-    return Path(env) if env else Path(__file__).resolve().parents[1] / "models"
+    return Path(env) if env else Path(__file__).parent / "models"
 
 
 def sha256(path) -> str:

@@ -142,14 +142,21 @@ class MethodSpec:
     # ``bands == "grid"``: ``band_grid(scale, weights) -> {"wavelength": [...], "fwhm": f}``
     band_grid: Callable | None = None
     extras: dict = field(default_factory=dict)  # what a method family's shared code needs
-    # |tiled − whole| bound (max absolute difference on [0, 1] data) the conformance test holds
-    # the method to; 0 for local methods (crop-only tiling is exact up to float rounding)
-    tile_tolerance: float = 1e-5
+    # ``weight_scales(scale) -> tuple``: the scales of the weights files a run at ``scale`` takes,
+    # comma-separated in ``weights`` (DualSR ×4: the ×4 and ×2 CoarSR); default ``(scale,)``
+    weight_scales: Callable | None = None
+    # the RMS difference between 32-px LR tiles and one whole-scene tile, relative to the data's
+    # range, the conformance test holds the method to (local methods: crop-only tiling, exact up
+    # to float rounding; global-context methods blend overlapping tiles)
+    tile_tolerance: float = 1e-6
     order: int = 100  # position in `geohsr methods` (bicubic 0)
 
     def halo_of(self, scale: int, weights: str | None = None) -> int:
         """LR pixels of halo tiles need with these weights (``halo`` unless ``halo_for`` says)."""
         return self.halo if self.halo_for is None else min(self.halo, int(self.halo_for(scale, weights)))
+
+    def scales_of_weights(self, scale: int) -> tuple[int, ...]:
+        return (int(scale),) if self.weight_scales is None else tuple(self.weight_scales(int(scale)))
 
     def planes(self, bands: int) -> int:
         return bands * (1 + self.aux_per_band) + self.aux_extra

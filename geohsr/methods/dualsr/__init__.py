@@ -157,6 +157,12 @@ def _finish(planes: np.ndarray, bands: int, total: float, count: float) -> np.nd
     return planes[:bands] + np.float32(lam) * planes[bands:2 * bands]
 
 
+def build_net(scale: int, arch) -> CoarSR:
+    """An untrained CoarSR ×``scale`` of ``arch`` (a :class:`CoarSRConfig`, its dict, or a size name)."""
+    cfg = arch if isinstance(arch, CoarSRConfig) else _config_of({"config": arch})
+    return CoarSR(scale, cfg)
+
+
 # both train CoarSR ×s (DualSR's fine stage is training-free); the task is imported when training
 _TRAIN = TrainSpec(make_task=f"{__name__}.train:make_task", scales=(2, 3, 4, 8))
 
@@ -172,6 +178,7 @@ register(MethodSpec(
     needs_weights=True,
     paper="Li et al., ICASSP 2021 / IEEE TIP 31:7252, 2022",
     configs=CONFIGS,
+    build_net=build_net,
     train=_TRAIN,
     order=2,
 ))
@@ -190,8 +197,10 @@ register(MethodSpec(
     aux_extra=1,  # the per-pixel spectral angle of (Ud, V)
     block_stat=_block_stat,
     finish=_finish,
+    weight_scales=lambda s: (s,) if s == 2 else (s, s // 2),
     paper="Li, Yuan, Jia, Wang, IEEE TIP 31:7252-7263, 2022",
     configs=CONFIGS,
+    build_net=build_net,
     train=_TRAIN,
     order=1,
 ))

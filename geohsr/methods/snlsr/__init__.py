@@ -100,4 +100,4 @@ for _name, _summary, _paper, _configs, _options, _inputs, _order in (
         paper=_paper, configs=_configs, build_net=build_net, band_grid=_grid(_name),
         train=TrainSpec(entry=f"{__name__}.train:entry", options=_options, inputs=_inputs, init=False,
                         scales=(2, 4, 8)),
-        tile_tolerance=1e-3, order=_order))
+        tile_tolerance=5e-3, order=_order))  # RMS at 32-px LR tiles (blended)
