@@ -281,3 +281,17 @@ def test_train_choices_come_from_the_registry():
     names = [s.name for s in trainable()]
     assert names and "bicubic" not in names
     assert "{" + "|".join(names) + "}" in r.output
+
+
+def test_catalogue_entries_belong_to_registered_methods():
+    """Every shipped weights file is of a registered method, at a scale it runs, intact."""
+    names = set(NAMES)
+    for e in W.catalog():
+        assert e["method"] in names, e["file"]
+        for user in e.get("used_by", [e["method"]]):
+            spec = geohsr.get_method(user)
+            assert spec.scales is None or int(e["scale"]) in spec.scales, (e["file"], user)
+        assert W.sha256(W.models_dir() / e["file"]) == e["sha256"], e["file"]
+        if e.get("config") in geohsr.get_method(e["method"]).configs:
+            continue
+        pytest.fail(f"{e['file']}: config {e.get('config')!r} is not in {e['method']}'s size table")
