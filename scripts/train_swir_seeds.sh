@@ -21,6 +21,7 @@ for seed in ${SEEDS:-1 2 3}; do
     [ -f "$out/card.json" ] && continue
     resume=(); [ -f "$out/checkpoint/state.json" ] && resume=(--resume)
     geohsr train "$m" "${SRC[@]}" "${TGT[@]}" --scale 4 --out "$out" --config compact \
+        --psf ../shared/data/psf/asnlsr_psf_32x32.mat \
       --batches "$BATCHES" --val-every 250 --ckpt-every 50 --seed "$seed" --threads 1 -q "${resume[@]}" ${EXTRA:-}
   done
 done

@@ -67,6 +67,7 @@ def _cli(*args, env=None):
     return [sys.executable, "-m", "geohsr", *map(str, args)]
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_is_identical(tmp_path):
     src = _big_input(tmp_path)
     ref = tmp_path / "ref.tif"
