@@ -10,6 +10,7 @@ import xarray as xr
 from . import engine
 from .errors import InputError
 from .io import open_cube
+from .methods import get_method
 from .tiling import plan_chunks, tiled_map
 
 EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
@@ -17,8 +18,10 @@ GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (se
 
 
 def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
-                 device: str = "auto", dtype=None, chunks=None, precision: str = "fp32") -> xr.DataArray:
-    """Super-resolve a georeferenced cube by an integer ``scale`` with ``method``.
+                 device: str = "auto", dtype=None, chunks=None, precision: str = "fp32",
+                 coregister="auto") -> xr.DataArray:
+    """Super-resolve a georeferenced cube by an integer ``scale`` with ``method`` (``"auto"``:
+    :func:`auto_method`).
 
     ``cube``: DataArray ``(band, y, x)`` (rioxarray conventions) or anything
     :func:`geohsr.open_cube` opens. Dask-backed input gives a lazy result with chunks scaled by
@@ -26,11 +29,34 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     CRS and bounds (transform · scale(1/s)), band coords (wavelength, fwhm, band names, bbl),
     nodata and, unless ``dtype`` says otherwise, the data type. ``precision="bf16"`` or
     ``"fp16"`` runs the networks under ``torch.autocast`` (for GPUs; the PSNR cost is measured in
-    ``benchmarks/bench_precision.py``).
+    ``benchmarks/bench_precision.py``). With a guide, ``coregister`` measures the guide's offset
+    from the scene (:mod:`geohsr.coregister`) and shifts the guide onto it when it is at least
+    0.05 LR px (``"auto"``; ``True``: refuse when it cannot be measured; ``False``: skip); the
+    result's ``attrs["geohsr_guide_offset"]`` says what was found.
     """
+    notes = {}
+    if str(method).lower() == "auto":
+        method, notes = auto_method(cube, scale, guide, device)
+        if not get_method(method).guided:  # the guide did not help on this scene
+            guide = None
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                          precision=precision)
+                          precision=precision, coregister=coregister)
+    plan.notes.update(notes)
     return compute(plan, chunks)
+
+
+def auto_method(cube, scale, guide=None, device="auto") -> tuple[str, dict]:
+    """``method="auto"``: with a guide, the candidate best on this scene at reduced resolution
+    (:mod:`geohsr.select`); without, DualSR where shipped weights cover the scale, else bicubic.
+    Returns the method and the attrs that record the choice."""
+    if guide is None:
+        from .methods import default_method
+
+        return default_method(int(scale)), {}
+    from .select import choose, summary
+
+    name, table = choose(cube, guide, int(scale), device=device)
+    return name, {"geohsr_auto": summary(table, int(scale))}
 
 
 def compute(plan: engine.Plan, chunks=None) -> xr.DataArray:

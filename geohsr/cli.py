@@ -113,7 +113,9 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
 @click.option("--method", "-m", default="auto",
-              help="super-resolution method (see `geohsr methods`); auto: DualSR where shipped "
+              help="super-resolution method (see `geohsr methods`); auto: with --guide the best "
+                   "candidate measured on this scene at reduced resolution (bicubic, MTF-GLP, GSA, "
+                   "guided models with weights for the scale, DualSR), else DualSR where shipped "
                    "weights cover the scale, else bicubic")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="output path [default: <input stem>_x<scale>.tif next to the input]")
@@ -121,6 +123,9 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="high-resolution RGB/pan guide raster (guided methods)")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
               help="weights file (.safetensors) instead of the shipped ones")
+@click.option("--no-coregister", is_flag=True,
+              help="use the guide as it is (default: measure its offset from the scene and shift it "
+                   "onto the scene when it is at least 0.05 LR px)")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N] (falls back to the CPU)")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="network arithmetic: fp32, or bf16/fp16 mixed precision (GPU; costs PSNR, "
@@ -146,7 +151,7 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar",
               help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
-def run(input, scale, method, output, guide, weights, device, precision, fmt, dtype, memory_limit, workers,
+def run(input, scale, method, output, guide, weights, no_coregister, device, precision, fmt, dtype, memory_limit, workers,
         block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
@@ -155,10 +160,6 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
     from .io import open_cube, save_cube
     from .io.write import check_destination
 
-    if method == "auto":
-        from .methods import default_method
-
-        method = default_method(scale)  # the final "wrote … method X" line says which
     if dtype is not None:
         try:
             np.dtype(dtype)
@@ -174,14 +175,28 @@ def run(input, scale, method, output, guide, weights, device, precision, fmt, dt
     stream.check_options(opts)  # a bad --batch / --block-size fails before anything is read
     from .methods import get_method
 
-    get_method(method).check_scale(scale)
+    if method != "auto":
+        get_method(method).check_scale(scale)
     output, out_fmt = check_destination(output or _default_output(input, scale, fmt), fmt, overwrite,
                                         sources=(input,))
     cube = open_cube(input, chunks={"band": -1, "y": 512, "x": 512})  # the one time INPUT is opened
     if cube.rio.crs is None:
         warnings.warn(f"{input} has no CRS; the output will have none either")
+    notes = {}
+    if method == "auto":  # the final "wrote … method X" line says which
+        method, notes = api.auto_method(cube, scale, guide, device)
+        if notes:
+            click.echo(notes["geohsr_auto"], err=True)
+            if not get_method(method).guided:  # the guide did not help on this scene
+                guide = None
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                          precision=precision)
+                          precision=precision, coregister=not no_coregister and "auto")
+    plan.notes.update(notes)
+    if plan.guide_offset is not None:
+        o = plan.guide_offset
+        click.echo(f"guide offset: dy {o['dy']:+.2f}, dx {o['dx']:+.2f} LR px (±{o['spread']:.2f}, "
+                   f"{o['windows']} windows), {'corrected' if o['corrected'] else 'below 0.05 px, not corrected'}",
+                   err=True)
     gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
     with _client(scheduler) as client:
         opts.client = client

@@ -14,7 +14,7 @@ windows of a file through them (:mod:`geohsr.stream`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import dask.array as dsa
 import numpy as np
@@ -49,6 +49,9 @@ class Plan:
     # bands="grid" methods: (input band indices, matrix, nodata) taking the input's bands onto the
     # model's grid; the streamed driver applies it to every window it reads (apply_band_map)
     band_map: tuple | None = None
+    fitted: object = None  # MethodSpec.fit's scene-wide parameters (a float32 array)
+    guide_offset: dict | None = None  # the guide's measured offset (geohsr.coregister), LR px
+    notes: dict = field(default_factory=dict)  # extra attrs/tags of the product (e.g. geohsr_auto)
 
     @property
     def bands(self) -> int:
@@ -69,7 +72,8 @@ class Plan:
     def block_kwargs(self) -> dict:
         return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
                     device=self.requested_device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
-                    use_bands=self.use_bands, guide=self.guide, precision=self.precision)
+                    use_bands=self.use_bands, guide=self.guide, precision=self.precision,
+                    fitted=self.fitted)
 
     def wrap(self, data) -> xr.DataArray:
         """The HR DataArray around ``data``: band coords, attrs, HR grid, CRS, nodata."""
@@ -78,6 +82,11 @@ class Plan:
         hr = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=cube.name)
         hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
         hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale)
+        hr.attrs.update(self.notes)
+        if self.guide_offset is not None:
+            o = self.guide_offset
+            hr.attrs["geohsr_guide_offset"] = (f"dy={o['dy']:+.3f} dx={o['dx']:+.3f} LR px "
+                                               f"({'corrected' if o['corrected'] else 'not corrected'})")
         hr = geo.with_grid(hr, geo.hr_transform(geo.cube_transform(cube), self.scale), cube.rio.crs)
         if self.out_nodata is not None:
             hr = hr.rio.write_nodata(self.out_nodata, encoded=False)
@@ -85,7 +94,7 @@ class Plan:
 
 
 def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None,
-            precision="fp32") -> Plan:
+            precision="fp32", coregister="auto") -> Plan:
     """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
@@ -122,7 +131,13 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
     if guide is not None:
         from .guide import GuideSource
 
-        plan.guide = GuideSource(guide, cube, s)
+        plan.guide = GuideSource(guide, cube, s, channels=spec.guide_channels)
+        if coregister:  # measure the guide's offset and shift it onto the scene
+            from .coregister import coregister_guide
+
+            plan.guide_offset = coregister_guide(plan, required=coregister is True)
+    if spec.fit is not None:  # scene-wide parameters, before any block
+        plan.fitted = np.asarray(spec.fit(plan), dtype=np.float32)
     return plan
 
 
@@ -196,7 +211,7 @@ def sr_block(block, norm, *, sides, origin=(0, 0), **kw):
 
 
 def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilation,
-               use_bands=None, guide=None, precision="fp32"):
+               use_bands=None, guide=None, precision="fp32", fitted=None):
     """:func:`sr_block` for several ``(block, sides, origin)`` at once: blocks of the same shape
     go through the model as one device batch (:func:`geohsr.device.infer`)."""
     spec = get_method(method)
@@ -223,6 +238,8 @@ def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilat
         args = [torch.from_numpy(np.stack([pre[i][0] for i in idx]))]
         if guide is not None:
             args.append(torch.from_numpy(np.stack([pre[i][1] for i in idx])))
+        if fitted is not None:
+            args.append(torch.from_numpy(np.repeat(fitted[None], len(idx), 0)))
         y = infer(runner, args, precision).numpy()
         for k, i in enumerate(idx):
             out[i] = post_block(y[k], spec, pre[i][2], pre[i][3], norm, scale, mask_dilation, use_bands)

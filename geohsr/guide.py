@@ -62,7 +62,8 @@ class GuideSource:
     percentile of a decimated warp of the whole footprint) happen once, up front. Picklable:
     file-backed guides travel as a path."""
 
-    def __init__(self, guide, cube: xr.DataArray, scale: int, min_coverage: float = 0.999):
+    def __init__(self, guide, cube: xr.DataArray, scale: int, min_coverage: float = 0.999,
+                 channels: str = "rgb"):
         g = open_cube(guide)
         cube_crs = cube.rio.crs
         if cube_crs is not None and g.rio.crs is None:
@@ -80,8 +81,15 @@ class GuideSource:
         if cov < min_coverage:
             raise InputError(f"the guide covers only {100 * cov:.1f} % of the scene; give a guide that "
                              "covers the whole scene (or crop the scene to the guide)")
-        picked = pick_channels(g)
-        self.bidx = [int(b) for b in picked.coords["band"].values] if g.sizes["band"] > 1 else [1, 1, 1]
+        if channels == "all":  # every band, scaled but not clipped (classical fusion)
+            picked = g
+            self.bidx = [int(b) for b in g.coords["band"].values]
+        else:
+            picked = pick_channels(g)
+            self.bidx = [int(b) for b in picked.coords["band"].values] if g.sizes["band"] > 1 else [1, 1, 1]
+        self.channels, self.clip = len(self.bidx), channels != "all"
+        self.wavelength = (picked.coords["wavelength"].values.astype(float) if "wavelength" in picked.coords
+                           else np.full(self.channels, np.nan))
         self.path = g.attrs.get("source") if _is_file_backed(g, guide) else None
         self.array = None if self.path else np.asarray(picked.values, dtype=np.float32)
         self.src_transform = geo.cube_transform(g)
@@ -97,13 +105,14 @@ class GuideSource:
 
         self.resampling = Resampling.average if finer else Resampling.bilinear
         self.lo, self.hi = 0.0, 1.0
+        self.offset = (0.0, 0.0)  # (dy, dx) HR px the guide is read shifted by (co-registration)
         self.lo, self.hi = self._stats()
 
     def _warp(self, transform: Affine, h: int, w: int) -> np.ndarray:
         import rasterio
         from rasterio.warp import reproject
 
-        out = np.full((3, h, w), np.nan, dtype=np.float32)
+        out = np.full((self.channels, h, w), np.nan, dtype=np.float32)
         src_crs, dst_crs = self.src_crs, self.dst_crs
         if src_crs is None and dst_crs is None:  # both in the same pixel frame: plain resampling
             src_crs = dst_crs = "EPSG:3857"
@@ -111,7 +120,7 @@ class GuideSource:
                   dst_crs=dst_crs, resampling=self.resampling, dst_nodata=np.nan,
                   src_nodata=self.nodata)
         if self.array is not None:
-            for k in range(3):
+            for k in range(self.channels):
                 reproject(self.array[k], out[k], **kw)
         else:
             with rasterio.open(self.path) as ds:
@@ -130,10 +139,14 @@ class GuideSource:
         return lo, max(hi, lo + 1e-12)
 
     def window(self, y0: int, x0: int, h: int, w: int, fill: bool = True) -> np.ndarray:
-        """Guide pixels ``[y0:y0+h, x0:x0+w]`` of the HR grid, float32 (3, h, w) in [0, 1];
-        pixels without guide data are filled from the nearest valid one (``fill``) or NaN."""
-        v = self._warp(self.t_hr @ Affine.translation(x0, y0), h, w)
-        v = np.clip((v - self.lo) / (self.hi - self.lo), 0.0, 1.0, where=np.isfinite(v), out=v)
+        """Guide pixels ``[y0:y0+h, x0:x0+w]`` of the HR grid, float32 (channels, h, w) scaled so the
+        scene's 99.9th percentile is 1 (and clipped to [0, 1] for ``channels="rgb"``); pixels
+        without guide data are filled from the nearest valid one (``fill``) or NaN."""
+        dy, dx = self.offset
+        v = self._warp(self.t_hr @ Affine.translation(x0 + dx, y0 + dy), h, w)
+        v = (v - self.lo) / (self.hi - self.lo)
+        if self.clip:
+            v = np.clip(v, 0.0, 1.0, where=np.isfinite(v), out=v)
         if fill:
             ok = np.isfinite(v)
             if not ok.all():

@@ -522,7 +522,7 @@ def _summed(stats: dict) -> tuple[float, float]:
 
 
 def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
-             dtype=None, overwrite=False, precision="fp32", **options) -> Path:
+             dtype=None, overwrite=False, precision="fp32", coregister="auto", **options) -> Path:
     """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming.
 
     ``options`` (:class:`StreamOptions`): ``workers`` blocks run concurrently (threads here, or
@@ -533,7 +533,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     check_options(opts)
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
     plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                   precision=precision)
+                   precision=precision, coregister=coregister)
     return run_plan(plan, dst, fmt, opts)
 
 

@@ -138,6 +138,12 @@ def test_method_conforms(name, tmp_path, trained):
     nin = nb if spec.bands == "grid" else cube.sizes["band"]
     x = torch.rand(2, nin, 12, 12) * 0.8 + 0.1
     args = [x] + ([torch.rand(2, 3, 12 * s, 12 * s)] if spec.guided else [])
+    if spec.fit is not None:  # the scene-wide parameters, one copy per block
+        from geohsr.engine import prepare
+
+        fitted = prepare(cube, name, s, guide=guide, device="cpu").fitted
+        args.append(torch.from_numpy(np.repeat(fitted[None], 2, 0)))
+
     both = runner.batch(*args)
     for k in range(2):
         one = runner.batch(*[a[k:k + 1] for a in args])[0]

@@ -145,6 +145,11 @@ class MethodSpec:
     # ``weight_scales(scale) -> tuple``: the scales of the weights files a run at ``scale`` takes,
     # comma-separated in ``weights`` (DualSR ×4: the ×4 and ×2 CoarSR); default ``(scale,)``
     weight_scales: Callable | None = None
+    # ``fit(plan) -> np.ndarray``: parameters fitted once per scene before any block (classical
+    # fusion's regression at low resolution); the runner gets them, one copy per block, as its
+    # last argument, so every block of a scene uses the same ones
+    fit: Callable | None = None
+    guide_channels: str = "rgb"  # guided methods: "rgb" (three channels in [0, 1]) or "all" bands
     # the RMS difference between 32-px LR tiles and one whole-scene tile, relative to the data's
     # range, the conformance test holds the method to (local methods: crop-only tiling, exact up
     # to float rounding; global-context methods blend overlapping tiles)

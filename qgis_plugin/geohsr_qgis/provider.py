@@ -110,7 +110,8 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p.setHelp("Integer factor: the output pixel size is the input's divided by it.")
         self.addParameter(p)
         p = QgsProcessingParameterRasterLayer(self.GUIDE, "High-resolution guide (RGB/pan)", optional=True)
-        p.setHelp("Only for RGB-guided methods: a high-resolution image of the same area.")
+        p.setHelp("For guided methods (MulSR, IFMSR, MTF-GLP, GSA; and auto, which then measures "
+                  "them on the scene): a high-resolution image (pan, RGB(N), multispectral) of the same area.")
         self.addParameter(p)
         p = QgsProcessingParameterFile(self.WEIGHTS, "Weights file", optional=True,
                                        fileFilter="safetensors (*.safetensors)")

@@ -1,0 +1,95 @@
+"""Co-registration of an HR guide with the LR scene: a global sub-pixel shift.
+
+The guide is reduced to the scene's grid with the sensor MTF (:func:`geohsr.sensor.guide_low`),
+the scene's bands are averaged into an intensity, and scikit-image's ``phase_cross_correlation`` (upsampled,
+1/20 px, both Hann-tapered) measures the shift between the two in windows spread over the scene; the median over
+the windows is the scene's offset, their spread its uncertainty. The offset is in LR pixels,
+``(dy, dx)``: the guide, as georeferenced, must move ``dy`` LR pixels down and ``dx`` right to
+line up with the scene.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import InputError
+from .tiling import valid_mask
+
+WINDOW = 64  # LR pixels a side
+MIN_VALID = 0.9  # share of a window that must be valid in both
+MIN_WINDOW = 24  # the smallest window (LR px) a shift is estimated on
+
+
+def _windows(h: int, w: int, n: int = 4):
+    side = min(WINDOW, h, w)
+    ys = np.unique(np.linspace(0, h - side, max(1, min(n, h // side + 1))).astype(int))
+    xs = np.unique(np.linspace(0, w - side, max(1, min(n, w // side + 1))).astype(int))
+    return side, [(int(y), int(x)) for y in ys for x in xs]
+
+
+def estimate_offset(plan) -> dict:
+    """``{"dy", "dx", "spread", "windows"}`` in LR pixels between ``plan.guide`` and the scene."""
+    import torch
+    from skimage.registration import phase_cross_correlation
+
+    from .sensor import guide_low
+
+    cube, s, guide = plan.cube, plan.scale, plan.guide
+    bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
+    H, W = cube.sizes["y"], cube.sizes["x"]
+    side, wins = _windows(H, W)
+    if side < MIN_WINDOW:
+        raise InputError(f"the scene ({W}×{H} LR px) is too small to estimate the guide's offset "
+                         f"(at least {MIN_WINDOW}×{MIN_WINDOW}); pass --no-coregister")
+    pairs = []
+    for y0, x0 in wins:
+        raw = np.asarray(cube.isel(y=slice(y0, y0 + side), x=slice(x0, x0 + side)).values)[bands]
+        ok = valid_mask(raw, plan.nodata).all(0)
+        g = guide.window(y0 * s, x0 * s, side * s, side * s, fill=False)
+        gok = np.isfinite(g).all(0).reshape(side, s, side, s).all((1, 3))
+        m = ok & gok
+        if m.mean() < MIN_VALID:
+            continue
+        gl = guide_low(torch.from_numpy(np.nan_to_num(g))[None], s)[0].numpy().mean(0)
+        pairs.append((raw.astype(np.float64), gl.astype(np.float64), m))
+    if not pairs:
+        raise InputError("the guide and the scene overlap too little (no window of "
+                         f"{side}×{side} LR px valid in both) to estimate the guide's offset; "
+                         "check the guide's georeference or pass --no-coregister")
+    shifts = []
+    taper = np.outer(np.hanning(side), np.hanning(side))  # no edge discontinuity pulling towards 0
+    for r, g, m in pairs:
+        inten = r.mean(0)  # (a regression onto the guide would partly absorb the shift itself)
+        inten = np.where(m, inten, inten[m].mean())
+        gg = np.where(m, g, g[m].mean())
+        shift, _, _ = phase_cross_correlation((inten - inten.mean()) * taper, (gg - gg.mean()) * taper,
+                                              upsample_factor=20, normalization=None)
+        shifts.append(shift)
+    shifts = np.asarray(shifts)
+    dy, dx = np.median(shifts, 0)
+    spread = float(np.median(np.abs(shifts - [dy, dx]).max(1))) if len(shifts) > 1 else 0.0
+    # phase_cross_correlation(reference, moving) gives the shift that registers moving (the guide)
+    # onto the reference (the scene) -- measured: the guide's content offset itself
+    return {"dy": float(dy), "dx": float(dx), "spread": spread, "windows": len(shifts)}
+
+
+MIN_CORRECTION = 0.05  # LR px: smaller offsets are reported, not corrected
+
+
+def coregister_guide(plan, required: bool = False) -> dict | None:
+    """Measure the guide's offset and, when at least ``MIN_CORRECTION`` LR px, shift the guide onto
+    the scene (``GuideSource.offset``). A scene too small to measure on gets a warning and no
+    correction, unless ``required`` (then a one-line error)."""
+    import warnings
+
+    try:
+        off = estimate_offset(plan)
+    except InputError as exc:
+        if required or "overlap too little" in str(exc):
+            raise
+        warnings.warn(f"{exc}; the guide is used as it is")
+        return None
+    off["corrected"] = bool(max(abs(off["dy"]), abs(off["dx"])) >= MIN_CORRECTION)
+    if off["corrected"]:
+        plan.guide.offset = (-off["dy"] * plan.scale, -off["dx"] * plan.scale)  # read it from there
+    return off

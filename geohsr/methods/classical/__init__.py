@@ -1,0 +1,44 @@
+"""Training-free classical fusion with an HR guide: MTF-GLP hypersharpening and GSA
+(:mod:`.fusion`). Any integer scale, any guide band count (pan, RGB(N), multispectral); the
+regression is fitted once per scene at low resolution (``MethodSpec.fit``), so blocks are
+processed locally and tiling is exact."""
+
+from __future__ import annotations
+
+import math
+
+from .. import MethodSpec, Runner, register
+from . import fusion
+
+# the MTF blur (3σ ≈ 1.5 LR px) and two cubic resizes (2 LR px each) + 2 for the nodata fill
+HALO = 2 + int(math.ceil(3 * fusion.mtf_sigma(1))) + 2 + 2 + 2
+
+
+def _runner(fn):
+    def build(scale, weights, device):
+        def run(x, guide, coef):
+            return fn(x, guide, coef, scale)
+
+        return Runner(run, device)
+
+    return build
+
+
+_COMMON = dict(guided=True, scales=None, halo=HALO, context="local", band_axis="joint",
+               normalise=False, needs_weights=False, guide_channels="all")
+
+register(MethodSpec(
+    name="mtf-glp",
+    summary="MTF-GLP hypersharpening: guide detail per band through a regression fitted at LR "
+            "(training-free, any guide, any scale)",
+    builder=_runner(fusion.glp), fit=fusion.fit_glp,
+    paper="Aiazzi et al., PE&RS 72(5), 2006 (MTF-GLP); Selva et al., IEEE JSTSP 9(6), 2015 "
+          "(hypersharpening)",
+    order=7, **_COMMON))
+
+register(MethodSpec(
+    name="gsa",
+    summary="GSA: Gram-Schmidt adaptive component substitution (training-free, any guide, any scale)",
+    builder=_runner(fusion.gsa), fit=fusion.fit_gsa,
+    paper="Aiazzi, Baronti, Selva, IEEE TGRS 45(10):3230-3239, 2007",
+    order=8, **_COMMON))

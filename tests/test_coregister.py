@@ -1,0 +1,90 @@
+"""Guide co-registration: known sub-pixel and multi-pixel shifts are recovered and corrected."""
+
+import numpy as np
+import pytest
+import torch
+import xarray as xr
+from affine import Affine
+
+import geohsr
+from geohsr import geo, metrics
+from geohsr.engine import prepare
+from geohsr.sensor import guide_low
+
+from conftest import smooth_field
+
+UTM = "EPSG:32633"
+
+
+M = 4  # LR px of HR scene around the LR scene, so a shifted guide still covers it
+
+
+def _scene(s=3, h=72, w=80, bands=8, seed=4):
+    """(LR cube, HR scene with an M-px margin, LR transform)."""
+    H, W = (h + 2 * M) * s, (w + 2 * M) * s
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float64)
+    tex = smooth_field(1, H, W, seed=seed + 1, offset=0.0)[0]
+    base = smooth_field(bands, H, W, seed=seed).astype(np.float64)
+    big = (base * (1 + 0.4 * tex + 0.1 * np.sin(xx / 3.0) * np.cos(yy / 4.0))).astype(np.float32)
+    lr = guide_low(torch.from_numpy(big)[None], s)[0].numpy()[:, M:M + h, M:M + w]
+    t = Affine(30.0, 0, 365000, 0, -30.0, 5807000)
+    cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x"),
+                                      coords={"wavelength": ("band", np.linspace(450, 900, bands))}), t, UTM)
+    return cube, big, t
+
+
+def _guide(big, t, s, dy, dx):
+    """The HR scene's mean as a pan guide misregistered by (dy, dx) LR px: its geotransform says it
+    starts (dy, dx) LR px further up/left than it does, so it must move (dy, dx) down/right."""
+    pan = big.mean(0, keepdims=True).astype(np.float32)
+    tg = geo.hr_transform(t, s) @ Affine.translation(-(M + dx) * s, -(M + dy) * s)
+    return geo.with_grid(xr.DataArray(pan, dims=("band", "y", "x")), tg, UTM)
+
+
+def _hr(big, s):
+    return big[:, M * s:-M * s, M * s:-M * s]
+
+
+@pytest.mark.parametrize("dy,dx", [(0.0, 0.0), (0.3, -0.4), (-0.25, 0.15), (2.0, -3.0), (1.6, 2.7)])
+def test_known_offsets_are_recovered_within_a_tenth_of_a_pixel(dy, dx):
+    s = 3
+    cube, big, t = _scene(s)
+    g = _guide(big, t, s, dy, dx)
+    plan = prepare(cube, "mtf-glp", s, guide=g, device="cpu")
+    o = plan.guide_offset
+    assert abs(o["dy"] - dy) < 0.1 and abs(o["dx"] - dx) < 0.1, o
+    assert o["corrected"] == (max(abs(dy), abs(dx)) >= 0.05)
+
+
+def test_correction_helps_and_is_reported():
+    s = 3
+    cube, big, t = _scene(s)
+    g = _guide(big, t, s, 1.5, -1.0)
+    hr = _hr(big, s)
+    peak = float(hr.max())
+    fixed = geohsr.superresolve(cube, method="mtf-glp", scale=s, guide=g)
+    raw = geohsr.superresolve(cube, method="mtf-glp", scale=s, guide=g, coregister=False)
+    assert "corrected" in fixed.attrs["geohsr_guide_offset"] and "geohsr_guide_offset" not in raw.attrs
+    p_fixed = metrics.psnr(fixed.values[:, 9:-9, 9:-9] / peak, hr[:, 9:-9, 9:-9] / peak)
+    p_raw = metrics.psnr(raw.values[:, 9:-9, 9:-9] / peak, hr[:, 9:-9, 9:-9] / peak)
+    assert p_fixed > p_raw + 0.3, (p_fixed, p_raw)  # measured: +0.45 dB
+    aligned = geohsr.superresolve(cube, method="mtf-glp", scale=s, guide=_guide(big, t, s, 0.0, 0.0),
+                                  coregister=False)
+    np.testing.assert_allclose(fixed.values, aligned.values, rtol=0, atol=1e-5)  # as if registered
+
+
+def test_too_small_a_scene_or_overlap_is_refused_with_a_clear_message():
+    s = 3
+    cube, big, t = _scene(s, h=16, w=16)
+    g = _guide(big, t, s, 0.0, 0.0)
+    with pytest.raises(geohsr.InputError, match="too small to estimate the guide's offset"):
+        prepare(cube, "mtf-glp", s, guide=g, coregister=True)
+    with pytest.warns(UserWarning, match="too small"):
+        plan = prepare(cube, "mtf-glp", s, guide=g)  # auto: used as it is, with a warning
+    assert plan.guide_offset is None
+    cube, big, t = _scene(s)
+    pan = _hr(big, s).mean(0, keepdims=True).astype(np.float32)
+    pan[:, 30:, :] = np.nan  # valid only over a strip too thin for any window
+    g = geo.with_grid(xr.DataArray(pan, dims=("band", "y", "x")), geo.hr_transform(t, s), UTM)
+    with pytest.raises(geohsr.InputError, match="overlap too little"):
+        prepare(cube, "mtf-glp", s, guide=g)
