@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import tempfile
@@ -29,3 +30,19 @@ def timed(cmd: list[str]) -> dict:
             err.seek(0)
             raise SystemExit(f"{cmd[0]} failed ({rc}): {err.read().decode(errors='replace')[-2000:]}")
     return {"cmd": " ".join(cmd), "wall_s": round(wall, 2), "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+
+
+KEY_FIELDS = ("benchmark", "method", "input", "lr_shape", "batch", "workers", "block", "device_name",
+              "memory_limit_mb", "scale")
+
+
+def upsert_jsonl(path: Path, rec: dict) -> None:
+    """Write ``rec`` into the JSON-lines file ``path``, replacing the record of the same
+    configuration (``KEY_FIELDS``): the folder keeps one current record per benchmark and
+    configuration; the history lives in RESULTS.md's prose."""
+    key = tuple(json.dumps(rec.get(k)) for k in KEY_FIELDS)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text().splitlines() if path.exists() else []
+    keep = [ln for ln in old if ln.strip()
+            and tuple(json.dumps(json.loads(ln).get(k)) for k in KEY_FIELDS) != key]
+    path.write_text("\n".join(keep + [json.dumps(rec)]) + "\n")

@@ -3,7 +3,8 @@
 Builds a synthetic int16 GeoTIFF (default 3000 × 3000 × 64, tiled, band-interleaved), runs
 ``geohsr run in.tif --scale 4 --method <m> --memory-limit <MB>`` as a child process and records
 wall time and peak RSS (``wait4``). With ``--crop N`` the run uses an N×N crop of the scene (for
-the slow learned methods). Appends a JSON record to ``benchmarks/results/memory.jsonl``.
+the slow learned methods). Writes its record into ``benchmarks/results/memory.jsonl`` (replacing the one of the same
+configuration).
 
     python benchmarks/bench_memory.py [--size 3000] [--bands 64] [--method bicubic] [--crop 0]
 """
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import rasterio
-from _common import timed, workdir
+from _common import timed, upsert_jsonl, workdir
 from affine import Affine
 from rasterio.windows import Window
 
@@ -91,9 +92,7 @@ def main() -> None:
         for p in work.iterdir():
             p.unlink()
         work.rmdir()
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(a.out, "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    upsert_jsonl(a.out, rec)
     print(json.dumps(rec, indent=2))
 
 

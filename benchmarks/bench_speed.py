@@ -15,7 +15,7 @@
   runs of DualSR (shipped weights) with 1 vs 2 workers and batch 1 vs auto, i.e. with and without
   transfers overlapping kernels.
 
-Appends JSON lines to ``benchmarks/results/speed.jsonl``.
+Writes JSON lines into ``benchmarks/results/speed.jsonl``, one current record per configuration.
 
     python benchmarks/bench_speed.py [methods] [tiling] [distributed] [device]
 """
@@ -38,6 +38,9 @@ from affine import Affine
 import geohsr
 from geohsr import geo
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import upsert_jsonl  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "speed.jsonl"
 
@@ -54,9 +57,7 @@ def machine() -> dict:
 
 def record(rec: dict) -> None:
     rec["machine"] = machine()
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT, "a") as f:
-        f.write(json.dumps(rec) + "\n")
+    upsert_jsonl(OUT, rec)
     print(json.dumps(rec))
 
 

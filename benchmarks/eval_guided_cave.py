@@ -63,7 +63,7 @@ def landsat(methods, scale, wmap) -> dict:
         guide = geo.with_grid(xr.DataArray(pan, dims=("band", "y", "x")), geo.hr_transform(t, scale), None)
         per[ms_path.stem] = {}
         for m in methods:
-            kw = {"guide": guide} if geohsr.get_method(m).guided else {}
+            kw = {"guide": guide, "coregister": False} if geohsr.get_method(m).guided else {}  # the papers' protocol
             sr = np.clip(geohsr.superresolve(cube, m, scale, weights=wmap.get(m), **kw).values, 0, 1)
             per[ms_path.stem][m] = metrics.all_metrics(sr, ms, scale)
             print(ms_path.stem, m, round(per[ms_path.stem][m]["psnr"], 3), flush=True)
@@ -90,7 +90,7 @@ def main():
         hr, cube, guide = scene_inputs(sc, a.scale, a.crop)
         per_scene[sc.name] = {}
         for m in methods:
-            kw = {"guide": guide} if geohsr.get_method(m).guided else {}
+            kw = {"guide": guide, "coregister": False} if geohsr.get_method(m).guided else {}  # the papers' protocol
             t0 = time.perf_counter()
             out = geohsr.superresolve(cube, m, a.scale, weights=wmap.get(m), **kw)
             sr = np.clip(out.values, 0, 1)

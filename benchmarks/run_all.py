@@ -3,7 +3,7 @@
     python benchmarks/run_all.py            # all (the GDAL and memory ones take minutes)
     python benchmarks/run_all.py --quick    # skip the multi-GB scenes; table from what exists
 
-Results accumulate in ``benchmarks/results/*.json[l]``; the table is rebuilt from them into
+Results live in ``benchmarks/results/*.json[l]`` (one current record per configuration); the table is rebuilt from them into
 ``benchmarks/results/table.md`` and ``table.csv``.
 """
 

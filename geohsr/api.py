@@ -31,7 +31,7 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     ``"fp16"`` runs the networks under ``torch.autocast`` (for GPUs; the PSNR cost is measured in
     ``benchmarks/bench_precision.py``). With a guide, ``coregister`` measures the guide's offset
     from the scene (:mod:`geohsr.coregister`) and shifts the guide onto it when it is at least
-    0.05 LR px (``"auto"``; ``True``: refuse when it cannot be measured; ``False``: skip); the
+    0.1 LR px (``"auto"``; ``True``: refuse when it cannot be measured; ``False``: skip); the
     result's ``attrs["geohsr_guide_offset"]`` says what was found.
     """
     notes = {}

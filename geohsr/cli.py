@@ -125,7 +125,7 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="weights file (.safetensors) instead of the shipped ones")
 @click.option("--no-coregister", is_flag=True,
               help="use the guide as it is (default: measure its offset from the scene and shift it "
-                   "onto the scene when it is at least 0.05 LR px)")
+                   "onto the scene when it is at least 0.1 LR px)")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N] (falls back to the CPU)")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="network arithmetic: fp32, or bf16/fp16 mixed precision (GPU; costs PSNR, "
@@ -195,7 +195,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
     if plan.guide_offset is not None:
         o = plan.guide_offset
         click.echo(f"guide offset: dy {o['dy']:+.2f}, dx {o['dx']:+.2f} LR px (±{o['spread']:.2f}, "
-                   f"{o['windows']} windows), {'corrected' if o['corrected'] else 'below 0.05 px, not corrected'}",
+                   f"{o['windows']} windows), {'corrected' if o['corrected'] else 'below 0.1 px, not corrected'}",
                    err=True)
     gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
     with _client(scheduler) as client:

@@ -73,7 +73,7 @@ def estimate_offset(plan) -> dict:
     return {"dy": float(dy), "dx": float(dx), "spread": spread, "windows": len(shifts)}
 
 
-MIN_CORRECTION = 0.05  # LR px: smaller offsets are reported, not corrected
+MIN_CORRECTION = 0.1  # LR px (two steps of the 1/20-px estimate): smaller offsets are reported, not corrected
 
 
 def coregister_guide(plan, required: bool = False) -> dict | None:

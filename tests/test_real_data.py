@@ -110,7 +110,9 @@ def test_shipped_guided_weights_reproduce_their_card():
         t = Affine(4.0 * s, 0, 500000, 0, -4.0 * s, 5800000)
         cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x")), t, "EPSG:32633")
         guide = geo.with_grid(xr.DataArray(rgb, dims=("band", "y", "x")), geo.hr_transform(t, s), "EPSG:32633")
-        out = geohsr.superresolve(cube, e["method"], s, guide=guide)
+        # the papers' protocol (an off-centre blur kernel shifts the LR by ~0.4 px on purpose) has
+        # no co-registration, and the card numbers were measured that way
+        out = geohsr.superresolve(cube, e["method"], s, guide=guide, coregister=False)
         assert metrics.psnr(np.clip(out.values, 0, 1), hr) == pytest.approx(r["psnr"], abs=0.05)
 
 
