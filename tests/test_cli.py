@@ -53,6 +53,19 @@ def test_info_and_json(make_raster):
     assert d["bands"] == 3 and d["resolution"] == [30.0, 30.0] and d["nodata"] == -1.0
 
 
+def test_info_into_a_closed_pipe_is_quiet(make_raster):
+    """`geohsr info x.tif | head -2`: the reader leaving early is no error (no message, exit 0)."""
+    path, _ = make_raster()
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, like a pipe into an exited `head`
+    try:
+        r = subprocess.run([sys.executable, "-m", "geohsr", "info", str(path)], stdout=write_end,
+                           stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+
+
 def test_methods_lists_bicubic_first():
     code, out, _ = _run("methods")
     assert code == 0 and out.startswith("bicubic")
