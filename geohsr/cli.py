@@ -291,30 +291,41 @@ def info(input, as_json):
 
 @main.command()
 @click.argument("input", type=click.Path(path_type=Path))
-@click.option("--method", "-m", "methods_", default="bicubic",
-              help="comma-separated methods; bicubic is always included")
+@click.option("--method", "-m", "methods_", default=None,
+              help="comma-separated methods; bicubic is always included [default: bicubic; with "
+                   "--guide the candidates of auto]")
 @click.option("--scale", "-s", type=int, default=4, help="integer scale factor")
 @click.option("--degradation", type=click.Choice(["bicubic", "torch-bicubic", "gaussian"]),
               default="bicubic", help="how the LR input is made from the scene")
 @click.option("--noise", type=float, default=0.0, help="Gaussian noise σ added to LR (on [0, 1])")
 @click.option("--seed", type=int, default=0, help="seed of the noise")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
+@click.option("--guide", type=click.Path(path_type=Path), default=None,
+              help="a real HR guide: reduced-resolution (Wald, sensor MTF) and full-resolution (QNR) "
+                   "scores, with the guide's co-registration offset")
+@click.option("--no-coregister", is_flag=True, help="use the guide's georeference as it is")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="write the report (.md Markdown, .html or .csv)")
-def evaluate(input, methods_, scale, degradation, noise, seed, device, report):
-    """Wald protocol on INPUT: degrade ×scale, super-resolve, compare with the original."""
+def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no_coregister, report):
+    """Wald protocol on INPUT: degrade ×scale, super-resolve, compare with the original; with
+    --guide also the no-reference QNR of the full-resolution products."""
     from .evaluate import evaluate as run_eval
     from .methods import get_method
 
-    names = [m.strip() for m in methods_.split(",") if m.strip()]
-    for m in names:
-        get_method(m).check_scale(scale)
+    names = [m.strip() for m in (methods_ or "").split(",") if m.strip()] or (None if guide else ["bicubic"])
+    for m in names or []:
+        if m.lower() != "auto":
+            get_method(m).check_scale(scale)
+    if guide is not None and (degradation != "bicubic" or noise):
+        raise click.BadParameter("with --guide the degradation is geohsr's sensor model; drop "
+                                 "--degradation/--noise", param_hint="--guide")
     if report is not None:
         if report.suffix.lower() not in (".md", ".csv", ".html", ".htm"):
             raise click.BadParameter("use a .md, .csv or .html file name", param_hint="--report")
         if not report.parent.is_dir() if str(report.parent) else False:
             raise click.BadParameter(f"directory {report.parent} does not exist", param_hint="--report")
-    rep = run_eval(input, names, scale, degradation=degradation, noise=noise, seed=seed, device=device)
+    rep = run_eval(input, names, scale, degradation=degradation, noise=noise, seed=seed, device=device,
+                   guide=guide, coregister=not no_coregister and "auto")
     text = rep.to_markdown()
     click.echo(text)
     if report is not None:

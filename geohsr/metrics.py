@@ -127,3 +127,60 @@ def all_metrics(x, y, scale: float, peak: float = 1.0) -> dict:
         "ergas": ergas(x, y, scale),
         "rmse": rmse(x, y),
     }
+
+
+# -- full resolution, no reference: QNR (Alparone et al., PE&RS 2008) ----------------------------
+QNR_BLOCK = 32  # HR pixels: the Q-index block size of the pansharpening toolboxes
+
+
+def _blocks(x: np.ndarray, b: int) -> np.ndarray:
+    """``(n, H, W)`` → ``(n, blocks, b·b)``: non-overlapping ``b × b`` blocks (the remainder dropped)."""
+    n, h, w = x.shape
+    hb, wb = h // b, w // b
+    if hb == 0 or wb == 0:
+        raise ValueError(f"images of {w}×{h} px hold no {b}×{b} block")
+    x = x[:, :hb * b, :wb * b].reshape(n, hb, b, wb, b).transpose(0, 1, 3, 2, 4)
+    return x.reshape(n, hb * wb, b * b)
+
+
+def q_matrix(x, y=None, block: int = QNR_BLOCK) -> np.ndarray:
+    """Universal image quality index Q (Wang & Bovik 2002) of every band of ``x`` (n, H, W) with
+    every band of ``y`` (m, H, W; default ``x``), computed on non-overlapping ``block × block``
+    blocks and averaged over the blocks: an ``(n, m)`` matrix. A block where both bands are
+    constant and equal counts as 1, one where the denominator vanishes otherwise as 0."""
+    bx = _blocks(np.asarray(x, dtype=np.float64), block)
+    by = bx if y is None else _blocks(np.asarray(y, dtype=np.float64), block)
+    mx, my = bx.mean(-1), by.mean(-1)  # (n, nb)
+    cx, cy = bx - mx[..., None], by - my[..., None]
+    vx, vy = (cx ** 2).mean(-1), (cy ** 2).mean(-1)
+    cov = np.einsum("ikp,jkp->kij", cx, cy) / bx.shape[-1]  # (nb, n, m)
+    mx, my, vx, vy = mx.T, my.T, vx.T, vy.T  # (nb, n)
+    num = 4.0 * cov * mx[:, :, None] * my[:, None, :]
+    den = (vx[:, :, None] + vy[:, None, :]) * (mx[:, :, None] ** 2 + my[:, None, :] ** 2)
+    same = (vx[:, :, None] == 0) & (vy[:, None, :] == 0) & (mx[:, :, None] == my[:, None, :])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(den > 0, num / den, np.where(same, 1.0, 0.0))
+    return q.mean(0)
+
+
+def qnr(fused, lr, pan, pan_low, scale: int, block: int = QNR_BLOCK) -> dict:
+    """QNR = (1 − D_λ)(1 − D_S) with α = β = 1 and p = q = 1 (Alparone et al. 2008).
+
+    ``fused`` (N, s·h, s·w), ``lr`` (N, h, w): the same N bands; ``pan`` (s·h, s·w) the guide's
+    intensity, ``pan_low`` (h, w) the guide reduced to the LR grid. Q on blocks of
+    ``b = round(block / s)`` LR px and ``b·s`` HR px, so both cover the same ground.
+    D_λ = mean over band pairs l ≠ r of |Q(F_l, F_r) − Q(M_l, M_r)|;
+    D_S = mean over bands l of |Q(F_l, P) − Q(M_l, P_LR)|."""
+    b = max(4, int(round(block / scale)))
+    hb = b * scale
+    fused, lr = np.asarray(fused, dtype=np.float64), np.asarray(lr, dtype=np.float64)
+    n = fused.shape[0]
+    if n < 2:
+        raise ValueError("D_λ needs at least two bands")
+    qf, qm = q_matrix(fused, block=hb), q_matrix(lr, block=b)
+    off = ~np.eye(n, dtype=bool)
+    d_lambda = float(np.mean(np.abs(qf - qm)[off]))
+    qfp = q_matrix(fused, np.asarray(pan, dtype=np.float64)[None], block=hb)[:, 0]
+    qmp = q_matrix(lr, np.asarray(pan_low, dtype=np.float64)[None], block=b)[:, 0]
+    d_s = float(np.mean(np.abs(qfp - qmp)))
+    return {"d_lambda": d_lambda, "d_s": d_s, "qnr": (1.0 - d_lambda) * (1.0 - d_s)}

@@ -49,33 +49,42 @@ def _crop(cube: xr.DataArray, scale: int):
     return y0, x0, ch, cw
 
 
-def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tuple[str, list[dict]]:
-    """The best candidate for this scene and guide, and the table ``[{method, psnr_held_out,
-    psnr_other_half}]`` (best first)."""
+def reduced_pair(plan, y0: int, x0: int, ch: int, cw: int):
+    """Wald's protocol on a window of a prepared (guided, co-registered) plan: the reference (the
+    scene's used bands, invalid pixels 0), its valid mask, and the scene and guide reduced by the
+    scale through the sensor model as georeferenced DataArrays ``(ref, ok, lr, guide_low)``."""
     import torch
 
-    from .api import superresolve
-    from .engine import prepare
     from .sensor import guide_low
     from .tiling import valid_mask
 
-    s = int(scale)
-    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device)  # opens, checks, co-registers
-    cube, src = plan.cube, plan.guide
-    y0, x0, ch, cw = _crop(cube, s)
+    s, cube = plan.scale, plan.cube
     bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
     ref = np.asarray(cube.isel(y=slice(y0, y0 + ch), x=slice(x0, x0 + cw)).values)[bands]
     ok = valid_mask(ref, plan.nodata).all(0)
     ref = np.where(ok, ref, 0).astype(np.float32)
     low = guide_low(torch.from_numpy(ref)[None], s)[0].numpy()
-    g = src.window(y0 * s, x0 * s, ch * s, cw * s)  # the guide on the crop's HR grid (co-registered)
-    g_low = guide_low(torch.from_numpy(g)[None], s)[0].numpy()  # … on the crop's own grid
+    g = plan.guide.window(y0 * s, x0 * s, ch * s, cw * s)  # the guide on the window's HR grid
+    g_low = guide_low(torch.from_numpy(g)[None], s)[0].numpy()  # … on the window's own grid
     t = geo.cube_transform(cube) @ Affine.translation(x0, y0)
     lr = geo.with_grid(xr.DataArray(low, dims=("band", "y", "x"),
                                     coords={k: ("band", v.values[bands]) for k, v in cube.coords.items()
                                             if v.dims == ("band",) and k != "band"}),
                        t @ Affine.scale(s), cube.rio.crs)
     gd = geo.with_grid(xr.DataArray(g_low, dims=("band", "y", "x")), t, cube.rio.crs)
+    return ref, ok, lr, gd
+
+
+def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tuple[str, list[dict]]:
+    """The best candidate for this scene and guide, and the table ``[{method, psnr_held_out,
+    psnr_other_half}]`` (best first)."""
+    from .api import superresolve
+    from .engine import prepare
+
+    s = int(scale)
+    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device)  # opens, checks, co-registers
+    y0, x0, ch, cw = _crop(plan.cube, s)
+    ref, ok, lr, gd = reduced_pair(plan, y0, x0, ch, cw)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
     half = cw // 2
     rows = []

@@ -88,3 +88,31 @@ def test_too_small_a_scene_or_overlap_is_refused_with_a_clear_message():
     g = geo.with_grid(xr.DataArray(pan, dims=("band", "y", "x")), geo.hr_transform(t, s), UTM)
     with pytest.raises(geohsr.InputError, match="overlap too little"):
         prepare(cube, "mtf-glp", s, guide=g)
+
+
+def test_evaluate_with_a_guide_reports_both_resolutions_and_the_offset(tmp_path):
+    """`geohsr evaluate scene --guide g -s 3 --report r.md`: Wald and QNR tables, the offset."""
+    from click.testing import CliRunner
+
+    from geohsr.cli import main
+
+    s = 3
+    cube, big, t = _scene(s, h=48, w=48)
+    src = geohsr.save_cube(cube, tmp_path / "scene.tif")
+    g = geohsr.save_cube(_guide(big, t, s, 0.6, -0.3), tmp_path / "guide.tif")
+    report = tmp_path / "pair.md"
+    r = CliRunner().invoke(main, ["evaluate", str(src), "--guide", str(g), "-s", "3", "-m", "mtf-glp,gsa",
+                                  "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    text = report.read_text()
+    assert "Reduced resolution" in text and "Full resolution" in text and "| mtf-glp |" in text
+    assert "QNR = (1 − D_λ)(1 − D_S)" in text and "corrected" in text
+    rep = geohsr.evaluate(src, "mtf-glp", s, guide=str(g))
+    assert abs(rep.offset["dy"] - 0.6) < 0.1 and abs(rep.offset["dx"] + 0.3) < 0.1
+    assert list(rep.reduced.index) == ["bicubic", "mtf-glp"] and list(rep.full.columns) == ["d_lambda", "d_s", "qnr"]
+    assert rep.reduced.loc["mtf-glp", "psnr"] > rep.reduced.loc["bicubic", "psnr"]
+    assert 0 < rep.full.loc["mtf-glp", "qnr"] <= 1
+    csv = tmp_path / "pair.csv"
+    r = CliRunner().invoke(main, ["evaluate", str(src), "--guide", str(g), "-s", "3", "-m", "gsa",
+                                  "--report", str(csv), "--no-coregister"])
+    assert r.exit_code == 0 and "qnr" in csv.read_text().splitlines()[0]

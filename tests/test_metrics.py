@@ -46,3 +46,29 @@ def test_all_metrics_keys():
     m = metrics.all_metrics(y * 0.9, y, scale=2)
     assert set(m) == {"psnr", "ssim", "sam", "ergas", "rmse"}
     assert m["sam"] == pytest.approx(0.0, abs=1e-5)
+
+
+def test_q_index_by_hand_and_block_alignment():
+    rng = np.random.default_rng(0)
+    x = rng.random((3, 64, 64))
+    q = metrics.q_matrix(x, block=32)
+    np.testing.assert_allclose(np.diag(q), 1.0)
+    a, b = x[0, :32, 32:], x[1, :32, 32:]  # one block by the formula of Wang & Bovik
+    c = ((a - a.mean()) * (b - b.mean())).mean()
+    by_hand = 4 * c * a.mean() * b.mean() / ((a.var() + b.var()) * (a.mean() ** 2 + b.mean() ** 2))
+    assert metrics.q_matrix(x[:2, :32, 32:64], block=32)[0, 1] == pytest.approx(by_hand)
+    assert metrics.q_matrix(np.ones((2, 8, 8)), block=4)[0, 1] == 1.0  # constant and equal
+
+
+def test_qnr_is_zero_distortion_for_a_replicated_product_and_sees_spectral_damage():
+    rng = np.random.default_rng(1)
+    s, base = 4, rng.random((24, 24))
+    lr = base * np.arange(1, 7)[:, None, None] + 0.05 * rng.random((6, 24, 24))  # correlated bands
+    pan = rng.random((24 * s, 24 * s))
+    pan_low = pan.reshape(24, s, 24, s).mean((1, 3))
+    nearest = lr.repeat(s, 1).repeat(s, 2)  # every HR block has its LR block's statistics
+    assert metrics.qnr(nearest, lr, pan, pan_low, s)["d_lambda"] == pytest.approx(0.0, abs=1e-12)
+    damaged = nearest.copy()
+    damaged[::2] = np.roll(damaged[::2], 5, axis=2)  # half the bands moved: inter-band relations break
+    r = metrics.qnr(damaged, lr, pan, pan_low, s)
+    assert r["d_lambda"] > 0.1 and r["qnr"] == pytest.approx((1 - r["d_lambda"]) * (1 - r["d_s"]))
