@@ -17,14 +17,15 @@ from .tiling import valid_mask
 
 WINDOW = 64  # LR pixels a side
 MIN_VALID = 0.9  # share of a window that must be valid in both
-MIN_WINDOW = 24  # the smallest window (LR px) a shift is estimated on
+MIN_WINDOW = 24  # a window holds at least MIN_WINDOW² LR px …
+MIN_SIDE = 16  # … and MIN_SIDE a side (a 21 × 42 px scene is measured, a 16 × 16 one is not)
 
 
 def _windows(h: int, w: int, n: int = 4):
-    side = min(WINDOW, h, w)
-    ys = np.unique(np.linspace(0, h - side, max(1, min(n, h // side + 1))).astype(int))
-    xs = np.unique(np.linspace(0, w - side, max(1, min(n, w // side + 1))).astype(int))
-    return side, [(int(y), int(x)) for y in ys for x in xs]
+    sy, sx = min(WINDOW, h), min(WINDOW, w)
+    ys = np.unique(np.linspace(0, h - sy, max(1, min(n, h // sy + 1))).astype(int))
+    xs = np.unique(np.linspace(0, w - sx, max(1, min(n, w // sx + 1))).astype(int))
+    return (sy, sx), [(int(y), int(x)) for y in ys for x in xs]
 
 
 def estimate_offset(plan) -> dict:
@@ -37,16 +38,17 @@ def estimate_offset(plan) -> dict:
     cube, s, guide = plan.cube, plan.scale, plan.guide
     bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
     H, W = cube.sizes["y"], cube.sizes["x"]
-    side, wins = _windows(H, W)
-    if side < MIN_WINDOW:
+    (sy, sx), wins = _windows(H, W)
+    if min(sy, sx) < MIN_SIDE or sy * sx < MIN_WINDOW ** 2:
         raise InputError(f"the scene ({W}×{H} LR px) is too small to estimate the guide's offset "
-                         f"(at least {MIN_WINDOW}×{MIN_WINDOW}); pass --no-coregister")
+                         f"(at least {MIN_WINDOW}×{MIN_WINDOW}, or as many pixels with "
+                         f"{MIN_SIDE} a side); pass --no-coregister")
     pairs = []
     for y0, x0 in wins:
-        raw = np.asarray(cube.isel(y=slice(y0, y0 + side), x=slice(x0, x0 + side)).values)[bands]
+        raw = np.asarray(cube.isel(y=slice(y0, y0 + sy), x=slice(x0, x0 + sx)).values)[bands]
         ok = valid_mask(raw, plan.nodata).all(0)
-        g = guide.window(y0 * s, x0 * s, side * s, side * s, fill=False)
-        gok = np.isfinite(g).all(0).reshape(side, s, side, s).all((1, 3))
+        g = guide.window(y0 * s, x0 * s, sy * s, sx * s, fill=False)
+        gok = np.isfinite(g).all(0).reshape(sy, s, sx, s).all((1, 3))
         m = ok & gok
         if m.mean() < MIN_VALID:
             continue
@@ -54,10 +56,10 @@ def estimate_offset(plan) -> dict:
         pairs.append((raw.astype(np.float64), gl.astype(np.float64), m))
     if not pairs:
         raise InputError("the guide and the scene overlap too little (no window of "
-                         f"{side}×{side} LR px valid in both) to estimate the guide's offset; "
+                         f"{sx}×{sy} LR px valid in both) to estimate the guide's offset; "
                          "check the guide's georeference or pass --no-coregister")
     shifts = []
-    taper = np.outer(np.hanning(side), np.hanning(side))  # no edge discontinuity pulling towards 0
+    taper = np.outer(np.hanning(sy), np.hanning(sx))  # no edge discontinuity pulling towards 0
     for r, g, m in pairs:
         inten = r.mean(0)  # (a regression onto the guide would partly absorb the shift itself)
         inten = np.where(m, inten, inten[m].mean())

@@ -5,7 +5,7 @@ geohsr's sensor model (:mod:`geohsr.sensor`: Gaussian MTF, gain 0.3 at Nyquist, 
 and so is the co-registered guide (it lands on the scene's own grid). Every candidate
 super-resolves the reduced scene with the reduced guide back to the scene's grid (Wald's
 protocol); PSNR (one MSE over the cube, peak = the crop's maximum) is measured on the held-out
-right half of the crop (the left half is reported too) and the best candidate runs on the real
+second half of the crop along its longer side (the first half is reported too) and the best candidate runs on the real
 scene. Candidates: bicubic, the classical fusion methods, the learned guided methods whose
 shipped weights cover the scale, and DualSR where its weights do.
 """
@@ -42,9 +42,9 @@ def candidates(scale: int) -> list[str]:
 def _crop(cube: xr.DataArray, scale: int):
     h, w = cube.sizes["y"], cube.sizes["x"]
     ch, cw = min(h, MAX_SIDE) // scale * scale, min(w, MAX_SIDE) // scale * scale
-    if ch < 8 * scale or cw < 16 * scale:
+    if min(ch, cw) < 6 * scale or max(ch, cw) < 12 * scale:
         raise InputError(f"the scene ({w}×{h} LR px) is too small to choose a method at ×{scale} "
-                         f"(at least {16 * scale}×{8 * scale}); name a method with -m")
+                         f"(at least {12 * scale}×{6 * scale}); name a method with -m")
     y0, x0 = (h - ch) // 2, (w - cw) // 2
     return y0, x0, ch, cw
 
@@ -86,7 +86,8 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tupl
     y0, x0, ch, cw = _crop(plan.cube, s)
     ref, ok, lr, gd = reduced_pair(plan, y0, x0, ch, cw)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
-    half = cw // 2
+    wide = cw >= ch  # held out: the second half along the longer side
+    half = (cw if wide else ch) // 2
     rows = []
     for name in names or candidates(s):
         from .methods import get_method
@@ -100,9 +101,10 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tupl
                          "note": str(exc).splitlines()[0][:120]})
             continue
         scores = []
-        for sl in (slice(half, None), slice(0, half)):
-            m = ok[:, sl]
-            scores.append(metrics.psnr(sr[:, :, sl][:, m] / peak, ref[:, :, sl][:, m] / peak))
+        for part in (slice(half, None), slice(0, half)):
+            sl = (slice(None), part) if wide else (part, slice(None))
+            m = ok[sl]
+            scores.append(metrics.psnr(sr[(slice(None),) + sl][:, m] / peak, ref[(slice(None),) + sl][:, m] / peak))
         rows.append({"method": name, "psnr_held_out": round(scores[0], 3), "psnr_other_half": round(scores[1], 3)})
     ran = [r for r in rows if r["psnr_held_out"] is not None]
     if not ran:

@@ -208,8 +208,12 @@ class GuidedPatches:
     blur / downsampler / noise degradation. Returns (lr, rgb, hr)."""
 
     def __init__(self, scenes: list[Scene], scale: int, response: np.ndarray, lr_patch: int = 12,
-                 iso_bug: bool = False, rgb_norm: bool = False, gain: tuple[float, float] = (1.0, 1.0)):
+                 iso_bug: bool = False, rgb_norm: bool = False, gain: tuple[float, float] = (1.0, 1.0),
+                 perturb: float = 0.0):
         self.scenes, self.scale, self.lr_patch = scenes, scale, lr_patch
+        self.perturb = perturb  # share of samples whose guide is perturbed like a real one (GuidePerturbation)
+        wl = scenes[0].wavelength
+        self.wavelength = np.asarray(wl if wl is not None else np.linspace(400, 700, scenes[0].cube.shape[0]))
         self.response, self.iso_bug = np.asarray(response, np.float64), iso_bug
         if self.response.shape[1] != scenes[0].cube.shape[0]:
             raise InputError(f"the response matrix has {self.response.shape[1]} columns but the "
@@ -230,11 +234,44 @@ class GuidedPatches:
             x = rng.integers(0, img.shape[2] - hr_size + 1)
             hr = _augment_guided(img[:, y:y + hr_size, x:x + hr_size], rng)
             g = np.exp(rng.uniform(np.log(self.gain[0]), np.log(self.gain[1]))) / self.rgb_scale[k]
-            rgb = degrade.project(hr, self.response) * g
+            if self.perturb and rng.random() < self.perturb:
+                rgb = perturbed_guide(hr, self.wavelength, self.response, self.scale, rng)
+            else:
+                rgb = degrade.project(hr, self.response) * g
             rgbs.append((np.clip(rgb, 0, 1) if self.rgb_scale[k] != 1.0 else rgb).astype(np.float32))
             lrs.append(random_degradation(hr, self.scale, rng, self.iso_bug))
             hrs.append(hr.astype(np.float32))
         return np.stack(lrs), np.stack(rgbs), np.stack(hrs)
+
+
+def perturbed_guide(hr: np.ndarray, wavelength: np.ndarray, response: np.ndarray, scale: int,
+                    rng: np.random.Generator) -> np.ndarray:
+    """A guide as another sensor on another date would give it (robust training of the guided
+    methods): a random spectral response (p = 1/3 a pan-like broad band in all three channels,
+    p = 1/3 three random Gaussian bands, else the nominal response with per-channel gains of
+    0.8–1.25), a sub-pixel misregistration (uniform ±0.5 LR px in each direction), brightness
+    (the patch's 99.9th percentile times a log-uniform gain in [0.6, 1.6], an offset of ±0.05,
+    a gamma in [0.8, 1.25]) and Gaussian noise (σ uniform in [0, 0.03]). Returns ``(3, H, W)``."""
+    from scipy import ndimage
+
+    lo, hi = float(wavelength.min()), float(wavelength.max())
+    kind = rng.integers(3)
+    if kind < 2:
+        n = 1 if kind == 0 else 3
+        centres = np.sort(rng.uniform(lo, hi, n))
+        fwhm = rng.uniform(0.3, 1.0, n) * (hi - lo) if n == 1 else rng.uniform(0.1, 0.4, n) * (hi - lo)
+        sig = fwhm / 2.3548
+        resp = np.exp(-0.5 * ((wavelength[None] - centres[:, None]) / sig[:, None]) ** 2)
+        resp /= resp.sum(1, keepdims=True)
+        resp = np.repeat(resp, 3, 0) if n == 1 else resp
+    else:
+        resp = response * rng.uniform(0.8, 1.25, (response.shape[0], 1))
+    g = degrade.project(hr, resp)
+    dy, dx = rng.uniform(-0.5, 0.5, 2) * scale
+    g = np.stack([ndimage.shift(c, (dy, dx), order=1, mode="reflect") for c in g])
+    g = g / max(float(np.percentile(g, 99.9)), 1e-12) * np.exp(rng.uniform(np.log(0.6), np.log(1.6)))
+    g = np.clip(g + rng.uniform(-0.05, 0.05), 0, None) ** rng.uniform(0.8, 1.25)
+    return g + rng.normal(0, rng.uniform(0, 0.03), g.shape)
 
 
 def asnlsr_tiles(cube: np.ndarray, wavelengths, domain: tuple[float, float], n_out: int,

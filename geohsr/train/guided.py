@@ -40,7 +40,7 @@ class GuidedTask:
     def __init__(self, method: str, train: list[Scene], val: list[Scene], scale: int,
                  config: str = "compact", lr_patch: int | None = None, val_crop: int = 192,
                  per_band_steps: bool = False, device: str = "cpu", seed: int = 1,
-                 swap_bug: bool = False, amp: bool = False):
+                 swap_bug: bool = False, amp: bool = False, guide_perturb: float = 0.0):
         spec = get_method(method)
         if spec.train.scales is not None and scale not in spec.train.scales:
             raise ValueError(f"{spec.name} trains at scales {spec.train.scales}, not {scale}")
@@ -58,7 +58,8 @@ class GuidedTask:
         wl = train[0].wavelength
         self.response = degrade.cie_rgb_response(wl if wl is not None else np.linspace(400, 700, train[0].cube.shape[0]))
         self.patches = GuidedPatches(train, scale, self.response, lr_patch or lr_default,
-                                     rgb_norm=True, gain=(0.7, 1.4))
+                                     rgb_norm=True, gain=(0.7, 1.4), perturb=guide_perturb)
+        self.guide_perturb = guide_perturb
         self.val = []
         rng = np.random.default_rng(2023)
         for sc in val:
@@ -136,14 +137,19 @@ def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskI
     method = options["method"]
     task = GuidedTask(method, train, val, scale, config, device=device, seed=seed, amp=amp,
                       per_band_steps=bool(options.get("per_band_steps")),
-                      swap_bug=bool(options.get("swap_bug")))
+                      swap_bug=bool(options.get("swap_bug")),
+                      guide_perturb=float(options.get("guide_perturb") or 0.0))
     recipe = {"loss": "L1",
               "steps": ("one Adam step per band" if task.per_band_steps
                         else "one random band per sample, one Adam step per batch"),
               "lr_patch": task.patches.lr_patch,
               "augment": "hflip, vflip, roll H/2, rot90, rot-90 (p = 0.5 each)",
               "rgb": "CIE 1931 2deg -> linear sRGB response (geohsr.degrade.cie_rgb_response), "
-                     "scene 99.9th-percentile scaling x log-uniform gain [0.7, 1.4]",
+                     "scene 99.9th-percentile scaling x log-uniform gain [0.7, 1.4]"
+                     + (f"; {task.guide_perturb:.0%} of the samples with a real-guide perturbation "
+                        "(geohsr.train.data.perturbed_guide: random response incl. pan-like, "
+                        "+-0.5 LR px misregistration, brightness/offset/gamma, noise)"
+                        if task.guide_perturb else ""),
               "degradation": "random kernel (iso/aniso, k in {7,9,13,15,21}) x {bicubic, bilinear, "
                              "direction} downsampler, p=0.8 noise sigma in {1..4}/255",
               "validation_degradation": "aniso Gaussian k=13 (2, 10, pi/2), torch bicubic, "

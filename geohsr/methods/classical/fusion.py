@@ -66,14 +66,15 @@ def _windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
     return [(int(y), int(x), min(FIT_WINDOW, h - y), min(FIT_WINDOW, w - x)) for y in ys for x in xs]
 
 
-def lr_samples(plan) -> tuple[np.ndarray, np.ndarray]:
-    """Valid LR pixels of the scene's (good) bands and of the guide at LR: ``(hs (L, n), g↓ (G, n))``."""
+def lr_windows(plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Windows of the scene's (good) bands and of the guide at LR (:func:`guide_low`), with the
+    mask of pixels valid in both: ``[(hs (L, h, w), g↓ (G, h, w), valid (h, w))]``."""
     from ...tiling import valid_mask
 
     cube, s, guide = plan.cube, plan.scale, plan.guide
     bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
     H, W = cube.sizes["y"], cube.sizes["x"]
-    hs_all, g_all = [], []
+    out = []
     for y0, x0, h, w in _windows(H, W):
         t, l = min(FIT_MARGIN, y0), min(FIT_MARGIN, x0)
         bt, r = min(FIT_MARGIN, H - y0 - h), min(FIT_MARGIN, W - x0 - w)
@@ -84,12 +85,67 @@ def lr_samples(plan) -> tuple[np.ndarray, np.ndarray]:
         gl = guide_low(torch.from_numpy(np.nan_to_num(gw))[None], s)[0].numpy()
         gok = imresize(torch.from_numpy(gfin[None, None].astype(np.float32)), scale=1.0 / s,
                        antialias=True)[0, 0].numpy() > 0.999
-        sl = (slice(t, t + h), slice(l, l + w))
-        m = (ok & gok)[sl]
-        hs_all.append(raw[(slice(None),) + sl][:, m].astype(np.float64))
-        g_all.append(gl[(slice(None),) + sl][:, m].astype(np.float64))
-    hs, g = np.concatenate(hs_all, 1), np.concatenate(g_all, 1)
-    return hs, g
+        sl = (slice(None), slice(t, t + h), slice(l, l + w))
+        out.append((raw[sl].astype(np.float64), gl[sl].astype(np.float64), (ok & gok)[sl[1:]]))
+    return out
+
+
+def lr_samples(plan, windows=None) -> tuple[np.ndarray, np.ndarray]:
+    """Valid LR pixels of the scene's (good) bands and of the guide at LR: ``(hs (L, n), g↓ (G, n))``."""
+    windows = lr_windows(plan) if windows is None else windows
+    return (np.concatenate([hs[:, m] for hs, _, m in windows], 1),
+            np.concatenate([g[:, m] for _, g, m in windows], 1))
+
+
+GATE_MIN = 4  # the injection gain is measured on windows of at least this many reduced px a side
+INFORM_NM = 150.0  # a guide band informs the HS bands whose centre lies within this of its own
+
+
+def informing_bands(plan) -> np.ndarray | None:
+    """``(L, G)`` bool: the guide bands near each HS band (centres within ``INFORM_NM``), from the
+    wavelengths; None when the scene's or the guide's wavelengths are unknown."""
+    gwl = np.asarray(plan.guide.wavelength, dtype=float)
+    bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
+    hwl = np.asarray(plan.cube.coords["wavelength"].values, dtype=float)[bands] \
+        if "wavelength" in plan.cube.coords else np.full(len(bands), np.nan)
+    if not (np.isfinite(gwl).all() and np.isfinite(hwl).all()):
+        return None
+    return np.abs(hwl[:, None] - gwl[None, :]) <= INFORM_NM
+
+
+def reduced_detail_stats(windows, scale: int, detail_fn):
+    """Wald's protocol on the fit windows: each LR window reduced by the scale through the sensor
+    model and fused with its guide↓ by ``detail_fn``; per HS band ``(⟨d, r⟩, ⟨d, d⟩, ⟨r, r⟩)`` with
+    ``d`` the detail the method adds and ``r`` the true detail (window − bicubic of the reduced
+    window) over the valid interior pixels, or None when no window has ``GATE_MIN``·s LR px a side."""
+    dr = dd = rr = None
+    for hs, g, m in windows:
+        h, w = hs.shape[1] // scale * scale, hs.shape[2] // scale * scale
+        if h < GATE_MIN * scale or w < GATE_MIN * scale:
+            continue
+        hs_, g_, m_ = hs[:, :h, :w], g[:, :h, :w], m[:h, :w].copy()
+        e = scale  # the interior: reflected window edges do not count
+        m_[:e], m_[-e:], m_[:, :e], m_[:, -e:] = False, False, False, False
+        low = guide_low(torch.from_numpy(hs_)[None], scale)
+        up = _up(low, scale)[0].numpy()
+        d = (detail_fn(low, torch.from_numpy(g_)[None])[0].numpy() - up)[:, m_]
+        r = (hs_ - up)[:, m_]
+        parts = (np.sum(d * r, 1), np.sum(d * d, 1), np.sum(r * r, 1))
+        dr, dd, rr = parts if dr is None else (dr + parts[0], dd + parts[1], rr + parts[2])
+    return None if dr is None else (dr, dd, rr)
+
+
+def injection_gain(stats, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per HS band the share ``β = clip(⟨d, r⟩ / ⟨d, d⟩, 0, 1)`` of the injected detail that helps
+    at reduced resolution, and the squared error left with it (``⟨r, r⟩ − 2β⟨d, r⟩ + β²⟨d, d⟩``).
+    A guide that does not inform a band (another spectral range, misregistration, another date)
+    gets β ≈ 0 there. Without stats: β = 1, error 0."""
+    if stats is None:
+        return np.ones(n), np.zeros(n)
+    dr, dd, rr = stats
+    with np.errstate(divide="ignore", invalid="ignore"):
+        beta = np.clip(np.where(dd > 0, dr / dd, 0.0), 0.0, 1.0)
+    return beta, rr - 2 * beta * dr + beta ** 2 * dd
 
 
 def _lstsq(a: np.ndarray, b: np.ndarray, ridge: float = 1e-6) -> np.ndarray:
@@ -109,18 +165,42 @@ def _check(n: int, name: str) -> None:
 
 
 def fit_glp(plan) -> np.ndarray:
-    """(L, G + 1): per band the guide-band coefficients and the intercept, in data units."""
-    hs, g = lr_samples(plan)
+    """(L, G + 1): per band the guide-band coefficients and the intercept, in data units. Each HS
+    band is regressed on every guide band and, when the wavelengths are known, on the guide bands
+    near it (:func:`informing_bands`); the coefficients are scaled by their injection gain
+    measured at reduced resolution (:func:`injection_gain`) and the choice with the smaller
+    reduced-resolution error is kept per band."""
+    windows = lr_windows(plan)
+    hs, g = lr_samples(plan, windows)
     _check(hs.shape[1], "mtf-glp")
     gm, hm = g.mean(1, keepdims=True), hs.mean(1, keepdims=True)
-    a = _lstsq((g - gm).T, (hs - hm).T).T  # (L, G)
+    s = plan.scale
+
+    def gated(a):  # the coefficients scaled by their measured injection gain, and the error left
+        coef = torch.from_numpy(np.concatenate([a, np.zeros((len(a), 1))], 1))[None]
+        beta, err = injection_gain(reduced_detail_stats(
+            windows, s, lambda low, gg: glp(low, gg, coef.to(gg.dtype), s)), len(a))
+        return a * beta[:, None], err
+
+    a, err = gated(_lstsq((g - gm).T, (hs - hm).T).T)  # (L, G): every guide band
+    allowed = informing_bands(plan)
+    if allowed is not None and not allowed.all():  # … or only those near each band, when better
+        near = np.zeros_like(a)
+        for cols in {tuple(r) for r in allowed}:  # one regression per set of nearby guide bands
+            rows, cols = np.all(allowed == cols, 1), np.asarray(cols)
+            if cols.any():
+                near[np.ix_(rows, cols)] = _lstsq((g[cols] - gm[cols]).T, (hs[rows] - hm[rows]).T).T
+        near, err_near = gated(near)
+        a = np.where((err_near < err)[:, None], near, a)
     c = hm[:, 0] - a @ gm[:, 0]
     return np.concatenate([a, c[:, None]], 1).astype(np.float32)
 
 
 def fit_gsa(plan) -> np.ndarray:
-    """(L + 1, 3): per band (w_k, g_k, 0); then (b, gain, offset)."""
-    hs, g = lr_samples(plan)
+    """(L + 1, 3): per band (w_k, g_k, 0); then (b, gain, offset). The gains ``g_k`` are scaled by
+    the injection gain measured at reduced resolution (:func:`injection_gain`)."""
+    windows = lr_windows(plan)
+    hs, g = lr_samples(plan, windows)
     _check(hs.shape[1], "gsa")
     p = g.mean(0)
     hm, pm = hs.mean(1), p.mean()
@@ -134,4 +214,7 @@ def fit_gsa(plan) -> np.ndarray:
     out = np.zeros((len(hm) + 1, 3))
     out[:-1, 0], out[:-1, 1] = w, gk
     out[-1] = (b, gain, off)
+    s, coef = plan.scale, torch.from_numpy(out.copy())[None]
+    out[:-1, 1] *= injection_gain(reduced_detail_stats(
+        windows, s, lambda low, gg: gsa(low, gg, coef.to(gg.dtype), s)), len(hm))[0]
     return out.astype(np.float32)

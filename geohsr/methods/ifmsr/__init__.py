@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import TrainOption, TrainSpec, register
 from .._guided import guided_spec
-from ..mulsr import PER_BAND_STEPS
+from ..mulsr import GUIDE_PERTURB, PER_BAND_STEPS
 from .config import CONFIGS
 from .net import IFMSR, band_triplet, mcpa_index
 
@@ -29,7 +29,7 @@ register(guided_spec(
     configs=CONFIGS,
     build_net=build_net,
     extras={"band_triplet": band_triplet, "guide_index": guide_index},
-    train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS, SWAP_BUG),
+    train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS, GUIDE_PERTURB, SWAP_BUG),
                     scales=(2, 3, 4, 8)),
     tile_tolerance=5e-2,  # RMS, 32-px LR tiles (blended; the default tiles are ≥ 192 px)
     order=4,

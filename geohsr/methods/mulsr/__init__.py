@@ -10,6 +10,9 @@ from .net import MulSR, band_triplet
 
 PER_BAND_STEPS = TrainOption("per-band-steps", "the papers' one optimiser step per band "
                              "(default: one random band per sample, one step per batch)")
+GUIDE_PERTURB = TrainOption("guide-perturb", "share of samples (0-1) whose synthetic guide is "
+                            "perturbed like a real one: random response (pan-like too), sub-pixel "
+                            "misregistration, brightness, noise", type=float, default=0.0)
 
 
 def build_net(scale: int, arch: dict) -> MulSR:
@@ -24,7 +27,7 @@ register(guided_spec(
     configs=CONFIGS,
     build_net=build_net,
     extras={"band_triplet": band_triplet},
-    train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS,),
+    train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS, GUIDE_PERTURB),
                     scales=(2, 4, 8)),
     tile_tolerance=2e-3,  # RMS, 32-px LR tiles (blended; the default tiles are ≥ 192 px)
     order=3,
