@@ -4,6 +4,8 @@
   128 × 128 × 31 LR cube (a CAVE test image), shipped weights; plus the CoarSR **paper**
   configuration (random weights: speed only) with its FLOP count (torch's FlopCounterMode) and
   the GFLOP/s it reaches.
+* ``fusion``: MTF-GLP and GSA ×4 against bicubic on one 256 × 256 × 64 LR scene with a 4-band
+  guide (fit and co-registration included): the ratio of their wall times.
 * ``tiling``: bicubic ×4 of a 1024 × 1024 × 32 cube in one block vs 256-pixel dask chunks
   (overhead of the halo and the graph).
 * ``distributed``: a streamed ``run_file`` on a LocalCluster of 1 vs 2 single-threaded workers.
@@ -17,7 +19,7 @@
 
 Writes JSON lines into ``benchmarks/results/speed.jsonl``, one current record per configuration.
 
-    python benchmarks/bench_speed.py [methods] [tiling] [distributed] [device]
+    python benchmarks/bench_speed.py [methods] [tiling] [distributed] [device] [fusion]
 """
 
 from __future__ import annotations
@@ -123,6 +125,20 @@ def bench_methods():
             "wall_s": round(t, 2), "tflop": round(flops / 1e12, 3), "gflop_per_s": round(flops / t / 1e9, 1),
             "official_code_s_on_this_machine": 34.0, "speedup_vs_official": round(34.0 / t, 2),
             "lr_mpix_bands_per_s": round(mpb / t, 4)})
+
+
+def bench_fusion():
+    """Classical fusion vs bicubic on one scene: 256 × 256 × 64 LR ×4 with a 4-band 1024² guide,
+    wall time of ``superresolve(...).values`` including the scene-wide fit and co-registration."""
+    c = cube(64, 256, 256)
+    g = cube(4, 1024, 1024, seed=1)
+    g = geo.with_grid(g, Affine(7.5, 0, 0, 0, -7.5, 0), "EPSG:32633")
+    t_bic = timeit(lambda: geohsr.superresolve(c, "bicubic", 4).values, repeat=2)
+    for m in ("mtf-glp", "gsa"):
+        t = timeit(lambda: geohsr.superresolve(c, m, 4, guide=g).values, repeat=2)
+        record({"benchmark": "fusion_speed", "method": m, "scale": 4, "lr_shape": [64, 256, 256],
+                "guide_bands": 4, "wall_s": round(t, 2), "bicubic_wall_s": round(t_bic, 2),
+                "ratio_to_bicubic": round(t / t_bic, 2)})
 
 
 def bench_tiling():
@@ -261,4 +277,4 @@ if __name__ == "__main__":
     which = sys.argv[1:] or ["methods", "tiling", "distributed"]
     for w in which:
         {"methods": bench_methods, "tiling": bench_tiling, "distributed": bench_distributed,
-         "device": bench_device}[w]()
+         "device": bench_device, "fusion": bench_fusion}[w]()

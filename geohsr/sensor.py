@@ -32,13 +32,16 @@ def _gauss_kernel(sigma: float) -> torch.Tensor:
 
 
 def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of ``(B, C, H, W)`` with mirrored edges."""
+    """Separable Gaussian blur of ``(B, C, H, W)`` with mirrored edges, as a weighted sum of shifted
+    views (a one-channel ``conv2d`` is an order of magnitude slower on the CPU)."""
     k = _gauss_kernel(sigma).to(x.device, x.dtype)
     r = k.numel() // 2
     b, c, h, w = x.shape
     y = x.reshape(b * c, 1, h, w)
-    y = F.conv2d(F.pad(y, (r, r, 0, 0), mode="reflect" if w > r else "replicate"), k.view(1, 1, 1, -1))
-    y = F.conv2d(F.pad(y, (0, 0, r, r), mode="reflect" if h > r else "replicate"), k.view(1, 1, -1, 1))
+    y = F.pad(y, (r, r, 0, 0), mode="reflect" if w > r else "replicate")
+    y = sum(k[i] * y[..., i:i + w] for i in range(k.numel()))
+    y = F.pad(y, (0, 0, r, r), mode="reflect" if h > r else "replicate")
+    y = sum(k[i] * y[..., i:i + h, :] for i in range(k.numel()))
     return y.reshape(b, c, h, w)
 
 

@@ -146,7 +146,7 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
 
 
 class EvaluateAlgorithm(_GeohsrAlgorithm):
-    INPUT, METHODS, SCALE, OUTPUT = "INPUT", "METHODS", "SCALE", "OUTPUT"
+    INPUT, METHODS, SCALE, GUIDE, OUTPUT = "INPUT", "METHODS", "SCALE", "GUIDE", "OUTPUT"
 
     def name(self):
         return "evaluate"
@@ -157,7 +157,9 @@ class EvaluateAlgorithm(_GeohsrAlgorithm):
     def shortHelpString(self):  # noqa: N802
         return ("Wald protocol: degrades the raster by the scale, super-resolves it back with each "
                 "method and compares with the original (PSNR, SSIM, SAM, ERGAS, RMSE). Bicubic is "
-                "always included.")
+                "always included. With a high-resolution guide: the scene and the guide are reduced "
+                "together, the full-resolution products are scored without a reference (QNR, D_λ, "
+                "D_S) and the guide's measured offset is reported.")
 
     def createInstance(self):  # noqa: N802
         return EvaluateAlgorithm()
@@ -166,12 +168,18 @@ class EvaluateAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterRasterLayer(self.INPUT, "Hyperspectral raster")
         p.setHelp("Scene to evaluate on (bad bands and nodata are left out).")
         self.addParameter(p)
-        p = QgsProcessingParameterString(self.METHODS, "Methods (comma-separated)", defaultValue="bicubic")
-        p.setHelp("e.g. bicubic,dualsr")
+        p = QgsProcessingParameterString(self.METHODS, "Methods (comma-separated)", defaultValue="",
+                                         optional=True)
+        p.setHelp("e.g. bicubic,dualsr; empty: bicubic, or with a guide every candidate of auto")
         self.addParameter(p)
         p = QgsProcessingParameterNumber(self.SCALE, "Scale factor", QgsProcessingParameterNumber.Integer,
                                          defaultValue=4, minValue=2, maxValue=16)
         p.setHelp("Degradation and super-resolution factor.")
+        self.addParameter(p)
+        p = QgsProcessingParameterRasterLayer(self.GUIDE, "High-resolution guide (pan, RGB, multispectral)",
+                                              optional=True)
+        p.setHelp("A real guide of another sensor: evaluates the guided methods on this pair at reduced "
+                  "and at full resolution.")
         self.addParameter(p)
         p = QgsProcessingParameterFileDestination(self.OUTPUT, "Report", fileFilter="HTML (*.html);;Markdown (*.md)")
         p.setHelp("Metric table and the protocol that produced it.")
@@ -180,10 +188,15 @@ class EvaluateAlgorithm(_GeohsrAlgorithm):
     def processAlgorithm(self, parameters, context, feedback):  # noqa: N802
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         out = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
-        args = _prefix() + ["evaluate", _layer_path(layer), "--method",
-                            self.parameterAsString(parameters, self.METHODS, context),
+        args = _prefix() + ["evaluate", _layer_path(layer),
                             "--scale", str(self.parameterAsInt(parameters, self.SCALE, context)),
                             "--report", out]
+        methods = self.parameterAsString(parameters, self.METHODS, context).strip()
+        if methods:
+            args += ["--method", methods]
+        guide = self.parameterAsRasterLayer(parameters, self.GUIDE, context)
+        if guide is not None:
+            args += ["--guide", _layer_path(guide)]
         feedback.pushInfo("running: " + " ".join(args))
         text = _run(args, feedback)
         for ln in text.splitlines():

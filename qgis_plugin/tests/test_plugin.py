@@ -60,6 +60,19 @@ def test_evaluate_writes_a_report(provider, tmp_path):
     assert "psnr" in text and "Wald protocol" in text
 
 
+def test_evaluate_with_a_guide_reports_qnr_and_the_offset(provider, tmp_path):
+    from osgeo import gdal
+
+    guide = tmp_path / "guide.tif"  # a 3-band 15 m guide made from the tile itself
+    gdal.Translate(str(guide), str(enmap_tile()), bandList=[45, 28, 12], xRes=15, yRes=15,
+                   resampleAlg="bilinear")
+    out = tmp_path / "pair.md"
+    _run("geohsr:evaluate", {"INPUT": str(enmap_tile()), "METHODS": "mtf-glp", "SCALE": 2,
+                             "GUIDE": str(guide), "OUTPUT": str(out)})
+    text = out.read_text()
+    assert "| mtf-glp |" in text and "QNR" in text and "Guide offset" in text
+
+
 def test_bad_input_gives_the_cli_message(provider, tmp_path):
     with pytest.raises(QgsProcessingException, match=r"supports scales 2, 4, 8, not 3"):
         _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": 1, "SCALE": 3,

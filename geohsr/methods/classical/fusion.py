@@ -60,9 +60,11 @@ def gsa(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> tor
 
 # -- the scene-wide fit ------------------------------------------------------------------------
 def _windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
+    """At most ``FIT_WINDOWS`` windows on a regular grid, no more per axis than the scene holds
+    side by side (a small scene is read once, not as overlapping copies)."""
     n = max(1, int(math.ceil(math.sqrt(FIT_WINDOWS))))
-    ys = np.unique(np.linspace(0, max(0, h - FIT_WINDOW), n).astype(int))
-    xs = np.unique(np.linspace(0, max(0, w - FIT_WINDOW), n).astype(int))
+    ys = np.unique(np.linspace(0, max(0, h - FIT_WINDOW), min(n, -(-h // FIT_WINDOW))).astype(int))
+    xs = np.unique(np.linspace(0, max(0, w - FIT_WINDOW), min(n, -(-w // FIT_WINDOW))).astype(int))
     return [(int(y), int(x), min(FIT_WINDOW, h - y), min(FIT_WINDOW, w - x)) for y in ys for x in xs]
 
 
@@ -126,9 +128,9 @@ def reduced_detail_stats(windows, scale: int, detail_fn):
         hs_, g_, m_ = hs[:, :h, :w], g[:, :h, :w], m[:h, :w].copy()
         e = scale  # the interior: reflected window edges do not count
         m_[:e], m_[-e:], m_[:, :e], m_[:, -e:] = False, False, False, False
-        low = guide_low(torch.from_numpy(hs_)[None], scale)
+        low = guide_low(torch.from_numpy(hs_.astype(np.float32))[None], scale)  # float32: fast kernels
         up = _up(low, scale)[0].numpy()
-        d = (detail_fn(low, torch.from_numpy(g_)[None])[0].numpy() - up)[:, m_]
+        d = (detail_fn(low, torch.from_numpy(g_.astype(np.float32))[None])[0].numpy() - up)[:, m_]
         r = (hs_ - up)[:, m_]
         parts = (np.sum(d * r, 1), np.sum(d * d, 1), np.sum(r * r, 1))
         dr, dd, rr = parts if dr is None else (dr + parts[0], dd + parts[1], rr + parts[2])
