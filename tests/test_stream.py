@@ -77,7 +77,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
     rng = random.Random(0)
     out = tmp_path / "out.tif"
     killed = resumed_from_partial = 0
-    for trial in range(20):
+    for trial in range(10):
         for p in [out] + partial_paths(out):
             p.unlink(missing_ok=True)
         proc = subprocess.Popen(_cli(*base, "--progress", "json", "-o", out), env=env,
@@ -107,7 +107,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
         pa, pb = _profile_and_tags(out), _profile_and_tags(ref)
         assert pa == pb
         assert partial_paths(out) == []
-    assert killed >= 15 and resumed_from_partial >= 12
+    assert killed >= 7 and resumed_from_partial >= 5
 
 
 def test_ctrl_c_keeps_partial_and_resume_finishes(tmp_path):
