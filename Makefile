@@ -31,12 +31,15 @@ test: $(STAMP)
 	$(MAKE) --no-print-directory test-qgis
 
 # The QGIS plugin's tests run in real QGIS (Debian's python3-qgis), in a venv that sees the
-# system's QGIS packages and holds only pytest and pytest-qgis.
+# system's QGIS packages and holds only pytest and pytest-qgis. pytest-qgis keeps QGIS's profile
+# (settings, auth database) in <rootdir>/.qgis-settings: the rootdir is a temporary folder.
 test-qgis: $(STAMP)
 	@if [ -x /usr/bin/qgis_process.bin ] && /usr/bin/python3 -c "import qgis.core" 2>/dev/null; then \
 		[ -x $(QGIS_VENV)/bin/pytest ] || { /usr/bin/python3 -m venv --system-site-packages $(QGIS_VENV) \
 			&& $(QGIS_VENV)/bin/python -m pip install -q pytest pytest-qgis; }; \
-		QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest -q -p no:cacheprovider qgis_plugin/tests; \
+		profile=$$(mktemp -d); \
+		QT_QPA_PLATFORM=offscreen $(QGIS_VENV)/bin/python -m pytest -q -p no:cacheprovider \
+			--rootdir "$$profile" qgis_plugin/tests; rc=$$?; rm -rf "$$profile"; exit $$rc; \
 	else \
 		echo "SKIPPED the QGIS plugin tests: QGIS is not installed (apt-get install qgis python3-qgis qgis-providers)"; \
 	fi

@@ -3,11 +3,8 @@
 The plugin runs the geohsr CLI of the project's main virtual environment (GEOHSR_CLI).
 """
 
-import atexit
 import os
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,10 +13,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = ROOT / "qgis_plugin"
 sys.path.insert(0, str(PLUGIN_DIR))
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-# QGIS's profile (settings, auth database) in a temporary folder, never in the working tree
-if "QGIS_CUSTOM_CONFIG_PATH" not in os.environ:
-    os.environ["QGIS_CUSTOM_CONFIG_PATH"] = tempfile.mkdtemp(prefix="geohsr-qgis-profile-")
-    atexit.register(shutil.rmtree, os.environ["QGIS_CUSTOM_CONFIG_PATH"], True)
 os.environ.setdefault("GEOHSR_CLI", str(ROOT / ".venv" / "bin" / "geohsr"))
 SHARED = ROOT.parent / "shared" / "data"
 
