@@ -158,11 +158,13 @@ def test_guided_training_cli_writes_a_card(tmp_path, make_raster):
                     wavelengths=list(np.linspace(410, 690, 8)))
     r = CliRunner().invoke(main, ["train", "mulsr", "--data", str(d), "--scale", "4", "--out",
                                   str(tmp_path / "run"), "--config", "tiny", "--batches", "2",
-                                  "--val-every", "2", "--batch", "2", "-q", "--device", "cpu"])
+                                  "--val-every", "2", "--batch", "2", "-q", "--device", "cpu",
+                                  "--guide-perturb", "0.5"])
     assert r.exit_code == 0, r.output
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     assert card["method"] == "mulsr" and card["architecture"]["n_sge"] == 1
     assert "random band" in card["recipe"]["steps"]
+    assert "50% of the samples with a real-guide perturbation" in card["recipe"]["rgb"]
     meta = W.read_metadata(tmp_path / "run" / "best.safetensors")
     assert meta["rgb_response"] == "cie1931-srgb"
 
@@ -206,3 +208,20 @@ def test_training_can_start_from_other_weights(tmp_path, make_raster):
     r = CliRunner().invoke(main, ["train", "ifmsr", "--scale", "4", "--out", str(tmp_path / "bad"),
                                   "--batches", "1", "--init", str(start), *common])
     assert r.exit_code != 0 and "do not fit" in r.output and "Traceback" not in r.output
+
+
+def test_perturbed_guides_differ_like_another_sensor():
+    """Robust training: a perturbed guide is the patch seen by another response, shifted by up to
+    half an LR pixel, with another brightness and noise; three channels, finite."""
+    from geohsr import degrade
+    from geohsr.train.data import perturbed_guide
+
+    rng = np.random.default_rng(0)
+    wl = np.linspace(400, 700, 31)
+    hr = np.random.default_rng(1).random((31, 48, 48)).astype(np.float32)
+    nominal = degrade.project(hr, degrade.cie_rgb_response(wl))
+    outs = [perturbed_guide(hr, wl, degrade.cie_rgb_response(wl), 4, rng) for _ in range(12)]
+    assert all(o.shape == (3, 48, 48) and np.isfinite(o).all() for o in outs)
+    pan_like = [o for o in outs if np.allclose(o[0] - o[1], 0, atol=0.2) and np.allclose(o[1] - o[2], 0, atol=0.2)]
+    assert pan_like  # some are a broad band repeated in all channels (what a pan guide gives)
+    assert all(not np.allclose(o, nominal / np.percentile(nominal, 99.9), atol=1e-3) for o in outs)
