@@ -63,7 +63,12 @@ def main(argv=None):
     ap = argparse.ArgumentParser()
     ap.add_argument("--scales", default="2,4")
     ap.add_argument("--pairs", default="1,7,13,19,25,32")
+    ap.add_argument("--methods", default=None, help="comma-separated (default: all candidates)")
+    ap.add_argument("--weights", action="append", default=[], metavar="METHOD=FILE",
+                    help="other weights for a learned method (rows say which)")
+    ap.add_argument("--out", default=str(HERE / "results" / "real_pairs.json"))
     a = ap.parse_args(argv)
+    weights = dict(w.split("=", 1) for w in a.weights)
     if not DATA.is_dir():
         sys.exit(f"{DATA} not found")
     res = {"benchmark": "real_pairs", "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
@@ -73,18 +78,18 @@ def main(argv=None):
         for pair in map(int, a.pairs.split(",")):
             ms, pan = load(pair)
             cube, guide = case(ms, pan, s)
-            for m in methods_for(s):
+            for m in (a.methods.split(",") if a.methods else methods_for(s)):
                 spec_guided = m == "auto" or geohsr.get_method(m).guided
                 t0 = time.perf_counter()
                 sr = geohsr.superresolve(cube, method=m, scale=s, guide=guide if spec_guided else None,
-                                         dtype="float32")
+                                         dtype="float32", weights=weights.get(m))
                 dt = time.perf_counter() - t0
                 row = {"scale": s, "pair": pair, "method": m, "chosen": sr.attrs.get("geohsr_method"),
                        "psnr": round(metrics.psnr(sr.values, ms), 3), "sam": round(metrics.sam(sr.values, ms), 3),
-                       "seconds": round(dt, 2)}
+                       "seconds": round(dt, 2), "weights": weights.get(m, "shipped")}
                 res["rows"].append(row)
                 print(json.dumps(row), flush=True)
-    out = HERE / "results" / "real_pairs.json"
+    out = Path(a.out)
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
 

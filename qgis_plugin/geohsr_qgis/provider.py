@@ -21,7 +21,11 @@ from qgis.PyQt.QtGui import QIcon
 from . import runner
 
 SETTING_CLI = "GEOHSR_CLI_PATH"
-FALLBACK_METHODS = ["bicubic", "dualsr", "coarsr"]
+# The METHOD values are the method names themselves (static strings), so a saved model or a
+# `qgis_process` call means the same method whatever environment runs it. The built-in names are
+# always offered; methods another environment registers are appended.
+BUILTIN_METHODS = ["auto", "bicubic", "dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr", "mtf-glp", "gsa"]
+DEFAULT_METHOD = "auto"  # the CLI's default
 DEVICES = ["auto", "cpu", "cuda"]
 
 
@@ -80,7 +84,7 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
 
     def __init__(self, method_names=None):
         super().__init__()
-        self.method_names = list(method_names or FALLBACK_METHODS)
+        self.method_names = list(dict.fromkeys(BUILTIN_METHODS + list(method_names or [])))
 
     def name(self):
         return "superresolve"
@@ -100,10 +104,12 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterRasterLayer(self.INPUT, "Input hyperspectral raster")
         p.setHelp("Raster to super-resolve (GeoTIFF, ENVI, …), bands = spectral bands.")
         self.addParameter(p)
-        default = self.method_names.index("bicubic") if "bicubic" in self.method_names else 0
         p = QgsProcessingParameterEnum(self.METHOD, "Method", options=self.method_names,
-                                       defaultValue=default)
-        p.setHelp("Super-resolution method (`geohsr methods` lists them with their inputs and scales).")
+                                       defaultValue=DEFAULT_METHOD)
+        p.setUsesStaticStrings(True)  # the value is the name (METHOD=dualsr), never a position
+        p.setHelp("Super-resolution method by name (`geohsr methods` lists them with their inputs and "
+                  "scales); auto: with a guide the candidate best on this scene, else DualSR where "
+                  "shipped weights cover the scale, else bicubic.")
         self.addParameter(p)
         p = QgsProcessingParameterNumber(self.SCALE, "Scale factor", QgsProcessingParameterNumber.Integer,
                                          defaultValue=4, minValue=2, maxValue=16)
@@ -128,7 +134,7 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
         if layer is None:
             raise QgsProcessingException("no input raster given")
-        method = self.method_names[self.parameterAsEnum(parameters, self.METHOD, context)]
+        method = self.parameterAsEnumString(parameters, self.METHOD, context) or DEFAULT_METHOD
         scale = self.parameterAsInt(parameters, self.SCALE, context)
         out = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         args = _prefix() + ["run", _layer_path(layer), "--scale", str(scale), "--method", method,
@@ -247,6 +253,6 @@ class GeohsrProvider(QgsProcessingProvider):
             try:
                 self.method_names = [m["name"] for m in runner.methods(runner.find_cli(_setting()))]
             except Exception:  # noqa: BLE001  (no environment yet: the run says how to set one up)
-                self.method_names = list(FALLBACK_METHODS)
+                self.method_names = []
         self.addAlgorithm(SuperResolveAlgorithm(self.method_names))
         self.addAlgorithm(EvaluateAlgorithm())

@@ -31,7 +31,13 @@ def test_provider_registers_and_lists_algorithms(provider):
     assert ids == ["geohsr:evaluate", "geohsr:superresolve"]
     alg = reg.algorithmById("geohsr:superresolve")
     enum = alg.parameterDefinition("METHOD")
-    assert "bicubic" in enum.options() and "dualsr" in enum.options()  # from `geohsr methods`
+    assert "bicubic" in enum.options() and "mtf-glp" in enum.options()
+    assert enum.usesStaticStrings() and enum.defaultValue() == "auto"  # names, the CLI's default
+    from geohsr_qgis.provider import SuperResolveAlgorithm
+
+    offline = SuperResolveAlgorithm([])  # no geohsr environment found: the same names, same order
+    offline.initAlgorithm()
+    assert offline.parameterDefinition("METHOD").options()[:len(enum.options())] == enum.options()
     for p in alg.parameterDefinitions():
         assert p.help(), p.name()
 
@@ -39,7 +45,7 @@ def test_provider_registers_and_lists_algorithms(provider):
 def test_superresolve_real_enmap_tile(provider, tmp_path):
     src = enmap_tile()
     out = tmp_path / "x4.tif"
-    res = _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": 0, "SCALE": 4, "OUTPUT": str(out)})
+    res = _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": "bicubic", "SCALE": 4, "OUTPUT": str(out)})
     assert Path(res["OUTPUT"]) == out
     lr, hr = QgsRasterLayer(str(src), "lr"), QgsRasterLayer(str(out), "hr")
     try:
@@ -75,7 +81,7 @@ def test_evaluate_with_a_guide_reports_qnr_and_the_offset(provider, tmp_path):
 
 def test_bad_input_gives_the_cli_message(provider, tmp_path):
     with pytest.raises(QgsProcessingException, match=r"supports scales 2, 4, 8, not 3"):
-        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": 1, "SCALE": 3,
+        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "dualsr", "SCALE": 3,
                                      "OUTPUT": str(tmp_path / "bad.tif")})
     assert not (tmp_path / "bad.tif").exists()
 
@@ -122,7 +128,7 @@ def test_cancel_leaves_no_output_and_no_child(provider, tmp_path):
     out = tmp_path / "cancelled_x4.tif"
     fb = _CancelOnProgress()
     with pytest.raises(QgsProcessingException, match="cancelled"):
-        _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": 0, "SCALE": 4, "OUTPUT": str(out)}, fb)
+        _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": "bicubic", "SCALE": 4, "OUTPUT": str(out)}, fb)
     assert fb.seen > 0
     time.sleep(0.5)
     assert not out.exists()
@@ -133,7 +139,7 @@ def test_cancel_leaves_no_output_and_no_child(provider, tmp_path):
 def test_missing_environment_says_how_to_set_one_up(provider, tmp_path, monkeypatch):
     monkeypatch.setenv("GEOHSR_CLI", str(tmp_path / "nowhere" / "geohsr"))
     with pytest.raises(QgsProcessingException, match="GEOHSR_CLI=.*not executable.*Install geohsr"):
-        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": 0, "SCALE": 2,
+        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "bicubic", "SCALE": 2,
                                      "OUTPUT": str(tmp_path / "o.tif")})
 
 
@@ -161,7 +167,7 @@ def test_qgis_process_from_the_shell(tmp_path):
     assert r.returncode == 0, r.stdout + r.stderr
     out = tmp_path / "shell_x2.tif"
     r = subprocess.run([exe, "run", "geohsr:superresolve", "--", f"INPUT={enmap_tile()}",
-                        "METHOD=0", "SCALE=2", f"OUTPUT={out}"], env=env, capture_output=True,
+                        "METHOD=bicubic", "SCALE=2", f"OUTPUT={out}"], env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
     assert out.exists() and re.search(r"OUTPUT:\s*" + re.escape(str(out)), r.stdout)
