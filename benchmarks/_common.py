@@ -46,3 +46,14 @@ def upsert_jsonl(path: Path, rec: dict) -> None:
     keep = [ln for ln in old if ln.strip()
             and tuple(json.dumps(json.loads(ln).get(k)) for k in KEY_FIELDS) != key]
     path.write_text("\n".join(keep + [json.dumps(rec)]) + "\n")
+
+
+def methods_for(s: int) -> list[str]:
+    """The methods a real-guide benchmark compares at scale ``s``: bicubic, the classical fusion
+    methods, auto, the learned guided methods with weights for ``s`` and DualSR where it has them."""
+    from geohsr import weights as W
+    from geohsr.methods import default_method
+
+    out = ["bicubic", "mtf-glp", "gsa", "auto"]
+    out += [m for m in ("mulsr", "ifmsr") if W.find(m, s)]
+    return out + (["dualsr"] if default_method(s) == "dualsr" else [])

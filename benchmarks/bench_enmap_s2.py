@@ -36,6 +36,9 @@ import geohsr
 from geohsr import degrade, geo, metrics
 from geohsr.sensor import blur, guide_low, mtf_sigma
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import methods_for  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
 SCALE = 3
@@ -85,15 +88,6 @@ def case(ref, wl, t, crs):
     guide = geo.with_grid(xr.DataArray(g.astype(np.float32), dims=("band", "y", "x"),
                                        coords={"wavelength": ("band", [492.2, 560.3, 663.1, 833.3])}), t, crs)
     return ref, cube, guide
-
-
-def methods_for(s):
-    from geohsr import weights as W
-    from geohsr.methods import default_method
-
-    out = ["bicubic", "mtf-glp", "gsa", "auto"]
-    out += [m for m in ("mulsr", "ifmsr") if W.find(m, s)]
-    return out + (["dualsr"] if default_method(s) == "dualsr" else [])
 
 
 def main(argv=None):

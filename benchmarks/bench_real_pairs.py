@@ -30,6 +30,9 @@ import geohsr
 from geohsr import geo, metrics
 from geohsr.sensor import guide_low
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import methods_for  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data" / "landsat7_ms_pan"
 
@@ -48,15 +51,6 @@ def case(ms, pan, s):
                          Affine.scale(float(s)), None)
     guide = geo.with_grid(xr.DataArray(g, dims=("band", "y", "x")), Affine.identity(), None)
     return cube, guide
-
-
-def methods_for(s):
-    from geohsr import weights as W
-    from geohsr.methods import default_method
-
-    out = ["bicubic", "mtf-glp", "gsa", "auto"]
-    out += [m for m in ("mulsr", "ifmsr") if W.find(m, s)]
-    return out + (["dualsr"] if default_method(s) == "dualsr" else [])
 
 
 def main(argv=None):
