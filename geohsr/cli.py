@@ -275,7 +275,7 @@ def info(input, as_json):
         click.echo(json.dumps(d, indent=2))
         return
     click.echo(f"{d['path']}")
-    click.echo(f"  size        {w} × {h} px, {nb} bands, {d['dtype']}")
+    click.echo(f"  size        {w} × {h} px, {nb} band{'s' if nb != 1 else ''}, {d['dtype']}")
     click.echo(f"  crs         {d['crs'] or 'none'}")
     res = d["resolution"]
     click.echo(f"  resolution  {res[0]:g} × {res[1]:g}" if res else "  resolution  rotated/sheared grid")
@@ -493,11 +493,13 @@ def methods_cmd(as_json):
     if as_json:
         click.echo(json.dumps(ms, indent=2))
         return
-    for m in ms:
-        scales = m["scales"] if isinstance(m["scales"], str) else ", ".join(map(str, m["scales"]))
-        click.echo(f"{m['name']:<10} {m['inputs']:<14} scales: {scales:<18} bands: {m['bands']:<6} "
+    rows = [(m["name"], m["inputs"], m["scales"] if isinstance(m["scales"], str)
+             else ", ".join(map(str, m["scales"])), m["bands"]) for m in ms]
+    wid = [max(len(r[i]) for r in rows) for i in range(4)]  # columns as wide as their longest entry
+    for m, r in zip(ms, rows):
+        click.echo(f"{r[0]:<{wid[0]}}  {r[1]:<{wid[1]}}  scales: {r[2]:<{wid[2]}}  bands: {r[3]:<{wid[3]}}  "
                    f"weights: {', '.join(m['weights']) or ('none shipped' if m['needs_weights'] else 'none needed')}")
-        click.echo(f"{'':<10} {m['summary']}")
+        click.echo(f"{'':<{wid[0]}}  {m['summary']}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -48,6 +48,8 @@ def test_info_and_json(make_raster):
     code, out, _ = _run("info", path)
     assert code == 0
     assert "EPSG:32633" in out and "450.0 – 2400.0 nm" in out and "bad bands   1 (2)" in out
+    code, out, _ = _run("info", make_raster(name="one.tif", bands=1)[0])
+    assert "1 band," in out
     code, out, _ = _run("info", path, "--json")
     d = json.loads(out)
     assert d["bands"] == 3 and d["resolution"] == [30.0, 30.0] and d["nodata"] == -1.0
@@ -69,6 +71,9 @@ def test_info_into_a_closed_pipe_is_quiet(make_raster):
 def test_methods_lists_bicubic_first():
     code, out, _ = _run("methods")
     assert code == 0 and out.startswith("bicubic")
+    heads = [ln for ln in out.splitlines() if "scales:" in ln]
+    for col in ("scales:", "bands:", "weights:"):  # aligned columns
+        assert len({ln.index(col) for ln in heads}) == 1, col
     code, out, _ = _run("methods", "--json")
     assert json.loads(out)[0]["name"] == "bicubic"
 
