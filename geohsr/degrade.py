@@ -198,7 +198,7 @@ def cie_rgb_response(wavelengths) -> np.ndarray:
 
 def guided_test_degradation(hr: np.ndarray, scale: int, rng=None, *, noise: float = 3.0 / 255,
                             kernel: str = "mulsr") -> np.ndarray:
-    """The MulSR/IFMSR test degradation (methods.md §3.3/§4.4): anisotropic Gaussian k = 13,
+    """The MulSR/IFMSR test degradation (docs/methods.md, MulSR and IFMSR): anisotropic Gaussian k = 13,
     off-centre, reflect correlate, torch bicubic ×1/s, Gaussian noise σ = 3/255, clip to [0, 1].
     ``kernel="mulsr"``: λ1 = 2, λ2 = 10, θ = π/2; ``"ifmsr"``: λ1 ~ U(2, 5), λ2 ~ U(8, 12),
     θ ~ U(0, π) drawn from ``rng``."""

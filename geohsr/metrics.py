@@ -1,4 +1,4 @@
-"""Quality metrics with the definitions the papers use (design.md §9).
+"""Quality metrics with the definitions the papers use (listed below).
 
 All functions take two arrays ``(bands, rows, cols)`` on the same scale (e.g. [0, 1] after
 normalisation): the estimate first, the reference second.

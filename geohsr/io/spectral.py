@@ -1,6 +1,6 @@
 """Per-band spectral metadata: wavelength (nm), fwhm (nm), band_name, good_band.
 
-Readers, in the order of design.md §4 (the first source that has a field wins):
+Readers, in this order (the first source that has a field wins):
 STAC ``eo:bands`` → ENVI header → GDAL ``IMAGERY`` domain → per-band tags → band descriptions.
 Writers put the same facts back as per-band tags, descriptions, the ``IMAGERY`` domain and,
 for ENVI output, the header.

@@ -125,7 +125,7 @@ def _augment5(patch: np.ndarray, k: int) -> np.ndarray:
 
 
 class DualSRPatches:
-    """Random patches with the DualSR recipe (methods.md §2.2), sampled on the fly.
+    """Random patches with the DualSR recipe (docs/methods.md, DualSR), sampled on the fly.
 
     Each sample: a scene, a rescale factor in {1, 0.75, 0.5} (MATLAB bicubic of the whole scene,
     precomputed), a random HR crop of ``lr_patch·s``, one of the five augmentations, LR =
@@ -185,7 +185,7 @@ def _augment_guided(patch: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def random_degradation(hr: np.ndarray, scale: int, rng: np.random.Generator,
                        iso_bug: bool = False) -> np.ndarray:
-    """MulSR/IFMSR training degradation (methods.md §3.2): kernel size ∈ {7, 9, 13, 15, 21};
+    """MulSR/IFMSR training degradation (docs/methods.md, MulSR): kernel size ∈ {7, 9, 13, 15, 21};
     isotropic (σ ~ U(0.2, s)) or anisotropic (λ1, λ2 ~ U(0.2, s), θ ~ U(0, π), off-centre)
     with p = ½; downsampler ∈ {bicubic, bilinear, direction}; with p = 0.8 Gaussian noise
     σ = n/255, n ∈ {1, 2, 3, 4}; clipped to [0, 1]."""
@@ -203,7 +203,7 @@ def random_degradation(hr: np.ndarray, scale: int, rng: np.random.Generator,
 
 
 class GuidedPatches:
-    """MulSR/IFMSR patches (methods.md §3.2/§4.3): random HR crop of ``lr_patch·s``, the
+    """MulSR/IFMSR patches (docs/methods.md, MulSR and IFMSR): random HR crop of ``lr_patch·s``, the
     recipe's augmentations, RGB = response · HSI from the augmented crop, LR by the random
     blur / downsampler / noise degradation. Returns (lr, rgb, hr)."""
 
@@ -277,7 +277,7 @@ def perturbed_guide(hr: np.ndarray, wavelength: np.ndarray, response: np.ndarray
 def asnlsr_tiles(cube: np.ndarray, wavelengths, domain: tuple[float, float], n_out: int,
                  remove: list[tuple[float, float]], psf: np.ndarray, scale: int = 4,
                  tile: int = 128) -> list[dict]:
-    """A-SNLSR tile preparation (methods.md §6.1) on any cube with wavelengths: bands in
+    """A-SNLSR tile preparation (docs/methods.md, A-SNLSR) on any cube with wavelengths: bands in
     ``domain``, Gaussian spectral resampling to ``n_out`` bands, absorption ranges removed,
     non-overlapping ``tile``² HR tiles, LR by the fixed PSF + stride ``scale`` (and ×2 from the
     same HR tile), values kept linear (log normalisation happens when tiles are loaded)."""
