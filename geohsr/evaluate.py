@@ -221,13 +221,13 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
     if h < 8 * s or w < 8 * s:
         raise InputError(f"the scene is too small for ×{s} evaluation with a guide (at least "
                          f"{8 * s}×{8 * s} px)")
-    ref, ok, lr, gd = reduced_pair(plan, 0, 0, h, w)
+    ref, ok, lr, gd, g_hr = reduced_pair(plan, 0, 0, h, w)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
     full_lr = np.asarray(plan.cube.isel(y=slice(0, h), x=slice(0, w)).values)[
         plan.use_bands if plan.use_bands is not None else slice(None)].astype(np.float64)
     okf = valid_mask(full_lr, plan.nodata).all(0)
     pick = np.unique(np.linspace(0, full_lr.shape[0] - 1, min(QNR_MAX_BANDS, full_lr.shape[0])).astype(int))
-    pan = plan.guide.window(0, 0, h * s, w * s).mean(0, keepdims=True)
+    pan = g_hr.mean(0, keepdims=True)
     pan_low = guide_low(torch.from_numpy(pan)[None], s)[0, 0].numpy()
     ok_hr = np.repeat(np.repeat(okf, s, 0), s, 1)
     m_lr = np.where(okf, full_lr[pick], 0)
@@ -258,7 +258,7 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
                 f"peak = the scene's maximum {peak:g}; SSIM Gaussian 11/1.5; SAM mean degrees; "
                 f"ERGAS 100/s; valid pixels). Full resolution: QNR = (1 − D_λ)(1 − D_S), α = β = p = q = 1 "
                 f"(Alparone et al. 2008), Q index on non-overlapping blocks of "
-                f"{max(4, round(metrics.QNR_BLOCK / s))} LR / {max(4, round(metrics.QNR_BLOCK / s)) * s} HR px, "
+                f"{metrics.qnr_block(s)} LR / {metrics.qnr_block(s) * s} HR px, "
                 f"{len(pick)} evenly spaced bands, P = the mean of the guide's bands, P_LR = P through "
                 "the same MTF and sampling.")
     return PairReport(reduced, fulltab, plan.guide_offset, protocol, notes)

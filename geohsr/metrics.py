@@ -133,6 +133,11 @@ def all_metrics(x, y, scale: float, peak: float = 1.0) -> dict:
 QNR_BLOCK = 32  # HR pixels: the Q-index block size of the pansharpening toolboxes
 
 
+def qnr_block(scale: int, block: int = QNR_BLOCK) -> int:
+    """LR pixels of the Q-index blocks at ``scale`` (``scale`` times that in HR pixels, the same ground)."""
+    return max(4, int(round(block / scale)))
+
+
 def _blocks(x: np.ndarray, b: int) -> np.ndarray:
     """``(n, H, W)`` → ``(n, blocks, b·b)``: non-overlapping ``b × b`` blocks (the remainder dropped)."""
     n, h, w = x.shape
@@ -171,7 +176,7 @@ def qnr(fused, lr, pan, pan_low, scale: int, block: int = QNR_BLOCK) -> dict:
     ``b = round(block / s)`` LR px and ``b·s`` HR px, so both cover the same ground.
     D_λ = mean over band pairs l ≠ r of |Q(F_l, F_r) − Q(M_l, M_r)|;
     D_S = mean over bands l of |Q(F_l, P) − Q(M_l, P_LR)|."""
-    b = max(4, int(round(block / scale)))
+    b = qnr_block(scale, block)
     hb = b * scale
     fused, lr = np.asarray(fused, dtype=np.float64), np.asarray(lr, dtype=np.float64)
     n = fused.shape[0]

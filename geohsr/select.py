@@ -52,7 +52,8 @@ def _crop(cube: xr.DataArray, scale: int):
 def reduced_pair(plan, y0: int, x0: int, ch: int, cw: int):
     """Wald's protocol on a window of a prepared (guided, co-registered) plan: the reference (the
     scene's used bands, invalid pixels 0), its valid mask, and the scene and guide reduced by the
-    scale through the sensor model as georeferenced DataArrays ``(ref, ok, lr, guide_low)``."""
+    scale through the sensor model as georeferenced DataArrays, and the guide window it read on the
+    HR grid: ``(ref, ok, lr, guide_low, guide_hr)``."""
     import torch
 
     from .sensor import guide_low
@@ -72,7 +73,7 @@ def reduced_pair(plan, y0: int, x0: int, ch: int, cw: int):
                                             if v.dims == ("band",) and k != "band"}),
                        t @ Affine.scale(s), cube.rio.crs)
     gd = geo.with_grid(xr.DataArray(g_low, dims=("band", "y", "x")), t, cube.rio.crs)
-    return ref, ok, lr, gd
+    return ref, ok, lr, gd, g
 
 
 def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tuple[str, list[dict]]:
@@ -84,7 +85,7 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tupl
     s = int(scale)
     plan = prepare(cube, "mtf-glp", s, guide=guide, device=device)  # opens, checks, co-registers
     y0, x0, ch, cw = _crop(plan.cube, s)
-    ref, ok, lr, gd = reduced_pair(plan, y0, x0, ch, cw)
+    ref, ok, lr, gd, _ = reduced_pair(plan, y0, x0, ch, cw)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
     wide = cw >= ch  # held out: the second half along the longer side
     half = (cw if wide else ch) // 2

@@ -92,9 +92,8 @@ def lr_windows(plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     return out
 
 
-def lr_samples(plan, windows=None) -> tuple[np.ndarray, np.ndarray]:
-    """Valid LR pixels of the scene's (good) bands and of the guide at LR: ``(hs (L, n), g↓ (G, n))``."""
-    windows = lr_windows(plan) if windows is None else windows
+def lr_samples(windows) -> tuple[np.ndarray, np.ndarray]:
+    """Valid LR pixels of :func:`lr_windows`: ``(hs (L, n), g↓ (G, n))``."""
     return (np.concatenate([hs[:, m] for hs, _, m in windows], 1),
             np.concatenate([g[:, m] for _, g, m in windows], 1))
 
@@ -173,7 +172,7 @@ def fit_glp(plan) -> np.ndarray:
     measured at reduced resolution (:func:`injection_gain`) and the choice with the smaller
     reduced-resolution error is kept per band."""
     windows = lr_windows(plan)
-    hs, g = lr_samples(plan, windows)
+    hs, g = lr_samples(windows)
     _check(hs.shape[1], "mtf-glp")
     gm, hm = g.mean(1, keepdims=True), hs.mean(1, keepdims=True)
     s = plan.scale
@@ -202,7 +201,7 @@ def fit_gsa(plan) -> np.ndarray:
     """(L + 1, 3): per band (w_k, g_k, 0); then (b, gain, offset). The gains ``g_k`` are scaled by
     the injection gain measured at reduced resolution (:func:`injection_gain`)."""
     windows = lr_windows(plan)
-    hs, g = lr_samples(plan, windows)
+    hs, g = lr_samples(windows)
     _check(hs.shape[1], "gsa")
     p = g.mean(0)
     hm, pm = hs.mean(1), p.mean()
