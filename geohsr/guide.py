@@ -93,6 +93,7 @@ class GuideSource:
         self.path = g.attrs.get("source") if _is_file_backed(g, guide) else None
         self.array = None if self.path else np.asarray(picked.values, dtype=np.float32)
         self.src_transform = geo.cube_transform(g)
+        self.src_shape = (g.sizes["y"], g.sizes["x"])
         self.src_crs = g.rio.crs
         self.nodata = g.rio.nodata
         self.dst_crs = cube_crs if cube_crs is not None else g.rio.crs
@@ -104,11 +105,18 @@ class GuideSource:
         from rasterio.enums import Resampling
 
         self.resampling = Resampling.average if finer else Resampling.bilinear
+        self.aligned = _aligned_origin(t, g.rio.crs, t_hr, self.dst_crs)
         self.lo, self.hi = 0.0, 1.0
         self.offset = (0.0, 0.0)  # (dy, dx) HR px the guide is read shifted by (co-registration)
         self.lo, self.hi = self._stats()
 
     def _warp(self, transform: Affine, h: int, w: int) -> np.ndarray:
+        if self.aligned is not None and transform.b == 0 and transform.d == 0 \
+                and abs(transform.a - self.t_hr.a) <= 1e-9 * abs(self.t_hr.a) \
+                and abs(transform.e - self.t_hr.e) <= 1e-9 * abs(self.t_hr.e):
+            # the guide's own pixel grid at the HR resolution: read (and shift) it, no warp
+            col, row = ~self.t_hr @ (transform.c, transform.f)
+            return self._shifted(self.aligned[0] + row, self.aligned[1] + col, h, w)
         import rasterio
         from rasterio.warp import reproject
 
@@ -128,10 +136,74 @@ class GuideSource:
                     reproject(rasterio.band(ds, b), out[k], **kw)
         return out
 
+    def _read(self, r0: int, c0: int, h: int, w: int, step: int = 1) -> np.ndarray:
+        """Source pixels ``[r0:r0+h, c0:c0+w]`` of the picked bands, float32, NaN outside the
+        source and at its nodata (``step``: every step-th pixel, array-backed guides only)."""
+        rows, cols = self.src_shape
+        if step > 1:
+            ya, yb, xa, xb = max(r0, 0), min(r0 + h, rows), max(c0, 0), min(c0 + w, cols)
+            v = self.array[:, ya:yb:step, xa:xb:step].astype(np.float32)
+            if self.nodata is not None and not np.isnan(self.nodata):
+                v[v == np.float32(self.nodata)] = np.nan
+            return v
+        out = np.full((self.channels, h, w), np.nan, dtype=np.float32)
+        ya, yb, xa, xb = max(r0, 0), min(r0 + h, rows), max(c0, 0), min(c0 + w, cols)
+        if ya >= yb or xa >= xb:
+            return out
+        if self.array is not None:
+            v = self.array[:, ya:yb, xa:xb]
+        else:
+            import rasterio
+            from rasterio.windows import Window
+
+            with rasterio.open(self.path) as ds:
+                v = ds.read(self.bidx, window=Window(xa, ya, xb - xa, yb - ya), out_dtype=np.float32)
+        dst = out[:, ya - r0:yb - r0, xa - c0:xb - c0]
+        dst[...] = v
+        if self.nodata is not None and not np.isnan(self.nodata):
+            dst[v == np.float32(self.nodata)] = np.nan
+        return out
+
+    def _shifted(self, fy: float, fx: float, h: int, w: int) -> np.ndarray:
+        """``h × w`` pixels of the source grid from fractional source row/column ``(fy, fx)``:
+        a plain read at whole pixels, else bilinear between the four neighbours, as GDAL's
+        bilinear does for a pure translation at equal resolution (invalid neighbours left out
+        and the weights renormalised; NaN where the pixel centre is off the source)."""
+        iy, ix = int(np.floor(fy + 1e-6)), int(np.floor(fx + 1e-6))
+        wy, wx = fy - iy, fx - ix
+        wy, wx = (0.0 if wy < 1e-6 else wy), (0.0 if wx < 1e-6 else wx)
+        v = self._read(iy, ix, h + (wy > 0), w + (wx > 0))
+        if wy == 0 and wx == 0:
+            return v
+        ok = np.isfinite(v)
+        whole = bool(ok.all())
+        if not whole:
+            v = np.where(ok, v, np.float32(0))
+            ok = ok.astype(np.float32)
+        for axis, f in ((1, wy), (2, wx)):
+            if f > 0:
+                a, b = [slice(None)] * 3, [slice(None)] * 3
+                a[axis], b[axis] = slice(None, -1), slice(1, None)
+                v = np.float32(1 - f) * v[tuple(a)] + np.float32(f) * v[tuple(b)]
+                if not whole:
+                    ok = np.float32(1 - f) * ok[tuple(a)] + np.float32(f) * ok[tuple(b)]
+        if not whole:
+            with np.errstate(invalid="ignore", divide="ignore"):
+                v = np.where(ok > 0.25 - 1e-6, v / ok, np.nan).astype(np.float32)
+            rows, cols = self.src_shape  # off the source: pixel centre outside its extent
+            cy, cx = fy + np.arange(h) + 0.5, fx + np.arange(w) + 0.5
+            v[:, (cy < 0) | (cy >= rows)] = np.nan
+            v[:, :, (cx < 0) | (cx >= cols)] = np.nan
+        return np.ascontiguousarray(v, dtype=np.float32)
+
     def _stats(self) -> tuple[float, float]:
         f = max(1, int(np.ceil(max(self.H, self.W) / 1024)))
         h, w = max(1, self.H // f), max(1, self.W // f)
-        v = self._warp(self.t_hr @ Affine.scale(self.W / w, self.H / h), h, w)
+        if self.aligned is not None and self.array is not None:  # every f-th pixel of the footprint
+            r0, c0 = (int(v) for v in self.aligned)
+            v = self._read(r0, c0, self.H, self.W, step=f)
+        else:
+            v = self._warp(self.t_hr @ Affine.scale(self.W / w, self.H / h), h, w)
         if not np.isfinite(v).any():
             raise InputError("the guide holds no valid pixel over the scene")
         hi = float(np.nanpercentile(v, 99.9))
@@ -154,6 +226,22 @@ class GuideSource:
 
                 v = fill_invalid(v, ok, empty_value=0.0)
         return v
+
+
+def _aligned_origin(t: Affine, crs, t_hr: Affine, dst_crs) -> tuple[float, float] | None:
+    """The guide's (row, column) under the HR grid's first pixel when the guide has the HR grid's
+    CRS, orientation and pixel size and its pixel corners coincide with the HR grid's (whole-pixel
+    offset): then windows are read, not warped. None otherwise."""
+    if (crs is None) != (dst_crs is None) or (crs is not None and crs != dst_crs):
+        return None
+    if t.b != 0 or t.d != 0 or t_hr.b != 0 or t_hr.d != 0:
+        return None
+    if abs(t.a - t_hr.a) > 1e-9 * abs(t_hr.a) or abs(t.e - t_hr.e) > 1e-9 * abs(t_hr.e):
+        return None
+    col, row = ~t @ (t_hr.c, t_hr.f)
+    if abs(col - round(col)) > 1e-6 or abs(row - round(row)) > 1e-6:
+        return None
+    return float(round(row)), float(round(col))
 
 
 def _is_file_backed(g: xr.DataArray, guide) -> bool:

@@ -10,8 +10,10 @@ import math
 from .. import MethodSpec, Runner, register
 from . import fusion
 
-# the MTF blur (3σ ≈ 1.5 LR px) and two cubic resizes (2 LR px each) + 2 for the nodata fill
-HALO = 2 + int(math.ceil(3 * fusion.mtf_sigma(1))) + 2 + 2 + 2
+# how far an HR pixel sees, in LR px: the bicubic upsampling (2) of the guide's low-pass, whose LR
+# samples take the MTF blur (3σ ≈ 1.5 LR px, plus rounding to whole HR px: 2) at the four cubic
+# taps of the unfiltered downsampling (2 HR px: 1), + 2 for the nodata fill (as bicubic's halo)
+HALO = 2 + int(math.ceil(3 * fusion.mtf_sigma(1))) + 1 + 2
 
 
 def _runner(fn):

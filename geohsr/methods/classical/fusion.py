@@ -38,24 +38,45 @@ def _up(x: torch.Tensor, scale: int) -> torch.Tensor:
     return imresize(x, scale=scale, a=-0.5, antialias=False)
 
 
+def glp_detail(up: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> torch.Tensor:
+    """The detail MTF-GLP adds to the bicubic upsampling ``up`` (B, L, H, W): per band
+    ``Σ_j a_kj (G_j − G↓↑_j)``, ``coef`` (B, L, G + 1) (the intercept cancels)."""
+    detail = g - _up(guide_low(g, scale), scale)
+    b, l, h, w = up.shape
+    return torch.bmm(coef[:, :, :-1].to(up.dtype), detail.reshape(b, -1, h * w)).view(b, l, h, w)
+
+
 def glp(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> torch.Tensor:
     """MTF-GLP hypersharpening of a batch: ``x`` (B, L, h, w), ``g`` (B, G, s·h, s·w),
     ``coef`` (B, L, G + 1) (the last column, the intercept, cancels in the detail)."""
     detail = g - _up(guide_low(g, scale), scale)
-    a = coef[:, :, :-1]
-    return _up(x, scale) + torch.einsum("blg,bghw->blhw", a, detail)
+    up = _up(x, scale)
+    b, l, h, w = up.shape
+    up.view(b, l, h * w).baddbmm_(coef[:, :, :-1].to(up.dtype), detail.reshape(b, -1, h * w))
+    return up
+
+
+def _gsa_terms(up, g, coef):
+    coef = coef.to(up.dtype)
+    w, gk = coef[:, :-1, 0], coef[:, :-1, 1]
+    b, gain, off = coef[:, -1, 0], coef[:, -1, 1], coef[:, -1, 2]
+    intensity = torch.einsum("bl,blhw->bhw", w, up) + b[:, None, None]
+    p_eq = gain[:, None, None] * g.mean(1) + off[:, None, None]
+    return gk[:, :, None, None], (p_eq - intensity)[:, None]
+
+
+def gsa_detail(up: torch.Tensor, g: torch.Tensor, coef: torch.Tensor) -> torch.Tensor:
+    """The detail GSA adds to the bicubic upsampling ``up``: ``g_k (P_eq − I)``."""
+    gk, d = _gsa_terms(up, g, coef)
+    return gk * d
 
 
 def gsa(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> torch.Tensor:
     """GSA of a batch: ``coef`` (B, L + 1, 3): rows ``k < L`` hold (w_k, g_k, 0); the last row
     (b, gain, offset) of the intensity regression and of the matching ``P_eq = gain·P + offset``."""
     up = _up(x, scale)
-    w, gk = coef[:, :-1, 0], coef[:, :-1, 1]
-    b, gain, off = coef[:, -1, 0], coef[:, -1, 1], coef[:, -1, 2]
-    intensity = torch.einsum("bl,blhw->bhw", w, up) + b[:, None, None]
-    p = g.mean(1)
-    p_eq = gain[:, None, None] * p + off[:, None, None]
-    return up + gk[:, :, None, None] * (p_eq - intensity)[:, None]
+    gk, d = _gsa_terms(up, g, coef)
+    return up.addcmul_(gk, d)
 
 
 # -- the scene-wide fit ------------------------------------------------------------------------
@@ -70,8 +91,8 @@ def _windows(h: int, w: int) -> list[tuple[int, int, int, int]]:
 
 def lr_windows(plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """Windows of the scene's (good) bands and of the guide at LR (:func:`guide_low`), with the
-    mask of pixels valid in both: ``[(hs (L, h, w), g↓ (G, h, w), valid (h, w))]``."""
-    from ...tiling import valid_mask
+    mask of pixels valid in both: ``[(hs (L, h, w), g↓ (G, h, w), valid (h, w))]``, float32."""
+    from ...tiling import fill_invalid, valid_mask
 
     cube, s, guide = plan.cube, plan.scale, plan.guide
     bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
@@ -81,21 +102,26 @@ def lr_windows(plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         t, l = min(FIT_MARGIN, y0), min(FIT_MARGIN, x0)
         bt, r = min(FIT_MARGIN, H - y0 - h), min(FIT_MARGIN, W - x0 - w)
         raw = np.asarray(cube.isel(y=slice(y0 - t, y0 + h + bt), x=slice(x0 - l, x0 + w + r)).values)[bands]
-        ok = valid_mask(raw, plan.nodata).all(0)
+        valid = valid_mask(raw, plan.nodata)
+        ok = valid.all(0)
+        raw = fill_invalid(raw.astype(np.float32), valid)  # nodata never enters the reduced pass
         gw = guide.window((y0 - t) * s, (x0 - l) * s, raw.shape[1] * s, raw.shape[2] * s, fill=False)
         gfin = np.isfinite(gw).all(0)
         gl = guide_low(torch.from_numpy(np.nan_to_num(gw))[None], s)[0].numpy()
-        gok = imresize(torch.from_numpy(gfin[None, None].astype(np.float32)), scale=1.0 / s,
-                       antialias=True)[0, 0].numpy() > 0.999
+        if gfin.all():
+            gok = np.ones(gl.shape[1:], dtype=bool)
+        else:  # LR pixels whose sensor footprint holds no guide hole
+            gok = imresize(torch.from_numpy(gfin[None, None].astype(np.float32)), scale=1.0 / s,
+                           antialias=True)[0, 0].numpy() > 0.999
         sl = (slice(None), slice(t, t + h), slice(l, l + w))
-        out.append((raw[sl].astype(np.float64), gl[sl].astype(np.float64), (ok & gok)[sl[1:]]))
+        out.append((raw[sl], gl[sl], (ok & gok)[sl[1:]]))
     return out
 
 
 def lr_samples(windows) -> tuple[np.ndarray, np.ndarray]:
     """Valid LR pixels of :func:`lr_windows`: ``(hs (L, n), g↓ (G, n))``."""
-    return (np.concatenate([hs[:, m] for hs, _, m in windows], 1),
-            np.concatenate([g[:, m] for _, g, m in windows], 1))
+    return (np.concatenate([hs[:, m] for hs, _, m in windows], 1).astype(np.float64),
+            np.concatenate([g[:, m] for _, g, m in windows], 1).astype(np.float64))
 
 
 GATE_MIN = 4  # the injection gain is measured on windows of at least this many reduced px a side
@@ -116,22 +142,25 @@ def informing_bands(plan) -> np.ndarray | None:
 
 def reduced_detail_stats(windows, scale: int, detail_fn):
     """Wald's protocol on the fit windows: each LR window reduced by the scale through the sensor
-    model and fused with its guide↓ by ``detail_fn``; per HS band ``(⟨d, r⟩, ⟨d, d⟩, ⟨r, r⟩)`` with
-    ``d`` the detail the method adds and ``r`` the true detail (window − bicubic of the reduced
-    window) over the valid interior pixels, or None when no window has ``GATE_MIN``·s LR px a side."""
+    model and fused with its guide↓; ``detail_fn(up, g)`` gives the detail the method adds to the
+    bicubic upsampling ``up`` of the reduced window. Per HS band ``(⟨d, r⟩, ⟨d, d⟩, ⟨r, r⟩)`` with
+    ``d`` that detail and ``r`` the true detail (window − ``up``) over the valid interior pixels,
+    or None when no window has ``GATE_MIN``·s LR px a side."""
     dr = dd = rr = None
     for hs, g, m in windows:
         h, w = hs.shape[1] // scale * scale, hs.shape[2] // scale * scale
         if h < GATE_MIN * scale or w < GATE_MIN * scale:
             continue
-        hs_, g_, m_ = hs[:, :h, :w], g[:, :h, :w], m[:h, :w].copy()
+        m_ = m[:h, :w].copy()
         e = scale  # the interior: reflected window edges do not count
         m_[:e], m_[-e:], m_[:, :e], m_[:, -e:] = False, False, False, False
-        low = guide_low(torch.from_numpy(hs_.astype(np.float32))[None], scale)  # float32: fast kernels
-        up = _up(low, scale)[0].numpy()
-        d = (detail_fn(low, torch.from_numpy(g_.astype(np.float32))[None])[0].numpy() - up)[:, m_]
-        r = (hs_ - up)[:, m_]
-        parts = (np.sum(d * r, 1), np.sum(d * d, 1), np.sum(r * r, 1))
+        ref = torch.from_numpy(np.ascontiguousarray(hs[:, :h, :w], dtype=np.float32))[None]
+        up = _up(guide_low(ref, scale), scale)  # float32 throughout: the fast kernels
+        d = detail_fn(up, torch.from_numpy(np.ascontiguousarray(g[:, :h, :w], dtype=np.float32))[None])
+        keep = torch.from_numpy(np.flatnonzero(m_))
+        d = d[0].reshape(d.shape[1], -1).index_select(1, keep).double()
+        r = (ref - up)[0].reshape(ref.shape[1], -1).index_select(1, keep).double()
+        parts = ((d * r).sum(1).numpy(), (d * d).sum(1).numpy(), (r * r).sum(1).numpy())
         dr, dd, rr = parts if dr is None else (dr + parts[0], dd + parts[1], rr + parts[2])
     return None if dr is None else (dr, dd, rr)
 
@@ -180,7 +209,7 @@ def fit_glp(plan) -> np.ndarray:
     def gated(a):  # the coefficients scaled by their measured injection gain, and the error left
         coef = torch.from_numpy(np.concatenate([a, np.zeros((len(a), 1))], 1))[None]
         beta, err = injection_gain(reduced_detail_stats(
-            windows, s, lambda low, gg: glp(low, gg, coef.to(gg.dtype), s)), len(a))
+            windows, s, lambda up, gg: glp_detail(up, gg, coef, s)), len(a))
         return a * beta[:, None], err
 
     a, err = gated(_lstsq((g - gm).T, (hs - hm).T).T)  # (L, G): every guide band
@@ -217,5 +246,5 @@ def fit_gsa(plan) -> np.ndarray:
     out[-1] = (b, gain, off)
     s, coef = plan.scale, torch.from_numpy(out.copy())[None]
     out[:-1, 1] *= injection_gain(reduced_detail_stats(
-        windows, s, lambda low, gg: gsa(low, gg, coef.to(gg.dtype), s)), len(hm))[0]
+        windows, s, lambda up, gg: gsa_detail(up, gg, coef)), len(hm))[0]
     return out.astype(np.float32)
