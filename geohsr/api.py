@@ -19,7 +19,7 @@ GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (se
 
 def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
                  device: str = "auto", dtype=None, chunks=None, precision: str = "fp32",
-                 coregister="auto") -> xr.DataArray:
+                 coregister="auto", adapt: dict | None = None, clip="auto") -> xr.DataArray:
     """Super-resolve a georeferenced cube by an integer ``scale`` with ``method`` (``"auto"``:
     :func:`auto_method`).
 
@@ -32,15 +32,28 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     ``benchmarks/bench_precision.py``). With a guide, ``coregister`` measures the guide's offset
     from the scene (:mod:`geohsr.coregister`) and shifts the guide onto it when it is at least
     0.1 LR px (``"auto"``; ``True``: refuse when it cannot be measured; ``False``: skip); the
-    result's ``attrs["geohsr_guide_offset"]`` says what was found.
+    result's ``attrs["geohsr_guide_offset"]`` says what was found. ``adapt=dict(minutes=10)``
+    first fine-tunes the method's network on this scene (:func:`geohsr.adapt.adapt`, which takes
+    the dict's keys: minutes, batches, out, seed, …) and applies the weights it keeps;
+    ``attrs["geohsr_adapted"]`` records the held-out numbers. ``clip``: the range output values
+    are clipped to, ``(lo, hi)`` (either None), ``"none"``, or ``"auto"`` (default: at 0 from below
+    when the data cannot be negative — an unsigned input type, or GDAL scale/offset coords, i.e.
+    digital numbers of a physical quantity —, else nothing; :func:`geohsr.engine.clip_range`).
     """
     notes = {}
     if str(method).lower() == "auto":
         method, notes = auto_method(cube, scale, guide, device)
         if not get_method(method).guided:  # the guide did not help on this scene
             guide = None
+    if adapt:
+        from .adapt import adapt as run_adapt
+
+        opts = {"progress": False, **dict(adapt)}
+        res = run_adapt(cube, method, scale, weights=weights, **opts)
+        weights = res.weights
+        notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                          precision=precision, coregister=coregister)
+                          precision=precision, coregister=coregister, clip=clip)
     plan.notes.update(notes)
     return compute(plan, chunks)
 
@@ -78,7 +91,7 @@ def compute(plan: engine.Plan, chunks=None) -> xr.DataArray:
     out = tiled_map(data, engine.sr_block, s, plan.halo, np.float32, (norm,), plan.block_kwargs(),
                     planes=plan.planes, blend=blend)
     out = _finish(plan, out)
-    out = out.map_blocks(engine.cast_planes, out_dtype, out_nodata, dtype=out_dtype,
+    out = out.map_blocks(engine.cast_planes, out_dtype, out_nodata, clip=plan.clip, dtype=out_dtype,
                          meta=np.empty((0, 0, 0), dtype=out_dtype))
 
     hr = plan.wrap(out)

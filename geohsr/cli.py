@@ -155,8 +155,14 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar",
               help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
+@click.option("--clip", default="auto", show_default=True, metavar="auto|none|LO[,HI]",
+              help="clip output values: auto = at 0 from below when the data cannot be negative "
+                   "(unsigned type, or GDAL scale/offset: DN of reflectance/radiance); none; 0; 0,10000")
+@click.option("--adapt", "adapt_minutes", type=float, default=None, metavar="MINUTES",
+              help="first fine-tune the method's network on this scene for MINUTES (Wald protocol, "
+                   "a held-out strip decides; DualSR/CoarSR), then apply it; see `geohsr adapt`")
 def run(input, scale, method, output, guide, weights, no_coregister, device, precision, fmt, dtype, memory_limit, workers,
-        block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet):
+        block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet, clip, adapt_minutes):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -186,6 +192,10 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
     cube = open_cube(input, chunks={"band": -1, "y": 512, "x": 512})  # the one time INPUT is opened
     if cube.rio.crs is None:
         warnings.warn(f"{input} has no CRS; the output will have none either")
+    from .io.write import check_space
+
+    b, h, w = cube.shape  # a mistyped -s 1000 is refused here, before any work
+    check_space(output, (b, h * scale, w * scale), np.dtype(dtype or cube.dtype))
     notes = {}
     if method == "auto":  # the final "wrote … method X" line says which
         method, notes = api.auto_method(cube, scale, guide, device)
@@ -193,8 +203,16 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
             click.echo(notes["geohsr_auto"], err=True)
             if not get_method(method).guided:  # the guide did not help on this scene
                 guide = None
+    if adapt_minutes is not None:
+        from .adapt import adapt
+
+        res = adapt(cube, method, scale, minutes=adapt_minutes, weights=weights, device=device,
+                    progress=not quiet and progress == "bar", command=" ".join(sys.argv))
+        click.echo(res.summary(), err=True)
+        weights = res.weights
+        notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                          precision=precision, coregister=not no_coregister and "auto")
+                          precision=precision, coregister=not no_coregister and "auto", clip=clip)
     plan.notes.update(notes)
     if plan.guide_offset is not None:
         o = plan.guide_offset
@@ -244,6 +262,45 @@ def _client(scheduler):
                               "check the address or use --scheduler local:2") from None
         with client:
             yield client
+
+
+@main.command("adapt")
+@click.argument("input", type=click.Path(path_type=Path))
+@click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
+@click.option("--method", "-m", default="dualsr", show_default=True, help="dualsr or coarsr")
+@click.option("--out", "out", type=click.Path(path_type=Path), required=True,
+              help="run folder: best.safetensors + card.json (+ checkpoint/ for --resume)")
+@click.option("--minutes", type=float, default=10.0, show_default=True, help="time budget")
+@click.option("--batches", type=int, default=None, help="a batch budget instead of --minutes")
+@click.option("--weights", type=click.Path(path_type=Path), default=None,
+              help="start from these weights (DualSR: 'x4.safetensors,x2.safetensors') [default: shipped]")
+@click.option("--seed", type=int, default=1, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--resume", is_flag=True, help="continue an interrupted adaptation in --out")
+@click.option("--overwrite", is_flag=True, help="start afresh in an --out that holds a run")
+@click.option("--quiet", "-q", is_flag=True, help="no progress bar")
+def adapt_cmd(input, scale, method, out, minutes, batches, weights, seed, device, resume, overwrite, quiet):
+    """Fine-tune a method's network on INPUT itself and keep the weights with a model card.
+
+    The scene reduced by --scale (Gaussian MTF, gain 0.3 at Nyquist) is the input and the scene the
+    target; the last quarter of its longer side is held out, picks the checkpoint and decides: when
+    adaptation does not beat the starting weights there, they are kept and the card says so. Use
+    the result with `geohsr run OTHER.tif -s SCALE -m METHOD --weights "<printed --weights value>"`."""
+    from .adapt import adapt
+    from .io import open_cube
+
+    if out.exists() and any(out.iterdir()) and not (resume or overwrite):
+        raise click.BadParameter(f"{out} already holds files; pass --resume to continue or --overwrite "
+                                 "to start afresh", param_hint="--out")
+    if overwrite and not resume and (out / "checkpoint").is_dir():
+        import shutil
+
+        shutil.rmtree(out / "checkpoint")
+    res = adapt(open_cube(input), method, scale, minutes=None if batches else minutes, batches=batches,
+                out=out, weights=weights, seed=seed, device=device, progress=not quiet, resume=resume,
+                command=" ".join(sys.argv))
+    click.echo(res.summary(), err=True)
+    click.echo(f"--weights {res.weights}" if res.weights else "--weights (the shipped ones: adaptation did not help)")
 
 
 @main.command()

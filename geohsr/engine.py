@@ -51,6 +51,7 @@ class Plan:
     band_map: tuple | None = None
     fitted: object = None  # MethodSpec.fit's scene-wide parameters (a float32 array)
     guide_offset: dict | None = None  # the guide's measured offset (geohsr.coregister), LR px
+    clip: tuple | None = None  # (lo, hi) output values are clipped to (either None)
     notes: dict = field(default_factory=dict)  # extra attrs/tags of the product (e.g. geohsr_auto)
 
     @property
@@ -81,7 +82,13 @@ class Plan:
         coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
         hr = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=cube.name)
         hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
-        hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale)
+        from . import __version__
+
+        hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale, geohsr_version=__version__)
+        if self.spec.needs_weights:
+            hr.attrs["geohsr_weights"] = weights_provenance(self)
+        if self.clip is not None:
+            hr.attrs["geohsr_clip"] = ",".join("" if v is None else f"{v:g}" for v in self.clip)
         hr.attrs.update(self.notes)
         if self.guide_offset is not None:
             o = self.guide_offset
@@ -93,8 +100,33 @@ class Plan:
         return hr
 
 
+def clip_range(cube: xr.DataArray, clip="auto") -> tuple | None:
+    """``(lo, hi)`` the product is clipped to. ``"auto"``: ``(0, None)`` for data that cannot be
+    negative (an unsigned data type, or GDAL scale/offset coords: digital numbers of a physical
+    quantity such as reflectance), else None; ``"none"``/None: None; a number: ``(lo, None)``;
+    a pair or ``"lo,hi"`` (either may be empty): that range."""
+    if clip is None or (isinstance(clip, str) and clip.lower() == "none"):
+        return None
+    if isinstance(clip, str) and clip.lower() == "auto":
+        unsigned = np.dtype(cube.dtype).kind == "u"
+        return (0.0, None) if unsigned or "scale_factor" in cube.coords else None
+    if isinstance(clip, str):
+        parts = [p.strip() for p in clip.split(",")]
+        try:
+            vals = [float(p) if p else None for p in parts]
+        except ValueError:
+            raise InputError(f"--clip takes auto, none, LO or LO,HI (e.g. 0 or 0,10000), not {clip!r}") from None
+        clip = vals[0] if len(vals) == 1 else tuple(vals)
+    if isinstance(clip, (int, float)):
+        return (float(clip), None)
+    lo, hi = clip
+    if lo is not None and hi is not None and lo > hi:
+        raise InputError(f"--clip range {lo},{hi} is empty; give LO <= HI")
+    return (lo, hi)
+
+
 def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None,
-            precision="fp32", coregister="auto") -> Plan:
+            precision="fp32", coregister="auto", clip="auto") -> Plan:
     """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
@@ -128,6 +160,7 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
     if spec.needs_weights:  # load now: bad weights fail here, not at compute time
         load_runner(spec.name, s, plan.weights, plan.device)
     plan.halo = spec.halo_of(s, plan.weights)
+    plan.clip = clip_range(cube, clip)
     if guide is not None:
         from .guide import GuideSource
 
@@ -139,6 +172,26 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
     if spec.fit is not None:  # scene-wide parameters, before any block
         plan.fitted = np.asarray(spec.fit(plan), dtype=np.float32)
     return plan
+
+
+def weights_provenance(plan: Plan) -> str:
+    """The weights files a plan's method runs with and their sha256 (for the product's tags):
+    ``"coarsr_x4_compact.safetensors sha256:ab12…; …"``; given files by name, shipped ones as in
+    the catalogue."""
+    from pathlib import Path
+
+    from . import weights as W
+
+    given = [p.strip() for p in str(plan.weights).split(",")] if plan.weights else []
+    parts = [f"{Path(p).name} sha256:{W.sha256(p)}" for p in given]
+    if not given:
+        for s in plan.spec.scales_of_weights(plan.scale):
+            hits = [e for e in W.catalog() if int(e["scale"]) == s
+                    and plan.spec.name in e.get("used_by", [e["method"]])]
+            hits.sort(key=lambda e: 0 if e.get("config") == "paper" else 1)
+            if hits:
+                parts.append(f"{hits[0]['file']} sha256:{hits[0]['sha256']} (shipped)")
+    return "; ".join(parts)
 
 
 def apply_band_map(data: np.ndarray, band_map) -> np.ndarray:
@@ -296,9 +349,13 @@ def finish(spec: MethodSpec, planes: np.ndarray, bands: int, stat=None) -> np.nd
     return spec.finish(planes, bands, float(stat[0]), float(stat[1]))
 
 
-def cast_planes(hr: np.ndarray, out_dtype, out_nodata, give_up: bool = False) -> np.ndarray:
-    """Float HR bands → the product's data type (NaN/inf → nodata). ``give_up``: ``hr`` may be
-    overwritten (cast a few bands at a time, no float copies)."""
+def cast_planes(hr: np.ndarray, out_dtype, out_nodata, give_up: bool = False, clip=None) -> np.ndarray:
+    """Float HR bands → the product's data type (NaN/inf → nodata), clipped to ``clip`` (lo, hi)
+    first. ``give_up``: ``hr`` may be overwritten (cast a few bands at a time, no float copies)."""
+    if clip is not None and (clip[0] is not None or clip[1] is not None):
+        if not give_up:
+            hr = hr.copy()
+        np.clip(hr, clip[0], clip[1], out=hr)  # NaN stays NaN
     if give_up:
         return cast_finite(hr, out_dtype, out_nodata)
     return cast(hr, out_dtype, out_nodata, np.isfinite(hr))

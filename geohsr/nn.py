@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrize
@@ -41,19 +39,36 @@ def res_body(n: int, blocks: int, bn: bool = False) -> nn.Sequential:
     return nn.Sequential(*[ResBlock(n, bn) for _ in range(blocks)])
 
 
+def upsampler_factors(scale: int) -> list[int]:
+    """The sub-pixel steps of ×``scale``: 3 once for a scale divisible by 3, factors of 2, then any
+    other prime (5, 7, …) as one step; e.g. 4 → [2, 2], 6 → [3, 2], 12 → [3, 2, 2], 5 → [5]."""
+    if scale < 2:
+        raise ValueError(f"the sub-pixel upsampler needs a scale >= 2, not {scale}")
+    out, s = [], int(scale)
+    if s % 3 == 0:
+        out.append(3)
+        s //= 3
+    while s % 2 == 0:
+        out.append(2)
+        s //= 2
+    p = 3
+    while s > 1:
+        while s % p == 0:
+            out.append(p)
+            s //= p
+        p += 2
+    return out
+
+
 class Upsampler(nn.Sequential):
-    """Sub-pixel upsampling: n × [conv n→4n, PixelShuffle(2)] for s = 2^n, or conv n→9n +
-    PixelShuffle(3) for s = 3. No activation."""
+    """Sub-pixel upsampling, one [conv n→f²n, PixelShuffle(f)] per factor f of
+    :func:`upsampler_factors` (2, 4, 8: repeated ×2 steps; 3: one ×3 step, as the published
+    networks; 6: ×3 then ×2; any other integer likewise). No activation."""
 
     def __init__(self, scale: int, n: int):
         layers = []
-        if scale == 3:
-            layers += [wn_conv2d(n, 9 * n), nn.PixelShuffle(3)]
-        elif scale >= 2 and (scale & (scale - 1)) == 0:
-            for _ in range(int(math.log2(scale))):
-                layers += [wn_conv2d(n, 4 * n), nn.PixelShuffle(2)]
-        else:
-            raise ValueError(f"sub-pixel upsampler supports scales 2, 3, 4, 8, … not {scale}")
+        for f in upsampler_factors(scale):
+            layers += [wn_conv2d(n, f * f * n), nn.PixelShuffle(f)]
         super().__init__(*layers)
 
 

@@ -171,7 +171,8 @@ def block_task(src: str, group: list[Block], height: int, width: int, halo: int,
             res.append((block_stat(spec, p, nb, good), p))
             continue
         s = block_stat(spec, p, nb, good) if mode == "self" else stat
-        res.append(cast_planes(finish(spec, p, nb, s), out["dtype"], out["nodata"], give_up=True))
+        res.append(cast_planes(finish(spec, p, nb, s), out["dtype"], out["nodata"], give_up=True,
+                               clip=out.get("clip")))
         del p
     return res
 
@@ -185,7 +186,8 @@ def finish_task(scratch: str, group: list[Block], scale: int, bands: int, method
     with rasterio.open(scratch) as ds:
         for b in group:
             p = ds.read(window=Window(b.x0 * scale, b.y0 * scale, b.w * scale, b.h * scale))
-            res.append(cast_planes(finish(spec, p, bands, stat), out["dtype"], out["nodata"], give_up=True))
+            res.append(cast_planes(finish(spec, p, bands, stat), out["dtype"], out["nodata"], give_up=True,
+                                   clip=out.get("clip")))
     return res
 
 
@@ -383,7 +385,8 @@ class _Job:
     def publish(self, info) -> Path:
         """Move the finished partial file to the destination (ENVI header, COG copy)."""
         if self.fmt == "ENVI":
-            finish_envi_header(self.partial_hdr, info, self.plan.out_nodata)
+            finish_envi_header(self.partial_hdr, info, self.plan.out_nodata,
+                               f"{self.dst.name} ({self.plan.spec.name} ×{self.plan.scale}), written by geohsr")
             os.replace(self.partial, self.data_dst)
             os.replace(self.partial_hdr, envi_paths(self.dst)[1])
         elif self.fmt == "COG":
@@ -474,7 +477,7 @@ def _network_pass(job: _Job, executor, pr_mode, into: Path, mode: str) -> None:
                 pending[b.idx], r = list(r[0]), r[1]
             sink.write(b, r)
 
-    out = {"dtype": plan.out_dtype, "nodata": plan.out_nodata}
+    out = {"dtype": plan.out_dtype, "nodata": plan.out_nodata, "clip": plan.clip}
     norm = job.state["norm"] if plan.spec.normalise else 1.0
     desc = "geohsr" if mode != "planes" else "geohsr (network)"
     try:
@@ -493,7 +496,7 @@ def _finish_pass(job: _Job, executor, pr_mode) -> None:
     done = set(job.state["done"])
     todo = [g for g in job.groups if any(b.idx not in done for b in g)]
     stat = _summed(job.state["stats"])
-    out = {"dtype": plan.out_dtype, "nodata": plan.out_nodata}
+    out = {"dtype": plan.out_dtype, "nodata": plan.out_nodata, "clip": plan.clip}
     sink = _Sink(job.partial, plan.scale, job.flush_seconds,
                  lambda idx: (job.state["done"].extend(idx), job.save_state()))
 

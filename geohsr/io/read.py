@@ -56,14 +56,19 @@ def _check_file(path: Path) -> None:
             raise InputError(f"{path}: the file is empty; re-export or re-download it")
 
 
-def open_cube(source, chunks=None, *, asset: str | None = None) -> xr.DataArray:
+def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: bool = False) -> xr.DataArray:
     """Open a hyperspectral raster as a DataArray with dims ``(band, y, x)``.
 
     ``source`` is a path (GeoTIFF/COG, ENVI ``.hdr`` or data file, NetCDF, Zarr, a STAC item
     JSON) or an existing DataArray. ``chunks`` (e.g. ``"auto"`` or ``{"y": 512, "x": 512}``)
     makes the result lazy with dask. Coords on ``band``: ``wavelength`` and ``fwhm`` in nm,
-    ``band_name``, ``good_band``; CRS and transform via rioxarray; nodata via ``rio.nodata``.
+    ``band_name``, ``good_band``, and where the file sets them GDAL's ``scale_factor``,
+    ``add_offset`` and ``units`` (kept through :func:`geohsr.superresolve` and written back);
+    CRS and transform via rioxarray; nodata via ``rio.nodata``. Values stay as stored (DN)
+    unless ``mask_and_scale`` (:func:`decode`: DN·scale + offset, nodata → NaN, float32).
     """
+    if mask_and_scale:
+        return decode(open_cube(source, chunks, asset=asset))
     if isinstance(source, xr.DataArray):
         da = _normalise_dataarray(source)
         return da.chunk(chunks) if chunks is not None else da
@@ -84,6 +89,10 @@ def open_cube(source, chunks=None, *, asset: str | None = None) -> xr.DataArray:
         if chunks is None:
             da = da.load()
         return _normalise_dataarray(da)
+    if suffix == ".mat":
+        raise InputError(f"{path}: a MATLAB .mat file holds bare arrays (no georeference, no band "
+                         "table); load it with scipy.io.loadmat, wrap the cube as an xarray DataArray "
+                         "(band, y, x) and pass that to geohsr.superresolve, or convert it to GeoTIFF")
     if suffix in NETCDF_EXT:
         try:
             ds = xr.open_dataset(path, chunks=chunks, decode_coords="all")
@@ -111,6 +120,9 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
                 if header is not None:
                     spec.from_envi_header(info, header)
                 spec.from_rasterio(info, ds)
+                if header is not None and "band names" in header:  # GDAL's name: "<name> (<wl> Nanometers)"
+                    info.band_name = [d if d and n and d.startswith(str(n)) else n
+                                      for d, n in zip(ds.descriptions, info.band_name)]
                 nodata = ds.nodata
                 if nodata is None and header is not None and "data ignore value" in header:
                     nodata = float(header["data ignore value"])
@@ -124,7 +136,8 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
                 rotated = not ds.transform.is_rectilinear
                 transform, crs = ds.transform, ds.crs
                 tags = ds.tags()
-            da = rioxarray.open_rasterio(path, chunks=chunks, mask_and_scale=False,
+                radiometry = _radiometry(ds)
+            da = rioxarray.open_rasterio(path, chunks=_chunk_dict(chunks), mask_and_scale=False,
                                          parse_coordinates=not rotated)
     except InputError:
         raise
@@ -136,6 +149,8 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
         raise InputError(f"{path}: holds several subdatasets; open one of them")
     da = da.assign_coords(band=np.arange(1, da.sizes["band"] + 1))
     da = da.assign_coords(info.coords())
+    if radiometry:
+        da = da.assign_coords({k: ("band", v) for k, v in radiometry.items()})
     # rioxarray copies band 1's tags into attrs: keep only dataset-level tags
     da.attrs = {k: v for k, v in tags.items()
                 if k not in ("AREA_OR_POINT", "wavelength_units") and not _GDAL_BAND_KEY.match(k)}
@@ -148,6 +163,59 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
     da = da.rio.write_nodata(nodata, encoded=False) if nodata is not None else da
     da.name = da.name or "reflectance"
     return da
+
+
+def _chunk_dict(chunks):
+    """``chunks`` as rioxarray wants it (a dict by dimension: tuples are deprecated there).
+    ``"auto"`` keeps the bands of a pixel together (geohsr's methods read all bands of a window;
+    GDAL's band-interleaved blocks would otherwise give one-band chunks) and sizes the windows
+    automatically."""
+    if chunks is None or isinstance(chunks, dict):
+        return chunks
+    if isinstance(chunks, str) and chunks == "auto":
+        return {"band": -1, "y": "auto", "x": "auto"}
+    if isinstance(chunks, (tuple, list)) and len(chunks) == 3:
+        return dict(zip(("band", "y", "x"), chunks))
+    return chunks
+
+
+RADIOMETRY = ("scale_factor", "add_offset", "units")  # per-band coords: value = DN·scale + offset
+
+
+def _radiometry(ds) -> dict:
+    """GDAL's per-band scale/offset (e.g. EnMAP's 0.0001) and units, when any is set."""
+    out = {}
+    scales = [1.0 if v is None else float(v) for v in ds.scales]
+    offsets = [0.0 if v is None else float(v) for v in ds.offsets]
+    if any(v != 1.0 for v in scales) or any(v != 0.0 for v in offsets):
+        out["scale_factor"], out["add_offset"] = np.array(scales), np.array(offsets)
+    units = [u or "" for u in ds.units]
+    if any(units):
+        out["units"] = np.array(units, dtype=object)
+    return out
+
+
+def decode(da: xr.DataArray) -> xr.DataArray:
+    """Physical values (``mask_and_scale``, as rioxarray does it): DN·scale_factor + add_offset per
+    band, nodata and NaN → NaN, float32; the scale/offset coords and the nodata value are dropped."""
+    from ..tiling import valid_mask
+
+    nodata = da.rio.nodata
+    scale = da.coords["scale_factor"].values if "scale_factor" in da.coords else np.ones(da.sizes["band"])
+    offset = da.coords["add_offset"].values if "add_offset" in da.coords else np.zeros(da.sizes["band"])
+    s = xr.DataArray(scale.astype(np.float32), dims="band")
+    o = xr.DataArray(offset.astype(np.float32), dims="band")
+
+    def _mask(x):
+        return np.where(valid_mask(x, nodata), x.astype(np.float32), np.float32(np.nan))
+
+    vals = xr.apply_ufunc(_mask, da, dask="parallelized", output_dtypes=[np.float32])
+    out = (vals * s + o).astype(np.float32)
+    out.attrs = {k: v for k, v in da.attrs.items() if k not in ("_FillValue", "scale_factor", "add_offset")}
+    out = out.drop_vars([c for c in ("scale_factor", "add_offset") if c in out.coords])
+    out = out.rio.write_crs(da.rio.crs) if da.rio.crs is not None else out
+    out = out.rio.write_transform(da.rio.transform(recalc=False))
+    return out.rio.write_nodata(np.nan, encoded=False)
 
 
 def _open_stac_item(path: Path, chunks, asset: str | None) -> xr.DataArray:

@@ -203,6 +203,17 @@ def imagery_tags(info: SpectralInfo, i: int) -> dict:
     return tags
 
 
+def envi_band_name(info: SpectralInfo, i: int) -> str:
+    """The ENVI header's band name: :func:`description` without the " (<wavelength> Nanometers)"
+    GDAL's ENVI driver appends itself when the header has wavelengths."""
+    d = description(info, i)
+    if info.wavelength[i] is not None and all(v is not None for v in info.wavelength):
+        for suffix in (f" ({info.wavelength[i]:g} Nanometers)", f" ({fmt(info.wavelength[i])} Nanometers)"):
+            if d.endswith(suffix):
+                return d[:-len(suffix)]
+    return d
+
+
 def description(info: SpectralInfo, i: int) -> str:
     name = info.band_name[i]
     if name:

@@ -78,6 +78,28 @@ def check_destination(path, fmt: str | None = None, overwrite: bool = False,
     return path, fmt
 
 
+def check_space(path, shape, dtype) -> None:
+    """Refuse, in one line, an output that cannot fit in the free space where it goes (e.g. a
+    mistyped ``-s 1000``): ``shape`` (bands, rows, cols) of the product."""
+    import shutil
+
+    nbytes = int(np.prod([int(v) for v in shape], dtype=np.float64) * np.dtype(dtype).itemsize)
+    folder = Path(path).resolve().parent
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if nbytes > free:
+        b, h, w = shape
+        raise OutputError(f"the output would be {_gb(nbytes)} ({w}×{h} px × {b} bands × "
+                          f"{np.dtype(dtype).name}) but {folder} has {_gb(free)} free; choose a "
+                          "smaller --scale, fewer bands, another --dtype or another place")
+
+
+def _gb(n: float) -> str:
+    return f"{n / 2 ** 30:.1f} GB" if n >= 2 ** 30 else f"{n / 2 ** 20:.0f} MB"
+
+
 def _tmp_name(path: Path, suffix: str | None = None) -> Path:
     return path.with_name(f".{path.stem}.geohsr-tmp-{os.getpid()}-{threading.get_ident()}"
                           f"{path.suffix if suffix is None else suffix}")
@@ -190,6 +212,7 @@ def save_cube(cube: xr.DataArray, path, *, format: str | None = None, dtype=None
             check_nodata_fits(nodata, dtype)
         except ValueError:
             raise OutputError(f"nodata {nodata} does not fit {dtype}; pass another --dtype or nodata") from None
+    check_space(path, cube.shape, dtype)
     try:
         if fmt in ("GTiff", "COG", "ENVI"):
             _save_gdal(cube, path, fmt, dtype, nodata, overwrite, compress, progress)
@@ -224,6 +247,9 @@ def write_metadata(ds, cube: xr.DataArray, info: spec.SpectralInfo, fmt: str) ->
             if k not in ("source", "nodata", "_FillValue") and isinstance(v, (str, int, float))}
     if tags:
         ds.update_tags(**tags)
+    for name, attr in (("scale_factor", "scales"), ("add_offset", "offsets"), ("units", "units")):
+        if name in cube.coords and cube.coords[name].dims == ("band",):
+            setattr(ds, attr, tuple(cube.coords[name].values.tolist()))
     for i in range(cube.sizes["band"]):
         ds.set_band_description(i + 1, spec.description(info, i))
         ds.update_tags(i + 1, **spec.band_tags(info, i))
@@ -269,7 +295,7 @@ def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progre
                 rasterio.shutil.copy(tmp, cog_tmp, driver="COG", BIGTIFF="IF_SAFER",
                                      COMPRESS=compress or "DEFLATE", BLOCKSIZE=256)
         if fmt == "ENVI":
-            finish_envi_header(tmp_hdr, info, nodata)
+            finish_envi_header(tmp_hdr, info, nodata, envi_description(cube, path))
             os.replace(tmp, data_path)
             os.replace(tmp_hdr, hdr_path)
         else:
@@ -280,8 +306,9 @@ def _save_gdal(cube, path: Path, fmt, dtype, nodata, overwrite, compress, progre
                 p.unlink()
 
 
-def finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata) -> None:
-    """Add wavelength, fwhm, bbl, band names and data ignore value to GDAL's ENVI header."""
+def finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata, description: str | None = None) -> None:
+    """Add wavelength, fwhm, bbl, band names, data ignore value and a description (not the
+    temporary file's name GDAL puts there) to GDAL's ENVI header."""
     from spectral.io import envi
 
     hdr = envi.read_envi_header(str(hdr_path))
@@ -291,10 +318,19 @@ def finish_envi_header(hdr_path: Path, info: spec.SpectralInfo, nodata) -> None:
     if all(v is not None for v in info.fwhm):
         hdr["fwhm"] = [spec.fmt(v) for v in info.fwhm]
     hdr["bbl"] = [str(1 if v is None else int(v)) for v in info.good_band]
-    hdr["band names"] = [spec.description(info, i) for i in range(info.n)]
+    # GDAL shows an ENVI band as "<band name> (<wavelength> <units>)": the names go without it
+    hdr["band names"] = [spec.envi_band_name(info, i) for i in range(info.n)]
+    hdr["description"] = description or "geohsr output"
     if nodata is not None:
         hdr["data ignore value"] = spec.fmt(nodata)
     envi.write_envi_header(str(hdr_path), hdr)
+
+
+def envi_description(cube: xr.DataArray, path: Path) -> str:
+    """The ENVI header's description: the file's name and what geohsr made of which source."""
+    a = cube.attrs
+    what = f" ({a['geohsr_method']} ×{a['geohsr_scale']})" if "geohsr_method" in a else ""
+    return f"{Path(path).name}{what}, written by geohsr"
 
 
 def _save_xarray(cube, path: Path, fmt, dtype, nodata, overwrite, progress) -> None:

@@ -186,6 +186,20 @@ class MethodSpec:
         return [f"{e['file']} (x{e['scale']}, {e.get('config', '?')})" for e in catalog()
                 if self.name in e.get("used_by", [e["method"]])]
 
+    def _scales_text(self):
+        """The scales as a user can run them: for learned methods those the shipped weights cover,
+        then the others the network takes once trained (`geohsr train` / `geohsr adapt`)."""
+        if not self.needs_weights:
+            return "any integer >= 2" if self.scales is None else list(self.scales)
+        from ..weights import catalog
+
+        have = {int(e["scale"]) for e in catalog() if self.name in e.get("used_by", [e["method"]])}
+        cand = sorted(have | set(self.scales or ()))
+        ready = [s for s in cand if all(w in have for w in self.scales_of_weights(s))]
+        later = [s for s in (self.scales or ()) if s not in ready]
+        text = ", ".join(map(str, ready)) or "none shipped"
+        return text + (f" (train first: {', '.join(map(str, later))})" if later else "")
+
     def describe(self) -> dict:
         bands = self.bands
         if bands == "grid":
@@ -198,7 +212,7 @@ class MethodSpec:
             "name": self.name,
             "summary": self.summary,
             "inputs": "LR + HR guide" if self.guided else "LR only",
-            "scales": "any integer >= 2" if self.scales is None else list(self.scales),
+            "scales": self._scales_text(),
             "halo": self.halo,
             "context": self.context,
             "bands": bands,
@@ -282,17 +296,22 @@ def methods() -> list[dict]:
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; an unavailable CUDA falls back with a warning."""
+    """``auto`` → CUDA when available, else CPU. A device asked for by name that this machine does
+    not have (``cuda`` without CUDA, ``cuda:7`` with two GPUs) is an error: ``auto`` is the fallback."""
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         dev = torch.device(str(device))
     except RuntimeError:
         raise MethodError(f"unknown device {device!r}; use auto, cpu or cuda[:N]") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        warnings.warn(f"device {device!r} requested but CUDA is not available; using the CPU",
-                      RuntimeWarning, stacklevel=2)
-        return torch.device("cpu")
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0 or (dev.index is not None and dev.index >= n):
+            have = "no CUDA GPU" if n == 0 else f"{n} CUDA GPU{'s' if n > 1 else ''} (cuda:0…cuda:{n - 1})"
+            raise MethodError(f"device {device!r} is not available: this machine has {have}; use "
+                              "--device auto (a GPU when there is one, else the CPU) or cpu")
+    elif dev.type not in ("cpu", "cuda"):
+        raise MethodError(f"device {device!r} is not supported; use auto, cpu or cuda[:N]")
     return dev
 
 

@@ -25,6 +25,7 @@ import torch
 from .. import degrade, metrics
 from ..methods import TaskInfo, get_method
 from .data import GuidedPatches, Scene
+from .trainer import stop_point
 
 
 def normalised_rgb(hr: np.ndarray, response: np.ndarray) -> np.ndarray:
@@ -103,6 +104,7 @@ class GuidedTask:
             return float(loss.item())
         total, n = 0.0, lr.shape[1]
         for i in range(n):  # the papers' recipe: one step per band
+            stop_point(self)  # a stop asked for is honoured between band steps
             opt.zero_grad(set_to_none=True)
             loss = self._loss(self._triplets(lr, [i] * lr.shape[0]), rgb, hr[:, i:i + 1])
             loss.backward()

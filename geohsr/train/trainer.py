@@ -12,6 +12,7 @@ run sees exactly the batches the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import signal
@@ -25,6 +26,22 @@ import numpy as np
 import torch
 
 from .. import weights as W
+
+
+class BatchInterrupted(Exception):
+    """Raised by a task between the optimiser steps of a batch when a stop was asked for
+    (Ctrl-C, SIGTERM, the time budget): the trainer rolls the batch back and stops."""
+
+
+def stop_point(task) -> None:
+    """Called by tasks between the steps of one batch (e.g. per band): raise
+    :class:`BatchInterrupted` when the trainer has been asked to stop."""
+    check = getattr(task, "should_stop", None)
+    if check is not None and check():
+        raise BatchInterrupted
+
+
+TIME_ONLY = 10 ** 6  # TrainSettings.batches at or above this: the budget is the time alone
 
 
 @dataclass
@@ -128,8 +145,11 @@ class Trainer:
             print(f"resumed from batch {self.step}", file=sys.stderr)
         t0 = time.time()
         self.task.model.train()
-        bar = tqdm(total=self.s.batches, initial=self.step, disable=not progress, file=sys.stderr,
-                   desc=f"train {self.task.name}", dynamic_ncols=True)
+        # a time budget without a batch budget: the bar counts minutes, so its ETA is the budget's
+        self._timed = self.s.max_minutes is not None and self.s.batches >= TIME_ONLY
+        bar = tqdm(total=round(self.s.max_minutes * 60) if self._timed else self.s.batches,
+                   initial=0 if self._timed else self.step, disable=not progress, file=sys.stderr,
+                   desc=f"train {self.task.name}", dynamic_ncols=True, unit="s" if self._timed else "it")
         stop = {"signal": None}
 
         def request_stop(signum, frame):  # finish the batch, then checkpoint and write the card
@@ -168,12 +188,30 @@ class Trainer:
             batch = self.task.sample(rng, self.s.batch)
             for g in self.opt.param_groups:
                 g["lr"] = self.lr_at(self.step)
-            loss = self.task.train_batch(batch, self.opt)
+            # a stop asked for during a batch (between its per-band steps) rolls it back, so the
+            # checkpoint sits on a batch boundary and --resume stays exact
+            snap = (copy.deepcopy(self.task.model.state_dict()), copy.deepcopy(self.opt.state_dict()))
+            deadline = None if self.s.max_minutes is None else t0 + 60 * self.s.max_minutes
+            self.task.should_stop = lambda: stop["signal"] is not None or (
+                deadline is not None and time.time() > deadline)
+            try:
+                loss = self.task.train_batch(batch, self.opt)
+            except BatchInterrupted:
+                self.task.model.load_state_dict(snap[0])
+                self.opt.load_state_dict(snap[1])
+                self._budget_hit = stop["signal"] is None
+                break
+            finally:
+                self.task.should_stop = None
+            del snap
             if not math.isfinite(loss):
                 raise FloatingPointError(f"loss became {loss} at batch {self.step}")
             self.step += 1
             seen += self.s.batch
-            bar.update(1)
+            if self._timed:
+                bar.update(min(bar.total, round(time.time() - t0)) - bar.n)
+            else:
+                bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr_at(self.step - 1):.1e}",
                             samples_s=f"{seen / max(time.time() - t0, 1e-9):.2f}")
             rec = {"batch": self.step, "loss": loss, "time_s": round(time.time() - t0, 1)}
@@ -184,7 +222,9 @@ class Trainer:
                     self.best = score
                     W.save(self.task.model.state_dict(), self.out / "best.safetensors",
                            self.task.metadata())
-                bar.write(f"batch {self.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in rec["val"].items()))
+                if not bar.disable:
+                    bar.write(f"batch {self.step}: " + ", ".join(f"{k}={v:.4f}" for k, v in rec["val"].items()),
+                              file=sys.stderr)
             self.history.append(rec)
             if self.step % self.s.ckpt_every == 0:
                 self.save_checkpoint()

@@ -81,6 +81,7 @@ class _GeohsrAlgorithm(QgsProcessingAlgorithm):
 class SuperResolveAlgorithm(_GeohsrAlgorithm):
     INPUT, METHOD, SCALE, GUIDE, WEIGHTS, DEVICE, OUTPUT = (
         "INPUT", "METHOD", "SCALE", "GUIDE", "WEIGHTS", "DEVICE", "OUTPUT")
+    ADAPT, CLIP = "ADAPT", "CLIP"
 
     def __init__(self, method_names=None):
         super().__init__()
@@ -126,6 +127,16 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0)
         p.setHelp("auto uses a CUDA GPU when present, else the CPU.")
         self.addParameter(p)
+        p = QgsProcessingParameterNumber(self.ADAPT, "Adapt to this scene for N minutes (0: no)",
+                                         QgsProcessingParameterNumber.Double, defaultValue=0.0,
+                                         minValue=0.0, maxValue=600.0)
+        p.setHelp("DualSR/CoarSR: first fine-tune the network on this scene at reduced resolution; a "
+                  "held-out strip decides whether the adapted weights are used (geohsr run --adapt).")
+        self.addParameter(p)
+        p = QgsProcessingParameterString(self.CLIP, "Clip output values", defaultValue="auto")
+        p.setHelp("auto: at 0 from below when the data cannot be negative (unsigned type or GDAL "
+                  "scale/offset); none; LO or LO,HI, e.g. 0,10000 (geohsr run --clip).")
+        self.addParameter(p)
         p = QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster")
         p.setHelp("Output GeoTIFF (written atomically: nothing is left behind on error or cancel).")
         self.addParameter(p)
@@ -146,6 +157,11 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
         if weights:
             args += ["--weights", weights]
+        minutes = self.parameterAsDouble(parameters, self.ADAPT, context)
+        if minutes > 0:
+            args += ["--adapt", f"{minutes:g}"]
+        clip = (self.parameterAsString(parameters, self.CLIP, context) or "auto").strip()
+        args += ["--clip", clip]
         feedback.pushInfo("running: " + " ".join(args))
         _run(args, feedback)
         return {self.OUTPUT: out}

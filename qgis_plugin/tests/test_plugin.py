@@ -45,8 +45,14 @@ def test_provider_registers_and_lists_algorithms(provider):
 def test_superresolve_real_enmap_tile(provider, tmp_path):
     src = enmap_tile()
     out = tmp_path / "x4.tif"
-    res = _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": "bicubic", "SCALE": 4, "OUTPUT": str(out)})
+    res = _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": "bicubic", "SCALE": 4, "CLIP": "0,5000",
+                                       "OUTPUT": str(out)})
     assert Path(res["OUTPUT"]) == out
+    from osgeo import gdal
+
+    ds = gdal.Open(str(out))  # the CLIP parameter reached the CLI; EnMAP's scale is kept
+    assert ds.GetMetadata()["geohsr_clip"] == "0,5000" and ds.GetRasterBand(1).GetScale() == pytest.approx(1e-4)
+    ds = None
     lr, hr = QgsRasterLayer(str(src), "lr"), QgsRasterLayer(str(out), "hr")
     try:
         assert hr.isValid() and hr.bandCount() == 224

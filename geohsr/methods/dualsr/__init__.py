@@ -1,6 +1,7 @@
 """DualSR (Li, Yuan, Jia, Wang, IEEE TIP 2022) and its coarse stage CoarSR.
 
-``coarsr``: the band-recurrent network alone (×2, ×3, ×4, ×8).
+``coarsr``: the band-recurrent network alone (any of ×2, ×3, ×4, ×5, ×6, ×8 once trained; the
+sub-pixel upsampler factors the scale into ×3 and ×2 steps, :func:`geohsr.nn.upsampler_factors`).
 ``dualsr``: CoarSR ×s output ``U`` refined by one training-free back-projection step with the
 ×(s/2) CoarSR output ``V`` on the same LR input (docs/methods.md, DualSR):
 
@@ -164,13 +165,13 @@ def build_net(scale: int, arch) -> CoarSR:
 
 
 # both train CoarSR ×s (DualSR's fine stage is training-free); the task is imported when training
-_TRAIN = TrainSpec(make_task=f"{__name__}.train:make_task", scales=(2, 3, 4, 8))
+_TRAIN = TrainSpec(make_task=f"{__name__}.train:make_task", scales=(2, 3, 4, 5, 6, 8))
 
 register(MethodSpec(
     name="coarsr",
     summary="CoarSR: band-recurrent CNN (DualSR's coarse stage), any band count",
     builder=_build_coarsr_runner,
-    scales=(2, 3, 4, 8),
+    scales=(2, 3, 4, 5, 6, 8),
     halo=HALO,
     halo_for=_halo_coarsr,
     band_axis="joint",
@@ -187,7 +188,7 @@ register(MethodSpec(
     name="dualsr",
     summary="DualSR: CoarSR ×s + training-free back-projection with the ×s/2 model",
     builder=_build_dualsr_runner,
-    scales=(2, 4, 8),
+    scales=(2, 4, 6, 8),
     halo=HALO,
     halo_for=_halo_dualsr,
     band_axis="joint",

@@ -1,7 +1,9 @@
 """Training task for CoarSR (DualSR's learned stage), the paper's recipe (docs/methods.md, DualSR).
 
 L1 between each predicted band and the HR band, **one optimiser step per band** (forward band
-``i`` with the detached state of band ``i−1``, loss, step), Adam β = (0.9, 0.999).
+``i`` with the detached state of band ``i−1``, loss, step), Adam β = (0.9, 0.999). Scenes with
+more than ``TRAIN_BAND_WINDOW`` bands train on a random window of that many contiguous bands per
+batch (a 224-band EnMAP batch costs what a 32-band one does).
 """
 
 from __future__ import annotations
@@ -12,9 +14,13 @@ import torch
 from ... import metrics
 from ...degrade import bicubic_down, bicubic_up
 from ...train.data import DualSRPatches, Scene
+from ...train.trainer import stop_point
 from .. import TaskInfo
 from .config import CONFIGS
 from .net import CoarSR
+
+
+TRAIN_BAND_WINDOW = 32  # CAVE's 31 bands train whole (the shipped cards' recipe)
 
 
 class CoarSRTask:
@@ -31,6 +37,9 @@ class CoarSRTask:
         self.per_band_steps = per_band_steps
         self.amp = amp  # bf16 autocast of the forward passes (CUDA; works but is slow on CPUs without bf16)
         self.patches = DualSRPatches(train, scale, lr_patch or CONFIGS[config].patch)
+        # one Adam step per band: on scenes with more than TRAIN_BAND_WINDOW bands a batch takes a
+        # random window of that many contiguous bands, so its cost does not grow with the band count
+        self.band_window = TRAIN_BAND_WINDOW
         self.val = []
         for sc in val:  # centre crops, LR by MATLAB bicubic (Wald protocol)
             h = min(val_crop, sc.cube.shape[1]) // scale * scale
@@ -42,7 +51,7 @@ class CoarSRTask:
         self.val_scenes = [s.name for s in val]
 
     def sample(self, rng, batch):
-        lr, hr = self.patches.sample(rng, batch)
+        lr, hr = self.patches.sample(rng, batch, band_window=self.band_window)
         bic = bicubic_up(torch.from_numpy(lr), self.scale)
         return (torch.from_numpy(lr).to(self.device), bic.to(self.device),
                 torch.from_numpy(hr).to(self.device))
@@ -53,6 +62,7 @@ class CoarSRTask:
         if not self.per_band_steps:
             opt.zero_grad(set_to_none=True)
         for i in range(lr.shape[1]):
+            stop_point(self)  # Ctrl-C / SIGTERM / the budget: stop between band steps, not after the batch
             x, g2, g3 = self.model.band_inputs(lr, i)
             with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
                 y, state = self.model(x, g2, g3, bic[:, i:i + 1], state)
@@ -92,7 +102,83 @@ class CoarSRTask:
 def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskInfo:
     """``geohsr train coarsr|dualsr``: CoarSR ×scale (DualSR's fine stage needs no training)."""
     task = CoarSRTask(train, val, scale, config, device=device, seed=seed, amp=amp)
-    recipe = {"loss": "L1", "steps": "one Adam step per band", "lr_patch": task.patches.lr_patch,
+    recipe = {"loss": "L1", "steps": f"one Adam step per band (a window of {task.band_window} contiguous "
+                                      "bands per batch on scenes with more)", "lr_patch": task.patches.lr_patch,
               "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
               "degradation": "MATLAB bicubic x1/s (anti-aliased)"}
     return TaskInfo(task, recipe, "coarsr", ["coarsr", "dualsr"], task.metadata()["config"])
+
+
+class AdaptTask(CoarSRTask):
+    """CoarSR fine-tuned on one scene (:mod:`geohsr.adapt`): HR patches from the scene's training
+    part, LR through geohsr's sensor model (:func:`geohsr.sensor.guide_low`), a window of
+    ``band_window`` contiguous bands per batch; validation on the held-out part reduced the same
+    way (PSNR, peak 1)."""
+
+    val_every = 10
+
+    def __init__(self, train: np.ndarray, ok: np.ndarray, held: np.ndarray, scale: int, init: str,
+                 device: str = "cpu", seed: int = 1):
+        from ... import weights as W
+        from ...adapt import BAND_WINDOW
+        from . import _config_of
+
+        torch.manual_seed(seed)
+        tensors, meta = W.load(init)
+        arch = _config_of(meta)
+        self.config_name = next((k for k, v in CONFIGS.items() if v.arch == arch), "compact")
+        self.scale, self.device, self.amp, self.per_band_steps = scale, torch.device(device), False, True
+        self.model = CoarSR(scale, arch)
+        W.load_into(self.model, tensors, init)
+        self.model.to(self.device)
+        self._arch = arch
+        rec = CONFIGS[self.config_name]
+        self.batch = rec.batch
+        side = min(train.shape[1], train.shape[2]) // scale
+        self.lr_patch = max(4, min(rec.patch, side - 1))
+        self.train, self.ok = train, ok
+        self.band_window = min(train.shape[0], BAND_WINDOW)
+        hs = held.shape[1] // scale * scale, held.shape[2] // scale * scale
+        self.held = np.ascontiguousarray(held[:, :hs[0], :hs[1]])
+        self.held_lr = self._reduce(self.held[None])[0]
+        self.train_scenes, self.val_scenes = ["scene (training part)"], ["scene (held-out part)"]
+
+    def _reduce(self, hr: np.ndarray) -> np.ndarray:
+        from ...sensor import guide_low
+
+        return guide_low(torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)), self.scale).numpy()
+
+    def sample(self, rng, batch):
+        from ...train.data import _augment5
+
+        p = self.lr_patch * self.scale
+        L, H, W_ = self.train.shape
+        b0 = int(rng.integers(0, L - self.band_window + 1))
+        hrs = []
+        for _ in range(batch):
+            for _try in range(20):  # a patch without invalid pixels, when there is one
+                y, x = int(rng.integers(0, H - p + 1)), int(rng.integers(0, W_ - p + 1))
+                if self.ok[y:y + p, x:x + p].all():
+                    break
+            patch = self.train[b0:b0 + self.band_window, y:y + p, x:x + p]
+            hrs.append(np.ascontiguousarray(_augment5(patch, int(rng.integers(5)))))
+        hr = np.stack(hrs)
+        lr = torch.from_numpy(self._reduce(hr))
+        bic = bicubic_up(lr, self.scale)
+        return lr.to(self.device), bic.to(self.device), torch.from_numpy(hr).to(self.device)
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        x = torch.from_numpy(self.held_lr).to(self.device)
+        bic = bicubic_up(x, self.scale)
+        was = self.model.training
+        self.model.eval()
+        sr = self.model.forward_cube(x[None], bic[None])[0].clamp(0, 1).cpu().numpy()
+        self.model.train(was)
+        return {"psnr": metrics.psnr(sr, self.held),
+                "psnr_bicubic": metrics.psnr(bic.clamp(0, 1).cpu().numpy(), self.held)}
+
+    def metadata(self) -> dict:
+        return {"method": "coarsr", "scale": self.scale, "config": self._arch.to_dict(),
+                "config_name": self.config_name, "normalisation": "divide by the scene's max (adapted)",
+                "adapted": "scene adaptation (geohsr.adapt)"}

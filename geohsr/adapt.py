@@ -1,0 +1,197 @@
+"""Scene adaptation: fine-tune a learned method on the user's own scene before applying it.
+
+Wald's scale invariance: the scene reduced by the scale through geohsr's sensor model
+(:mod:`geohsr.sensor`: a Gaussian MTF with gain 0.3 at the LR Nyquist frequency, then sampling)
+is the input, the scene itself the target (target-adaptive / zero-shot super-resolution). A
+strip of the scene along its longer side (``HELD_OUT``, at least ``4·s`` px) is held out: it is
+never trained on, it picks the checkpoint and it decides whether the adapted weights are kept —
+when they do not beat the starting weights there, the starting weights are kept and the card
+says so.
+
+Bounded in memory: at most ``MAX_SIDE`` × ``MAX_SIDE`` px of the scene (a central window) are
+read, whatever its size; bands are sampled in windows of ``BAND_WINDOW`` per batch, so a batch
+costs the same on 30 or 400 bands and a budget of N minutes is N minutes of steps.
+
+``adapt(...)`` (``geohsr adapt``, ``geohsr run --adapt N``, ``superresolve(..., adapt=...)``)
+writes ``best.safetensors`` and ``card.json`` into its output folder and returns an
+:class:`Adapted` that says which weights to use.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import weights as W
+from .errors import InputError, MethodError
+
+HELD_OUT = 0.25  # share of the scene's longer side held out (validation, keep-or-not)
+MAX_SIDE = 512  # scene px a side read for adaptation (a central window of larger scenes)
+BAND_WINDOW = 16  # contiguous bands per training batch on scenes with more bands
+ADAPTABLE = {"coarsr": "coarsr", "dualsr": "coarsr"}  # method -> the network adapted
+
+
+@dataclass
+class Adapted:
+    """The outcome of :func:`adapt`: the weights to use (``weights``, for ``--weights``), whether
+    they are the adapted ones, the held-out PSNR before and after, and the card."""
+
+    method: str
+    scale: int
+    weights: str | None  # a --weights value (None: the shipped weights)
+    improved: bool
+    before_db: float
+    after_db: float
+    out: Path | None
+    card: dict = field(default_factory=dict)
+
+    def summary(self) -> str:
+        verdict = "adapted weights kept" if self.improved else "no gain on the held-out part: starting weights kept"
+        return (f"adaptation ({self.method} ×{self.scale}, {self.card.get('minutes', 0):.1f} min, "
+                f"{self.card.get('batches', 0)} batches): held-out PSNR {self.before_db:.2f} → "
+                f"{self.after_db:.2f} dB; {verdict}")
+
+
+def _read_region(cube, max_side: int):
+    """The scene's good bands in a central window of at most ``max_side`` px a side, float32,
+    invalid pixels filled (nearest valid), with the validity mask and the normalisation."""
+    from .tiling import fill_invalid, valid_mask
+
+    h, w = cube.sizes["y"], cube.sizes["x"]
+    ch, cw = min(h, max_side), min(w, max_side)
+    y0, x0 = (h - ch) // 2, (w - cw) // 2
+    good = np.flatnonzero(cube.coords["good_band"].values != 0)
+    raw = np.asarray(cube.isel(y=slice(y0, y0 + ch), x=slice(x0, x0 + cw)).values)[good]
+    valid = valid_mask(raw, cube.rio.nodata)
+    data = fill_invalid(raw.astype(np.float32), valid)
+    ok = valid.all(0)
+    if not ok.any():
+        raise InputError("the scene holds no pixel valid in every good band; nothing to adapt on")
+    norm = float(np.abs(data[:, ok]).max()) or 1.0
+    return data / norm, ok, good, (y0, x0)
+
+
+def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
+    """Training and held-out slices of the region: the last ``held_out`` of the longer side."""
+    h, w = ok.shape
+    axis = 0 if h >= w else 1
+    n = (h, w)[axis]
+    k = max(4 * scale, int(round(n * held_out))) // scale * scale
+    if n - k < 6 * scale or k < 4 * scale:
+        raise InputError(f"the scene ({w}×{h} px) is too small to adapt at ×{scale}: it needs at least "
+                         f"{10 * scale} px along its longer side ({6 * scale} to train on and "
+                         f"{4 * scale} held out)")
+    cut = n - k
+    if axis == 0:
+        return (slice(0, cut), slice(None)), (slice(cut, None), slice(None))
+    return (slice(None), slice(0, cut)), (slice(None), slice(cut, None))
+
+
+def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0, batches: int | None = None,
+          out=None, weights=None, seed: int = 1, device: str = "cpu", progress: bool = True,
+          resume: bool = False, lr: float | None = None, command: str = "") -> Adapted:
+    """Fine-tune ``method``'s network on ``cube`` itself for ``minutes`` (or ``batches``), starting
+    from ``weights`` (default: the shipped ones), into the folder ``out`` (a temporary folder
+    when None). See the module docstring for the protocol."""
+    import tempfile
+
+    from .io import open_cube
+    from .methods import get_method
+    from .methods.dualsr.train import AdaptTask
+    from .train.trainer import TIME_ONLY, Trainer, TrainSettings
+
+    spec = get_method(method)
+    if spec.name not in ADAPTABLE:
+        raise MethodError(f"scene adaptation covers {', '.join(sorted(ADAPTABLE))} so far, not {spec.name!r}; "
+                          "pick -m dualsr or coarsr, or run without --adapt")
+    s = spec.check_scale(scale)
+    if minutes is not None and minutes <= 0:
+        raise InputError(f"--adapt needs a positive number of minutes, got {minutes}")
+    from .methods import resolve_device
+
+    device = str(resolve_device(device))
+    cube = open_cube(cube)
+    data, ok, good, origin = _read_region(cube, MAX_SIDE)
+    train_sl, held_sl = split(ok, s)
+    start, shipped = _start_weights(spec.name, s, weights)
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geohsr-adapt-"))
+    out.mkdir(parents=True, exist_ok=True)
+
+    task = AdaptTask(data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
+                     s, start[s], device=device, seed=seed)
+    rec = spec.configs.get(task.config_name) if spec.configs else None
+    settings = TrainSettings(lr=lr or (rec.lr / 2 if rec else 1e-4), batch=task.batch,
+                             batches=batches or TIME_ONLY, val_every=task.val_every, ckpt_every=task.val_every,
+                             seed=seed, max_minutes=minutes if batches is None else None, device=device)
+    t0 = time.time()
+    before = task.validate()["psnr"]
+    result = Trainer(task, out, settings).run(resume=resume, progress=progress)
+    adapted = str(out / "best.safetensors")
+    pair = dict(start)
+    pair[s] = adapted
+    wstr = ",".join(pair[k] for k in sorted(pair, reverse=True))
+    after_net = float(result["best"]) if result["best"] is not None else before
+    before_m, after_m = _held_out_psnr(spec.name, s, data[(slice(None),) + held_sl], start, pair, device)
+    improved = after_m > before_m
+    card = {
+        "method": spec.name, "network": "coarsr", "scale": s, "adapted_on": {
+            "scene": str(cube.attrs.get("source", "in-memory cube")),
+            "region_px": {"row": origin[0], "col": origin[1], "rows": int(ok.shape[0]),
+                          "cols": int(ok.shape[1])},
+            "bands": int(len(good)), "held_out": f"the last {HELD_OUT:.0%} of the longer side",
+        },
+        "degradation": "Gaussian MTF, gain 0.3 at the LR Nyquist frequency, then sampling at the LR "
+                       "pixel centres (geohsr.sensor.guide_low)",
+        "band_window": task.band_window,
+        "initialised_from": {f"x{k}": {"file": Path(v).name, "sha256": W.sha256(v)} for k, v in start.items()},
+        "held_out_psnr_db": {"before": round(before_m, 3), "after": round(after_m, 3),
+                             "network_before": round(before, 3), "network_after": round(after_net, 3)},
+        "kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
+        "minutes": round((time.time() - t0) / 60, 2), "batches": result["batches"],
+        "lr": settings.lr, "batch": settings.batch, "seed": seed, "command": command,
+        "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},
+        "sha256": W.sha256(adapted),
+        "licence": "weights: GPL-3.0-or-later (code); the licence of the adapted-on scene applies",
+    }
+    (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
+    use = wstr if improved else (None if shipped else ",".join(start[k] for k in sorted(start, reverse=True)))
+    return Adapted(spec.name, s, use, improved, before_m, after_m, out, card)
+
+
+def _start_weights(method: str, s: int, weights) -> tuple[dict, bool]:
+    """``({scale: path}, shipped)``: the files of the networks ``method`` uses at ×s (``weights``
+    or the shipped ones), and whether all of them are the shipped ones."""
+    from .methods import get_method
+    from .methods.dualsr import _locate, _weights_pair
+
+    spec = get_method(method)
+    given = _weights_pair(weights) if weights else {}
+    return ({ws: str(_locate(ws, given.get(ws))[0]) for ws in spec.scales_of_weights(s)}, not given)
+
+
+def _held_out_psnr(method: str, s: int, held: np.ndarray, start: dict, pair: dict, device: str):
+    """PSNR of ``method`` on the held-out part (reduced by the sensor model, peak 1) with the
+    starting and with the adapted weights."""
+    import xarray as xr
+
+    from . import metrics
+    from .api import superresolve
+    from .sensor import guide_low
+
+    h, w = held.shape[1] // s * s, held.shape[2] // s * s
+    ref = held[:, :h, :w]
+    low = guide_low(torch.from_numpy(np.ascontiguousarray(ref))[None], s)[0].numpy()
+    lr = xr.DataArray(low, dims=("band", "y", "x"))
+
+    def score(wmap):
+        wstr = ",".join(wmap[k] for k in sorted(wmap, reverse=True))
+        sr = superresolve(lr, method, s, weights=wstr, device=device).values
+        return metrics.psnr(np.clip(sr, 0, 1), ref)
+
+    return score(start), score(pair)

@@ -1,0 +1,157 @@
+"""Scene adaptation (geohsr.adapt, `geohsr adapt`, `geohsr run --adapt`, superresolve(adapt=...))."""
+
+import json
+
+import numpy as np
+import pytest
+import rasterio
+import xarray as xr
+from affine import Affine
+from click.testing import CliRunner
+
+import geohsr
+from geohsr import adapt as A
+from geohsr import geo
+from geohsr.cli import main
+from geohsr.errors import InputError, MethodError
+from geohsr.train.data import DualSRPatches, Scene
+
+from conftest import smooth_field, write_raster
+
+
+def _scene(bands=40, h=72, w=96, seed=0):
+    rng = np.random.default_rng(seed)
+    base = smooth_field(bands, h, w, seed=seed).astype(np.float32)
+    yy, xx = np.mgrid[0:h, 0:w]
+    tex = (0.1 * np.sin(xx * 0.9 + yy * 0.4) + 0.05 * rng.standard_normal((h, w))).astype(np.float32)
+    data = np.clip(base * (1 + tex), 0, None)
+    cube = xr.DataArray(data, dims=("band", "y", "x"),
+                        coords={"wavelength": ("band", np.linspace(420, 2400, bands))})
+    return geo.with_grid(cube, Affine(30, 0, 365000, 0, -30, 5807000), "EPSG:32633")
+
+
+def test_adaptation_writes_weights_and_a_card_with_held_out_numbers(tmp_path):
+    cube = _scene()
+    res = A.adapt(cube, "dualsr", 2, batches=3, out=tmp_path / "run", progress=False, seed=3)
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert (tmp_path / "run" / "best.safetensors").is_file()
+    assert card["sha256"] == geohsr.weights.sha256(tmp_path / "run" / "best.safetensors")
+    assert card["batches"] == 3 and card["band_window"] == A.BAND_WINDOW  # 40 bands: windows of 16
+    h = card["held_out_psnr_db"]
+    assert h["before"] == pytest.approx(res.before_db, abs=1e-3) and h["after"] == pytest.approx(res.after_db, abs=1e-3)
+    assert res.improved == (res.after_db > res.before_db)
+    assert card["initialised_from"]["x2"]["sha256"]  # started from the shipped ×2 CoarSR
+    if res.improved:
+        assert res.weights.split(",")[0] == str(tmp_path / "run" / "best.safetensors")
+    else:
+        assert res.weights is None and "starting weights" in card["kept"]
+    assert "held-out PSNR" in res.summary()
+
+
+def test_adaptation_that_does_not_help_keeps_the_starting_weights(tmp_path):
+    # a learning rate far too large wrecks the network: the held-out part must say so
+    res = A.adapt(_scene(), "coarsr", 2, batches=2, out=tmp_path / "run", progress=False, lr=0.5)
+    assert not res.improved and res.after_db < res.before_db
+    assert res.weights is None  # the shipped weights
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert "starting weights" in card["kept"]
+
+
+def test_adaptation_refuses_what_it_cannot_do(tmp_path):
+    with pytest.raises(InputError, match="too small to adapt"):
+        A.adapt(_scene(h=10, w=16), "dualsr", 2, batches=1, out=tmp_path / "a", progress=False)
+    with pytest.raises(MethodError, match="scene adaptation covers"):
+        A.adapt(_scene(), "bicubic", 2, batches=1, out=tmp_path / "b", progress=False)
+    with pytest.raises(InputError, match="positive number of minutes"):
+        A.adapt(_scene(), "dualsr", 2, minutes=0, out=tmp_path / "c", progress=False)
+
+
+def test_held_out_strip_is_never_trained_on():
+    ok = np.ones((72, 96), bool)
+    train, held = A.split(ok, 2)
+    assert held[1] == slice(72, None) and train[1] == slice(0, 72)  # the longer side (columns)
+    assert held[0] == slice(None)
+
+
+def test_run_adapt_and_the_api_record_the_adaptation(tmp_path):
+    cube = _scene()
+    src = tmp_path / "s.tif"
+    write_raster(src, cube.values, wavelengths=cube.wavelength.values)
+    out = tmp_path / "o.tif"
+    r = CliRunner().invoke(main, ["run", str(src), "-s", "2", "-m", "dualsr", "--adapt", "0.02", "-o", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    assert "held-out PSNR" in r.output
+    with rasterio.open(out) as ds:
+        tags = ds.tags()
+        assert "held-out PSNR" in tags.get("geohsr_adapted", "")
+        assert tags["geohsr_version"] == geohsr.__version__ and "sha256:" in tags["geohsr_weights"]
+        assert ("best.safetensors" in tags["geohsr_weights"]) == ("adapted weights kept" in tags["geohsr_adapted"])
+        assert ds.transform == geo.hr_transform(Affine(30, 0, 365000, 0, -30, 5807000), 2)
+    hr = geohsr.superresolve(cube, "dualsr", 2, adapt=dict(batches=1, seed=2))
+    assert "held-out PSNR" in hr.attrs["geohsr_adapted"] and hr.shape == (40, 144, 192)
+
+
+def test_adapt_command_keeps_weights_and_refuses_a_used_folder(tmp_path):
+    src = tmp_path / "s.tif"
+    write_raster(src, _scene().values)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["adapt", str(src), "-s", "2", "--out", str(run), "--batches", "1", "-q"])
+    assert r.exit_code == 0, r.output
+    assert "--weights" in r.output and (run / "card.json").is_file()
+    r = CliRunner().invoke(main, ["adapt", str(src), "-s", "2", "--out", str(run), "--batches", "1", "-q"])
+    assert r.exit_code != 0 and "--resume" in r.output
+
+
+def test_training_on_many_bands_samples_a_band_window():
+    sc = Scene("s", np.random.default_rng(0).random((120, 64, 64), dtype=np.float32))
+    p = DualSRPatches([sc], 2, lr_patch=8, rescales=(1.0,))
+    lr, hr = p.sample(np.random.default_rng(1), 3, band_window=32)
+    assert lr.shape == (3, 32, 8, 8) and hr.shape == (3, 32, 16, 16)
+    lr, hr = p.sample(np.random.default_rng(1), 3)
+    assert lr.shape[1] == 120
+
+
+@pytest.mark.parametrize("s", [3, 5, 6])
+def test_coarsr_and_dualsr_take_any_integer_scale(tmp_path, s):
+    import torch
+
+    from geohsr import weights as W
+    from geohsr.methods.dualsr.config import CONFIGS
+    from geohsr.methods.dualsr.net import CoarSR
+
+    arch = CONFIGS["tiny"].arch
+    files = {}
+    for ws in {s, s // 2} - {1}:
+        torch.manual_seed(ws)
+        net = CoarSR(ws, arch)
+        files[ws] = tmp_path / f"x{ws}.safetensors"
+        W.save(net.state_dict(), files[ws], {"method": "coarsr", "scale": ws, "config": arch.to_dict()})
+    cube = _scene(bands=5, h=12, w=10)
+    out = geohsr.superresolve(cube, "coarsr", s, weights=str(files[s]))
+    assert out.shape == (5, 12 * s, 10 * s)
+    assert out.rio.transform() == geo.hr_transform(cube.rio.transform(), s)
+    if s % 2 == 0:  # DualSR: the ×s and ×s/2 networks
+        wstr = ",".join(str(files[k]) for k in (s, s // 2))
+        assert geohsr.superresolve(cube, "dualsr", s, weights=wstr).shape == (5, 12 * s, 10 * s)
+    else:
+        with pytest.raises(MethodError):
+            geohsr.superresolve(cube, "dualsr", s)
+
+
+def test_a_stop_is_honoured_between_band_steps_and_rolls_the_batch_back(tmp_path):
+    import time
+
+    import torch
+
+    from geohsr import weights as W
+
+    cube = _scene(bands=40, h=96, w=128)
+    t = time.time()
+    res = A.adapt(cube, "coarsr", 2, minutes=0.005, out=tmp_path / "run", progress=False)
+    took = time.time() - t
+    # one batch is 16 band steps of 8 patches (several seconds here): the 0.3 s budget stops inside it
+    assert res.card["batches"] == 0
+    start = W.load(W.models_dir() / W.find("coarsr", 2)["file"])[0]
+    ckpt = W.load(tmp_path / "run" / "checkpoint" / "model.safetensors")[0]
+    assert all(torch.equal(start[k], ckpt[k]) for k in start)  # rolled back to the batch boundary
+    assert took < 60
