@@ -12,7 +12,7 @@ class HsrAccessor:
     def __init__(self, da: xr.DataArray):
         self._da = da
 
-    def superresolve(self, method: str = "bicubic", scale: int = 4, **kwargs) -> xr.DataArray:
+    def superresolve(self, method: str | None = None, scale: int = 4, **kwargs) -> xr.DataArray:
         from .api import superresolve
 
         return superresolve(self._da, method=method, scale=scale, **kwargs)

@@ -17,11 +17,12 @@ EAGER_BLOCK = 512  # LR pixels per side for in-memory inputs
 GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (see benchmarks)
 
 
-def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, weights=None,
+def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None, weights=None,
                  device: str = "auto", dtype=None, chunks=None, precision: str = "fp32",
                  coregister="auto", adapt: dict | None = None, clip="auto") -> xr.DataArray:
     """Super-resolve a georeferenced cube by an integer ``scale`` with ``method`` (``"auto"``:
-    :func:`auto_method`).
+    :func:`auto_method`; default: ``"auto"`` with a guide — the candidate best on this scene,
+    recorded in ``attrs["geohsr_auto"]`` —, else ``"bicubic"``).
 
     ``cube``: DataArray ``(band, y, x)`` (rioxarray conventions) or anything
     :func:`geohsr.open_cube` opens. Dask-backed input gives a lazy result with chunks scaled by
@@ -41,6 +42,8 @@ def superresolve(cube, method: str = "bicubic", scale: int = 4, *, guide=None, w
     digital numbers of a physical quantity —, else nothing; :func:`geohsr.engine.clip_range`).
     """
     notes = {}
+    if method is None:
+        method = "auto" if guide is not None else "bicubic"
     if str(method).lower() == "auto":
         method, notes = auto_method(cube, scale, guide, device)
         if not get_method(method).guided:  # the guide did not help on this scene

@@ -120,9 +120,11 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
                 if header is not None:
                     spec.from_envi_header(info, header)
                 spec.from_rasterio(info, ds)
-                if header is not None and "band names" in header:  # GDAL's name: "<name> (<wl> Nanometers)"
-                    info.band_name = [d if d and n and d.startswith(str(n)) else n
-                                      for d, n in zip(ds.descriptions, info.band_name)]
+                if header is not None and all(v is not None for v in info.wavelength):
+                    # "band N" is what geohsr writes for its default "band N (<wl> Nanometers)" (GDAL
+                    # appends the wavelength itself): read it back as that default
+                    info.band_name = [d if n == f"band {i + 1}" and d and d.startswith(n + " (") else n
+                                      for i, (n, d) in enumerate(zip(info.band_name, ds.descriptions))]
                 nodata = ds.nodata
                 if nodata is None and header is not None and "data ignore value" in header:
                     nodata = float(header["data ignore value"])
