@@ -155,3 +155,9 @@ def test_a_stop_is_honoured_between_band_steps_and_rolls_the_batch_back(tmp_path
     ckpt = W.load(tmp_path / "run" / "checkpoint" / "model.safetensors")[0]
     assert all(torch.equal(start[k], ckpt[k]) for k in start)  # rolled back to the batch boundary
     assert took < 60
+
+
+def test_training_scenes_smaller_than_a_patch_say_what_to_do():
+    sc = Scene("s", np.zeros((5, 40, 40), np.float32))
+    with pytest.raises(InputError, match=r"more than 96 px a side.*--config tiny"):
+        DualSRPatches([sc], 4, lr_patch=24)

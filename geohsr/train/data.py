@@ -143,7 +143,9 @@ class DualSRPatches:
                 if min(img.shape[1:]) > hr:
                     self.images.append(np.ascontiguousarray(img, dtype=np.float32))
         if not self.images:
-            raise InputError(f"no training image is larger than a {hr}×{hr} HR patch")
+            raise InputError(f"no training image is larger than a {hr}×{hr} HR patch ({lr_patch} LR px at "
+                             f"×{scale}); give scenes of more than {hr} px a side, or a configuration with "
+                             "smaller patches (--config tiny), or a smaller --scale")
 
     def sample(self, rng: np.random.Generator, batch: int,
                band_window: int | None = None) -> tuple[np.ndarray, np.ndarray]:

@@ -86,7 +86,7 @@ def test_evaluate_with_a_guide_reports_qnr_and_the_offset(provider, tmp_path):
 
 
 def test_bad_input_gives_the_cli_message(provider, tmp_path):
-    with pytest.raises(QgsProcessingException, match=r"supports scales 2, 4, 8, not 3"):
+    with pytest.raises(QgsProcessingException, match=r"supports scales 2, 4, 6, 8, not 3"):
         _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "dualsr", "SCALE": 3,
                                      "OUTPUT": str(tmp_path / "bad.tif")})
     assert not (tmp_path / "bad.tif").exists()
