@@ -135,7 +135,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     adapted = str(out / "best.safetensors")
     pair = dict(start)
     pair[s] = adapted
-    wstr = ",".join(pair[k] for k in sorted(pair, reverse=True))
+    wstr = weights_arg(pair)
     after_net = float(result["best"]) if result["best"] is not None else before
     before_m, after_m = _held_out_psnr(spec.name, s, data[(slice(None),) + held_sl], start, pair, device)
     improved = after_m > before_m
@@ -160,8 +160,13 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         "licence": "weights: GPL-3.0-or-later (code); the licence of the adapted-on scene applies",
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
-    use = wstr if improved else (None if shipped else ",".join(start[k] for k in sorted(start, reverse=True)))
+    use = wstr if improved else (None if shipped else weights_arg(start))
     return Adapted(spec.name, s, use, improved, before_m, after_m, out, card)
+
+
+def weights_arg(files: dict) -> str:
+    """``{scale: path}`` as a ``--weights`` value (DualSR: "x4.safetensors,x2.safetensors")."""
+    return ",".join(files[k] for k in sorted(files, reverse=True))
 
 
 def _start_weights(method: str, s: int, weights) -> tuple[dict, bool]:
@@ -190,8 +195,7 @@ def _held_out_psnr(method: str, s: int, held: np.ndarray, start: dict, pair: dic
     lr = xr.DataArray(low, dims=("band", "y", "x"))
 
     def score(wmap):
-        wstr = ",".join(wmap[k] for k in sorted(wmap, reverse=True))
-        sr = superresolve(lr, method, s, weights=wstr, device=device).values
+        sr = superresolve(lr, method, s, weights=weights_arg(wmap), device=device).values
         return metrics.psnr(np.clip(sr, 0, 1), ref)
 
     return score(start), score(pair)
