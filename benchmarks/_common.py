@@ -49,11 +49,11 @@ def upsert_jsonl(path: Path, rec: dict) -> None:
 
 
 def methods_for(s: int) -> list[str]:
-    """The methods a real-guide benchmark compares at scale ``s``: bicubic, the classical fusion
-    methods, auto, the learned guided methods with weights for ``s`` and DualSR where it has them."""
-    from geohsr import weights as W
-    from geohsr.methods import default_method
+    """The methods a real-guide benchmark compares at scale ``s``: auto and every candidate it
+    measures (bicubic, the classical fusion methods, the learned guided methods with weights for
+    ``s``, DualSR-GLP and DualSR where DualSR has them)."""
+    from geohsr.select import candidates
 
-    out = ["bicubic", "mtf-glp", "gsa", "auto"]
-    out += [m for m in ("mulsr", "ifmsr") if W.find(m, s)]
-    return out + (["dualsr"] if default_method(s) == "dualsr" else [])
+    c = candidates(s)
+    return c[:1] + [m for m in c[1:] if m in ("mtf-glp", "gsa")] + ["auto"] + \
+        [m for m in c[1:] if m not in ("mtf-glp", "gsa")]

@@ -107,9 +107,10 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     from .train.trainer import TIME_ONLY, Trainer, TrainSettings
 
     spec = get_method(method)
+    spec = get_method(spec.weights_of) if spec.weights_of else spec  # DualSR-GLP: DualSR's networks
     if spec.name not in ADAPTABLE:
-        raise MethodError(f"scene adaptation covers {', '.join(sorted(ADAPTABLE))} so far, not {spec.name!r}; "
-                          "pick -m dualsr or coarsr, or run without --adapt")
+        raise MethodError(f"scene adaptation covers {', '.join(sorted(ADAPTABLE) + ['dualsr-glp'])} so far, "
+                          f"not {method!r}; pick -m dualsr or coarsr, or run without --adapt")
     s = spec.check_scale(scale)
     if minutes is not None and minutes <= 0:
         raise InputError(f"--adapt needs a positive number of minutes, got {minutes}")
@@ -117,6 +118,8 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
 
     device = str(resolve_device(device))
     cube = open_cube(cube)
+    if weights is None and spec.pick_weights is not None:  # the shipped weights that suit this scene
+        weights = spec.pick_weights(s, cube)
     data, ok, good, origin = _read_region(cube, MAX_SIDE)
     train_sl, held_sl = split(ok, s)
     start, shipped = _start_weights(spec.name, s, weights)

@@ -105,6 +105,33 @@ def main():
     """geohsr: super-resolution of georeferenced hyperspectral rasters."""
 
 
+def _subset_options(f):
+    """``--bands``, ``--wavelength-range``, ``--window``, ``--bbox``, ``--wavelengths`` (run, evaluate)."""
+    opts = [
+        click.option("--bands", default=None, metavar="LIST",
+                     help="only these bands, 1-based numbers and ranges: 1-50,60"),
+        click.option("--wavelength-range", default=None, metavar="LO-HI",
+                     help="only the bands whose centre lies in LO-HI nm, e.g. 400-1000"),
+        click.option("--window", default=None, metavar="COL,ROW,WIDTH,HEIGHT",
+                     help="only this pixel window of the scene (GDAL -srcwin order)"),
+        click.option("--bbox", default=None, metavar="MINX,MINY,MAXX,MAXY",
+                     help="only the pixels this box touches, in the scene's CRS"),
+        click.option("--wavelengths", "wavelengths_file", type=click.Path(path_type=Path), default=None,
+                     help="band centres (nm) for a scene without them: a text file, one line per band: "
+                          "centre [fwhm]"),
+    ]
+    for o in reversed(opts):
+        f = o(f)
+    return f
+
+
+def _subset(cube, bands, wavelength_range, window, bbox, wavelengths_file):
+    from .io.subset import subset
+
+    return subset(cube, bands=bands, wavelength_range=wavelength_range, window=window, bbox=bbox,
+                  wavelengths=wavelengths_file)
+
+
 def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
     from .io.write import default_extension
 
@@ -153,7 +180,8 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="on interruption keep the hidden partial result for --resume")
 @click.option("--overwrite", is_flag=True, help="replace an existing output")
 @click.option("--progress", type=click.Choice(["bar", "json", "none"]), default="bar",
-              help="progress on stderr: a bar, JSON lines {\"progress\": 0.42}, or nothing")
+              help="progress on stderr: a bar, JSON lines {\"progress\": 0.42, \"phase\": ...} rising once "
+                   "from 0 to 1, or nothing")
 @click.option("--quiet", "-q", is_flag=True, help="no progress (same as --progress none)")
 @click.option("--clip", default="auto", show_default=True, metavar="auto|none|LO[,HI]",
               help="clip output values: auto = at 0 from below when the data cannot be negative "
@@ -161,8 +189,10 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--adapt", "adapt_minutes", type=float, default=None, metavar="MINUTES",
               help="first fine-tune the method's network on this scene for MINUTES (Wald protocol, "
                    "a held-out strip decides; DualSR/CoarSR), then apply it; see `geohsr adapt`")
+@_subset_options
 def run(input, scale, method, output, guide, weights, no_coregister, device, precision, fmt, dtype, memory_limit, workers,
-        block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet, clip, adapt_minutes):
+        block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet, clip, adapt_minutes,
+        bands, wavelength_range, window, bbox, wavelengths_file):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -190,6 +220,11 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
     output, out_fmt = check_destination(output or _default_output(input, scale, fmt), fmt, overwrite,
                                         sources=(input,))
     cube = open_cube(input, chunks={"band": -1, "y": 512, "x": 512})  # the one time INPUT is opened
+    cube, part = _subset(cube, bands, wavelength_range, window, bbox, wavelengths_file)
+    if part is not None:
+        r0, c0, idx = part
+        click.echo(f"subset: {cube.sizes['x']}×{cube.sizes['y']} px from column {c0}, row {r0}; "
+                   f"{cube.sizes['band']} band{'s' if cube.sizes['band'] != 1 else ''}", err=True)
     if cube.rio.crs is None:
         warnings.warn(f"{input} has no CRS; the output will have none either")
     from .io.write import check_space
@@ -214,6 +249,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
                           precision=precision, coregister=not no_coregister and "auto", clip=clip)
     plan.notes.update(notes)
+    plan.source_subset = part
     if plan.guide_offset is not None:
         o = plan.guide_offset
         click.echo(f"guide offset: dy {o['dy']:+.2f}, dx {o['dx']:+.2f} LR px (±{o['spread']:.2f}, "
@@ -363,7 +399,9 @@ def info(input, as_json):
 @click.option("--no-coregister", is_flag=True, help="use the guide's georeference as it is")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="write the report (.md Markdown, .html or .csv)")
-def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no_coregister, report):
+@_subset_options
+def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no_coregister, report,
+             bands, wavelength_range, window, bbox, wavelengths_file):
     """Wald protocol on INPUT: degrade ×scale, super-resolve, compare with the original; with
     --guide also the no-reference QNR of the full-resolution products."""
     from .evaluate import evaluate as run_eval
@@ -381,7 +419,12 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no
             raise click.BadParameter("use a .md, .csv or .html file name", param_hint="--report")
         if not report.parent.is_dir() if str(report.parent) else False:
             raise click.BadParameter(f"directory {report.parent} does not exist", param_hint="--report")
-    rep = run_eval(input, names, scale, degradation=degradation, noise=noise, seed=seed, device=device,
+    scene = input
+    if any(v is not None for v in (bands, wavelength_range, window, bbox, wavelengths_file)):
+        from .io import open_cube
+
+        scene = _subset(open_cube(input), bands, wavelength_range, window, bbox, wavelengths_file)[0]
+    rep = run_eval(scene, names, scale, degradation=degradation, noise=noise, seed=seed, device=device,
                    guide=guide, coregister=not no_coregister and "auto")
     text = rep.to_markdown()
     click.echo(text)

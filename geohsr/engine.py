@@ -52,6 +52,9 @@ class Plan:
     fitted: object = None  # MethodSpec.fit's scene-wide parameters (a float32 array)
     guide_offset: dict | None = None  # the guide's measured offset (geohsr.coregister), LR px
     clip: tuple | None = None  # (lo, hi) output values are clipped to (either None)
+    # the scene as a window and band subset of its source file: (row0, col0, 1-based band indexes
+    # or None), for drivers that read the file directly (geohsr run --window/--bbox/--bands)
+    source_subset: tuple | None = None
     notes: dict = field(default_factory=dict)  # extra attrs/tags of the product (e.g. geohsr_auto)
 
     @property
@@ -151,6 +154,8 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
         if not (np.isfinite(nodata) and info.min <= nodata <= info.max):
             raise InputError(f"nodata {nodata} does not fit output dtype {out_dtype}; choose another dtype")
     wpath = None if weights is None else str(weights)
+    if wpath is None and spec.pick_weights is not None:  # the shipped weights that suit this scene
+        wpath = spec.pick_weights(s, cube)
     band_map = None
     if spec.bands == "grid":  # the model fixes its bands: resample the input onto its grid
         cube, band_map = resample_to_grid(cube, spec.band_grid(s, wpath), spec.name, with_map=True)
@@ -183,12 +188,12 @@ def weights_provenance(plan: Plan) -> str:
     from . import weights as W
 
     given = [p.strip() for p in str(plan.weights).split(",")] if plan.weights else []
-    parts = [f"{Path(p).name} sha256:{W.sha256(p)}" for p in given]
+    shipped = {str(W.models_dir() / e["file"]): e["sha256"] for e in W.catalog()}
+    parts = [f"{Path(p).name} sha256:{shipped[p]} (shipped)" if p in shipped else
+             f"{Path(p).name} sha256:{W.sha256(p)}" for p in given]
     if not given:
         for s in plan.spec.scales_of_weights(plan.scale):
-            hits = [e for e in W.catalog() if int(e["scale"]) == s
-                    and plan.spec.name in e.get("used_by", [e["method"]])]
-            hits.sort(key=lambda e: 0 if e.get("config") == "paper" else 1)
+            hits = plan.spec.shipped_entries(s)
             if hits:
                 parts.append(f"{hits[0]['file']} sha256:{hits[0]['sha256']} (shipped)")
     return "; ".join(parts)
@@ -291,8 +296,9 @@ def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilat
         args = [torch.from_numpy(np.stack([pre[i][0] for i in idx]))]
         if guide is not None:
             args.append(torch.from_numpy(np.stack([pre[i][1] for i in idx])))
-        if fitted is not None:
-            args.append(torch.from_numpy(np.repeat(fitted[None], len(idx), 0)))
+        if fitted is not None:  # in data units: a normalised method sees them normalised too
+            f = fitted / np.float32(norm) if spec.normalise and norm != 1.0 else fitted
+            args.append(torch.from_numpy(np.repeat(f[None], len(idx), 0)))
         y = infer(runner, args, precision).numpy()
         for k, i in enumerate(idx):
             out[i] = post_block(y[k], spec, pre[i][2], pre[i][3], norm, scale, mask_dilation, use_bands)

@@ -7,7 +7,7 @@ super-resolves the reduced scene with the reduced guide back to the scene's grid
 protocol); PSNR (one MSE over the cube, peak = the crop's maximum) is measured on the held-out
 second half of the crop along its longer side (the first half is reported too) and the best candidate runs on the real
 scene. Candidates: bicubic, the classical fusion methods, the learned guided methods whose
-shipped weights cover the scale, and DualSR where its weights do.
+shipped weights cover the scale (DualSR-GLP with DualSR's), and DualSR where its weights do.
 """
 
 from __future__ import annotations
@@ -23,16 +23,15 @@ MAX_SIDE = 240  # LR px of the crop the candidates are measured on
 
 
 def candidates(scale: int) -> list[str]:
-    from . import weights as W
+    """bicubic, every guided method whose shipped weights (if it needs any) cover the scale, and
+    DualSR where its weights do."""
     from .methods import default_method, specs
 
     out = []
     for spec in specs():
         if spec.scales is not None and scale not in spec.scales:
             continue
-        if spec.name == "bicubic" or (spec.guided and not spec.needs_weights):
-            out.append(spec.name)
-        elif spec.guided and W.find(spec.name, scale):
+        if spec.name == "bicubic" or (spec.guided and spec.weights_ready(scale)):
             out.append(spec.name)
     if default_method(scale) == "dualsr":
         out.append("dualsr")

@@ -127,20 +127,23 @@ def plan_blocks(h: int, w: int, side: int) -> list[Block]:
     return out
 
 
-def read_window(src: str, b: Block, halo: int, height: int, width: int, band_map=None):
+def read_window(src, b: Block, halo: int, height: int, width: int, band_map=None):
     """The LR window of block ``b`` with up to ``halo`` pixels around it, and the halo it got
-    on each side ``(top, bottom, left, right)``; ``band_map``: a model's fixed band grid."""
+    on each side ``(top, bottom, left, right)``; ``band_map``: a model's fixed band grid.
+    ``src``: a file, or ``(file, row0, col0, bands)`` when the scene is a window and a band
+    subset (1-based indexes, None: all) of it (:attr:`geohsr.engine.Plan.source_subset`)."""
     import rasterio
     from rasterio.windows import Window
 
+    src, row0, col0, bands = (src, 0, 0, None) if isinstance(src, str) else src
     top, left = min(halo, b.y0), min(halo, b.x0)
     bottom, right = min(halo, height - b.y0 - b.h), min(halo, width - b.x0 - b.w)
-    win = Window(b.x0 - left, b.y0 - top, b.w + left + right, b.h + top + bottom)
+    win = Window(col0 + b.x0 - left, row0 + b.y0 - top, b.w + left + right, b.h + top + bottom)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             with rasterio.open(src) as ds:
-                data = ds.read(window=win)
+                data = ds.read(indexes=bands, window=win)
     except rasterio.errors.RasterioIOError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else "read error"
         raise InputError(f"{src}: cannot read rows {b.y0}–{b.y0 + b.h}, cols {b.x0}–{b.x0 + b.w} "
@@ -198,7 +201,7 @@ def absmax_task(src: str, b: Block, nodata, band_map=None) -> float:
 class _Progress:
     """Blocks done: a tqdm bar, JSON percent lines, or nothing."""
 
-    def __init__(self, mode, total: int, desc: str):
+    def __init__(self, mode, total: int, desc: str, span=(0.0, 1.0), phase: str = ""):
         self.bar = self.json = None
         if mode in ("bar", True):
             from tqdm import tqdm
@@ -206,7 +209,7 @@ class _Progress:
             self.bar = tqdm(total=total, desc=desc, unit="block", file=sys.stderr, leave=False,
                             dynamic_ncols=True)
         elif mode == "json":
-            self.json = JsonPercent(total)
+            self.json = JsonPercent(total, span, phase or desc)
 
     def update(self, k: int = 1):
         if self.bar is not None:
@@ -298,16 +301,19 @@ class _Job:
     dst: Path
     fmt: str
     opts: StreamOptions
-    src: str = ""
+    src: object = ""  # the file, or (file, row0, col0, bands) for a subset (read_window)
+    path: str = ""
     workers: int = 1
     side: int = 0
     blocks: list = None
     groups: list = None
     state: dict = None
+    spans: dict = None  # phase -> (lo, hi) share of the run's progress (phase_spans)
 
     def __post_init__(self):
         plan, opts = self.plan, self.opts
-        self.src = str(plan.cube.attrs.get("source", ""))
+        self.path = str(plan.cube.attrs.get("source", ""))
+        self.src = self.path if plan.source_subset is None else (self.path, *plan.source_subset)
         self.workers = opts.workers or _default_workers(plan, opts.client)
         nbatch, self.side = choose_batch(plan, opts.memory_limit_mb, self.workers, opts.batch)
         if opts.block is not None:
@@ -332,8 +338,9 @@ class _Job:
         return tuple(p for p in (self.partial, self.partial_hdr, self.scratch, self.journal) if p is not None)
 
     def signature(self) -> dict:
-        st, plan, w = Path(self.src).stat(), self.plan, self.plan.weights
-        return {"version": JOURNAL_VERSION, "src": str(Path(self.src).resolve()), "size": st.st_size,
+        st, plan, w = Path(self.path).stat(), self.plan, self.plan.weights
+        return {"version": JOURNAL_VERSION, "src": str(Path(self.path).resolve()), "size": st.st_size,
+                "subset": None if plan.source_subset is None else list(plan.source_subset),
                 "mtime_ns": st.st_mtime_ns, "method": plan.spec.name, "scale": plan.scale,
                 "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
                 "dtype": plan.out_dtype.name, "format": self.fmt, "side": self.side, "halo": plan.halo,
@@ -443,7 +450,7 @@ def _scan(job: _Job, executor, pr_mode) -> None:
         return
     big = plan_blocks(h, w, 1024)
     vals = []
-    with contextlib.closing(_Progress(pr_mode, len(big), "scan")) as pr:
+    with contextlib.closing(_Progress(pr_mode, len(big), "scan", job.spans["scan"], "scan")) as pr:
         _run_pool(executor, ((b.idx, absmax_task, (job.src, b, plan.nodata, plan.band_map), 1) for b in big),
                   job.workers, lambda k, v: vals.append(v), pr)
     job.state["norm"] = norm_scale(vals)
@@ -481,7 +488,7 @@ def _network_pass(job: _Job, executor, pr_mode, into: Path, mode: str) -> None:
     norm = job.state["norm"] if plan.spec.normalise else 1.0
     desc = "geohsr" if mode != "planes" else "geohsr (network)"
     try:
-        with contextlib.closing(_Progress(pr_mode, len(job.blocks), desc)) as pr:
+        with contextlib.closing(_Progress(pr_mode, len(job.blocks), desc, job.spans["network"], "network")) as pr:
             pr.update(len(job.blocks) - sum(len(g) for g in todo))
             _run_pool(executor, ((g, block_task, (job.src, g, h, w, plan.halo, plan.block_kwargs(), norm, mode,
                                                   None, out, plan.band_map), len(g)) for g in todo),
@@ -506,7 +513,8 @@ def _finish_pass(job: _Job, executor, pr_mode) -> None:
                 sink.write(b, r)
 
     try:
-        with contextlib.closing(_Progress(pr_mode, len(job.blocks), "geohsr (finish)")) as pr:
+        with contextlib.closing(_Progress(pr_mode, len(job.blocks), "geohsr (finish)", job.spans["finish"],
+                                          "finish")) as pr:
             pr.update(len(job.blocks) - sum(len(g) for g in todo))
             _run_pool(executor, ((g, finish_task, (str(job.scratch), g, plan.scale, plan.bands, plan.spec.name,
                                                    stat, out), len(g)) for g in todo),
@@ -540,6 +548,20 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     return run_plan(plan, dst, fmt, opts)
 
 
+PHASE_WEIGHTS = {"scan": 1.0, "network": 16.0, "finish": 2.0}  # rough shares of a run's time
+
+
+def phase_spans(scan: bool, finish: bool) -> dict:
+    """The share ``(lo, hi)`` of the whole run each phase's progress covers (absent phases: none)."""
+    names = [n for n, on in (("scan", scan), ("network", True), ("finish", finish)) if on]
+    total, lo, out = sum(PHASE_WEIGHTS[n] for n in names), 0.0, {}
+    for n in ("scan", "network", "finish"):
+        w = PHASE_WEIGHTS[n] / total if n in names else 0.0
+        out[n] = (lo, lo + w)
+        lo += w
+    return out
+
+
 def run_plan(plan: Plan, dst: Path, fmt: str, opts: StreamOptions | None = None) -> Path:
     """Stream a prepared plan (its cube read from a GDAL file) into the checked destination ``dst``."""
     import rasterio
@@ -553,6 +575,7 @@ def run_plan(plan: Plan, dst: Path, fmt: str, opts: StreamOptions | None = None)
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // (opts.workers or _default_workers(plan, None))))
     job = _Job(plan, Path(dst), fmt, opts)
     resumed = job.load_state()
+    job.spans = phase_spans(plan.spec.normalise and job.state["norm"] is None, job.two_pass)
     nb, h, w = plan.cube.shape
     proto = plan.wrap(dsa.zeros((nb, h * plan.scale, w * plan.scale), dtype=plan.out_dtype,
                                 chunks=(nb, 4096, 4096)))  # the output's geometry and tags, no pixels

@@ -41,9 +41,12 @@ def catalog() -> list[dict]:
     return json.loads(p.read_text())["weights"]
 
 
-def find(method: str, scale: int, config: str | None = None) -> dict | None:
-    """The catalogue entry for ``method`` at ``scale`` (preferring ``config`` when given)."""
+def find(method: str, scale: int, config: str | None = None, kind: str | None = None) -> dict | None:
+    """The catalogue entry for ``method`` at ``scale`` (preferring ``config`` when given; only
+    weights trained on ``kind`` data — "CAVE", "remote sensing" — when given)."""
     hits = [e for e in catalog() if e["method"] == method and int(e["scale"]) == int(scale)]
+    if kind is not None:
+        hits = [e for e in hits if e.get("data", {}).get("kind") == kind]
     if config is not None:
         hits = [e for e in hits if e.get("config") == config] or hits
     # the paper-size model when shipped, else the compact one
@@ -191,6 +194,10 @@ def model_card_markdown(e: dict) -> str:
         wl = e["wavelength"]
         bands = (f"fixed grid of {len(wl)} bands, {wl[0]:.0f}–{wl[-1]:.0f} nm (FWHM {e.get('fwhm', 0):.1f} nm); "
                  "inputs are resampled onto it")
+    elif e["method"] == "coarsr" and data.get("kind") == "remote sensing":
+        bands = ("any count (band-recurrent); trained on airborne scenes of 156–191 bands, ~370–2500 nm, "
+                 "in windows of 32 contiguous bands; geohsr uses these weights for scenes whose bands "
+                 "reach beyond 720 nm or whose wavelengths are unknown")
     elif e["method"] == "coarsr":
         bands = "any count (band-recurrent); trained on 31-band CAVE 400–700 nm"
     else:
@@ -210,6 +217,9 @@ def model_card_markdown(e: dict) -> str:
         lines += [f"| training data | {data.get('kind')} `{data.get('path')}` |",
                   f"| train scenes | {', '.join(data.get('train_scenes', []))} |",
                   f"| validation (held-out) scenes | {', '.join(data.get('val_scenes', []))} |"]
+        if data.get("test_scenes"):
+            lines.append(f"| test scenes (never trained on, never chose a checkpoint) | "
+                         f"{', '.join(data['test_scenes'])} |")
     lines += [f"| recipe | {json.dumps(rec)} |",
               f"| reproduce | `{e.get('command')}` |",
               f"| trained on | {json.dumps(e.get('trained_on'))} |",

@@ -133,9 +133,19 @@ def test_coarsr_and_dualsr_take_any_integer_scale(tmp_path, s):
     if s % 2 == 0:  # DualSR: the ×s and ×s/2 networks
         wstr = ",".join(str(files[k]) for k in (s, s // 2))
         assert geohsr.superresolve(cube, "dualsr", s, weights=wstr).shape == (5, 12 * s, 10 * s)
-    else:
-        with pytest.raises(MethodError):
-            geohsr.superresolve(cube, "dualsr", s)
+    else:  # odd: the ×s network and one back-projection onto the LR input
+        from geohsr.metrics import sam_degrees_torch
+        from geohsr.resize import imresize
+
+        d = geohsr.superresolve(cube, "dualsr", s, weights=str(files[s]), dtype="float32", clip="none")
+        u = torch.from_numpy(geohsr.superresolve(cube, "coarsr", s, weights=str(files[s]), dtype="float32",
+                                                 clip="none").values)
+        x = torch.from_numpy(np.asarray(cube.values, np.float32))
+        ud = imresize(u, size=tuple(x.shape[-2:]), a=-0.5, antialias=True)
+        lam = min(float(sam_degrees_torch(ud[None], x[None]).double().mean()), 1.0)
+        want = u + lam * imresize(x - ud, size=tuple(u.shape[-2:]), a=-0.5, antialias=False)
+        np.testing.assert_allclose(d.values, want.numpy(), rtol=0, atol=1e-4 * float(u.abs().max()))
+        assert not np.allclose(d.values, u.numpy())
 
 
 def test_a_stop_is_honoured_between_band_steps_and_rolls_the_batch_back(tmp_path):

@@ -98,7 +98,7 @@ ERROR_CASES = [
     ("scale 1", ["run", "{good}", "--scale", "1"], "scale must be an integer >= 2"),
     ("scale -2", ["run", "{good}", "--scale", "-2"], "scale must be an integer >= 2"),
     ("scale 3.5", ["run", "{good}", "--scale", "3.5"], "'3.5' is not a valid integer"),
-    ("scale unsupported by the method", ["run", "{good}", "-m", "dualsr", "-s", "3"], "supports scales 2, 4, 6, 8"),
+    ("scale unsupported by the method", ["run", "{good}", "-m", "dualsr", "-s", "7"], "supports scales 2, 3, 4, 5, 6, 8"),
     ("unknown method", ["run", "{good}", "-m", "magic"], "unknown method 'magic'"),
     ("guide for a method without guide", ["run", "{good}", "--guide", "{good}", "-o", "{tmp}/g.tif"], "takes no guide"),
     ("output exists", ["run", "{good}", "-o", "{tmp}/exists.tif"], "already exists"),

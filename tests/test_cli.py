@@ -89,6 +89,14 @@ def test_methods_lists_bicubic_first():
     (["run", "{good}", "-o", "{exists}"], "already exists"),
     (["run", "{good}", "-o", "{tmp}/x.xyz"], "cannot tell the format"),
     (["info", "{missing}"], "no such file"),
+    (["run", "{good}", "--bands", "0-2"], "--bands: the scene has bands 1-5"),
+    (["run", "{good}", "--bands", "a"], "--bands takes band numbers"),
+    (["run", "{good}", "--wavelength-range", "3000-4000"], "holds no band of this scene"),
+    (["run", "{good}", "--window", "30,0,10,10"], "is not inside the scene (36×24 px)"),
+    (["run", "{good}", "--bbox", "0,0,10,10"], "does not overlap the scene"),
+    (["run", "{good}", "--window", "0,0,8,8", "--bbox", "365000,5806000,366000,5807000"], "not both"),
+    (["run", "{good}", "--wavelengths", "{wl3}"], "lists 3 bands, the scene has 5"),
+    (["evaluate", "{good}", "--bands", "9"], "--bands: the scene has bands 1-5"),
 ])
 def test_user_errors_are_one_line_and_write_nothing(make_raster, tmp_path, args, message):
     good, _ = make_raster()
@@ -96,8 +104,10 @@ def test_user_errors_are_one_line_and_write_nothing(make_raster, tmp_path, args,
     text.write_text("hello, I am not a GeoTIFF\n")
     exists = tmp_path / "exists.tif"
     exists.write_bytes(b"old")
+    wl3 = tmp_path / "wl3.txt"
+    wl3.write_text("450\n550\n650\n")
     subs = dict(missing=tmp_path / "missing.tif", text=text, good=good, nodir=tmp_path / "nodir",
-                exists=exists, tmp=tmp_path)
+                exists=exists, tmp=tmp_path, wl3=wl3)
     before = sorted(p.name for p in tmp_path.iterdir())
     code, out, err = _run(*[a.format(**subs) for a in args])
     assert code != 0
@@ -165,3 +175,48 @@ def test_run_precision_option(make_raster, tmp_path, fmt):
     assert 30 < geohsr.metrics.psnr(outs["bf16"] / peak, outs["fp32"] / peak) < 200
     r = CliRunner().invoke(main, ["run", str(src), "-s", "4", "--precision", "int8", "-o", str(tmp_path / "x.tif")])
     assert r.exit_code == 2 and "int8" in r.output and not (tmp_path / "x.tif").exists()
+
+
+@pytest.mark.parametrize("fmt", ["tif", "nc"])
+def test_run_on_part_of_a_scene_equals_the_api_on_that_part(make_raster, tmp_path, fmt):
+    """--bands/--wavelength-range/--window/--bbox: the streamed GeoTIFF path reads only that part
+    of the file; the other formats go through the API; both equal superresolve on cube.isel(...)."""
+    src, _ = make_raster(bands=6, h=40, w=48)
+    cube = geohsr.open_cube(src)
+    want = geohsr.superresolve(cube.isel(band=[1, 2, 4], y=slice(8, 28), x=slice(5, 37)), "bicubic", 2)
+    out = tmp_path / f"part.{fmt}"
+    code, _, err = _run("run", src, "-s", "2", "-m", "bicubic", "--bands", "2-3,5", "--window", "5,8,32,20",
+                        "-o", out, "-q")
+    assert code == 0, err
+    assert "subset: 32×20 px from column 5, row 8; 3 bands" in err
+    got = geohsr.open_cube(out)
+    np.testing.assert_allclose(got.values, want.values, rtol=0, atol=1e-5)
+    assert got.rio.transform() == want.rio.transform() and got.rio.crs == cube.rio.crs
+    np.testing.assert_allclose(got.wavelength.values, cube.wavelength.values[[1, 2, 4]])
+    # a bounding box in the CRS: the pixels it touches; a wavelength range: the bands inside it
+    t = cube.rio.transform()
+    x0, y0 = t.c + 5.5 * t.a, t.f + 8.5 * t.e
+    x1, y1 = t.c + 36.2 * t.a, t.f + 27.9 * t.e
+    lo, hi = cube.wavelength.values[1] - 1, cube.wavelength.values[3] + 1
+    out2 = tmp_path / f"box.{fmt}"
+    code, _, err = _run("run", src, "-s", "2", "-m", "bicubic", "--bbox", f"{x0},{y1},{x1},{y0}",
+                        "--wavelength-range", f"{lo}-{hi}", "-o", out2, "-q")
+    assert code == 0, err
+    want2 = geohsr.superresolve(cube.isel(band=[1, 2, 3], y=slice(8, 28), x=slice(5, 37)), "bicubic", 2)
+    np.testing.assert_allclose(geohsr.open_cube(out2).values, want2.values, rtol=0, atol=1e-5)
+
+
+def test_wavelengths_file_gives_a_scene_its_band_centres(make_raster, tmp_path):
+    src, _ = make_raster(bands=4, wavelengths=None, fwhm=None)
+    wl = tmp_path / "wl.csv"
+    wl.write_text("# centre, fwhm (um)\n0.45, 0.01\n0.55, 0.01\n0.65, 0.01\n0.85, 0.02\n")
+    out = tmp_path / "o.tif"
+    code, _, err = _run("run", src, "-s", "2", "-m", "bicubic", "--wavelengths", wl,
+                        "--wavelength-range", "500-700", "-o", out, "-q")
+    assert code == 0, err
+    got = geohsr.open_cube(out)
+    np.testing.assert_allclose(got.wavelength.values, [550.0, 650.0])
+    np.testing.assert_allclose(got.fwhm.values, [10.0, 10.0])
+    code, out_text, err = _run("evaluate", src, "-s", "2", "--bands", "1-3")
+    assert code == 0, err
+    assert "| bicubic |" in out_text

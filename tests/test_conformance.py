@@ -73,15 +73,16 @@ def trained(tmp_path_factory):
         if name in cache:
             return cache[name]
         s = _scale(spec)
+        owner = geohsr.get_method(spec.weights_of or name)  # DualSR-GLP runs DualSR's weights
         files = []
         for ws in spec.scales_of_weights(s):
-            key = (name, ws)
+            key = (owner.name, ws)
             if key not in cache:
-                out = root / f"{name}_x{ws}"
-                scene = _scene(root, spec, h=100, w=100, name=f"{name}.tif")
-                opts = {o.param: o.default for o in spec.train.options}
+                out = root / f"{owner.name}_x{ws}"
+                scene = _scene(root, owner, h=100, w=100, name=f"{owner.name}.tif")
+                opts = {o.param: o.default for o in owner.train.options}
                 torch.manual_seed(0)
-                res = train(name, ws, out, data=scene, source=[scene], target=[scene], options=opts,
+                res = train(owner.name, ws, out, data=scene, source=[scene], target=[scene], options=opts,
                             config="tiny", batches=1, val_every=1, ckpt_every=1, device="cpu",
                             progress=False, command="test")
                 assert res["batches"] == 1  # a tiny configuration trains one step

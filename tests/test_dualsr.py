@@ -218,9 +218,10 @@ def test_bad_bands_do_not_feed_the_recurrence(tmp_path):
     full = geohsr.superresolve(cube, "dualsr", 4, weights=w).values
     without = geohsr.superresolve(cube.isel(band=[0, 1, 2, 4, 5, 6]), "dualsr", 4, weights=w).values
     assert (full[3] == -1.0).all()
-    np.testing.assert_allclose(full[[0, 1, 2, 4, 5, 6]], without, rtol=1e-5, atol=1e-3)
+    tol = 1e-5 * float(np.ptp(without))  # float rounding (thread counts change summation order)
+    np.testing.assert_allclose(full[[0, 1, 2, 4, 5, 6]], without, rtol=1e-5, atol=tol)
     tiled = geohsr.superresolve(cube.chunk({"y": 12, "x": 13}), "dualsr", 4, weights=w).values
-    np.testing.assert_allclose(tiled, full, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(tiled, full, rtol=1e-5, atol=tol)
 
 
 def test_mixed_precision_inference(tmp_path):

@@ -118,7 +118,7 @@ def test_ctrl_c_keeps_partial_and_resume_finishes(tmp_path):
                                  "--progress", "json", "--workers", "1"),
                             env=env, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # interrupt once a few blocks are done
-        if '"progress": 0.2' in line:
+        if line.startswith("{") and json.loads(line)["progress"] >= 0.2:
             proc.send_signal(signal.SIGINT)
             break
     err = proc.stderr.read()
@@ -138,7 +138,7 @@ def test_discard_partial_on_interrupt(tmp_path):
                                  "--progress", "json", "--discard-partial", "--workers", "1"),
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
-        if '"progress": 0.1' in line:
+        if line.startswith("{") and json.loads(line)["progress"] >= 0.1:
             proc.send_signal(signal.SIGTERM)
             break
     proc.stderr.read()
@@ -176,3 +176,24 @@ def test_peak_memory_stays_under_the_limit(tmp_path, workers):
     peak_mb = int(r.stderr.split("PEAK_KB")[1].split()[0]) / 1024
     assert 200 < peak_mb < limit, f"peak RSS {peak_mb:.0f} MB over --memory-limit {limit} MB"
     assert geohsr.open_cube(tmp_path / "o.tif").shape == (32, 1920, 1920)
+
+
+def test_json_progress_counts_up_once_and_names_its_phase(tmp_path):
+    """A two-pass run (scan, network, finish) reports one rising 0 → 1 sequence, each line with
+    its phase, so a progress bar never jumps back."""
+    from geohsr.stream import phase_spans
+
+    spans = phase_spans(True, True)
+    assert spans["scan"][0] == 0 and spans["finish"][1] == pytest.approx(1.0)
+    assert spans["scan"][1] == spans["network"][0] and spans["network"][1] == spans["finish"][0]
+    from conftest import smooth_field, write_raster
+
+    src = write_raster(tmp_path / "s.tif", (smooth_field(8, 48, 64, seed=2) * 3000).astype(np.int16),
+                       wavelengths=list(np.linspace(400, 900, 8)))
+    r = subprocess.run(_cli("run", src, "-s", "2", "-m", "dualsr", "--block-size", "16", "-o", tmp_path / "o.tif",
+                            "--progress", "json"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]
+    values = [m["progress"] for m in msgs]
+    assert values == sorted(values) and values[-1] == 1.0 and len(values) > 3
+    assert [m["phase"] for m in msgs][0] == "scan" and {"network", "finish"} <= {m["phase"] for m in msgs}

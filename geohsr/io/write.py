@@ -149,18 +149,22 @@ def progress_context(progress):
 
 
 class JsonPercent:
-    """Writes ``{"progress": 0.42}`` to stderr each time the whole percentage of ``total`` changes
-    (the machine-readable progress the QGIS plugin reads)."""
+    """Writes ``{"progress": 0.42, "phase": "network"}`` to stderr each time the whole percentage
+    grows (the machine-readable progress the QGIS plugin reads). ``span``: the share of the whole
+    run this phase covers, so a run of several phases counts up once from 0 to 1; the value never
+    goes back."""
 
-    def __init__(self, total: int = 0):
+    def __init__(self, total: int = 0, span=(0.0, 1.0), phase: str = "write"):
         self.total, self.done, self.last = total, 0, -1
+        self.span, self.phase = span, phase
 
     def update(self, k: int = 1) -> None:
         self.done += k
-        pct = int(100 * self.done / max(self.total, 1))
-        if pct != self.last:
+        lo, hi = self.span
+        pct = int(100 * (lo + (hi - lo) * min(self.done / max(self.total, 1), 1.0)) + 1e-9)
+        if pct > self.last:
             self.last = pct
-            sys.stderr.write(json.dumps({"progress": round(pct / 100, 2)}) + "\n")
+            sys.stderr.write(json.dumps({"progress": round(pct / 100, 2), "phase": self.phase}) + "\n")
             sys.stderr.flush()
 
 
@@ -173,8 +177,8 @@ class _JsonProgress:
         percent = JsonPercent()
 
         class _CB(Callback):
-            def _start_state(self, dsk, state):
-                percent.total = sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
+            def _start_state(self, dsk, state):  # one more computation: its tasks count too
+                percent.total += sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
 
             def _posttask(self, key, result, dsk, state, worker_id):
                 percent.update()

@@ -147,8 +147,14 @@ class MethodSpec:
     weight_scales: Callable | None = None
     # ``fit(plan) -> np.ndarray``: parameters fitted once per scene before any block (classical
     # fusion's regression at low resolution); the runner gets them, one copy per block, as its
-    # last argument, so every block of a scene uses the same ones
+    # last argument, so every block of a scene uses the same ones. They are in data units: a
+    # ``normalise`` method gets them divided by the scene's normalisation scale
     fit: Callable | None = None
+    # the method whose shipped weights this one runs with (DualSR-GLP: "dualsr"); default its own
+    weights_of: str | None = None
+    # ``pick_weights(scale, cube) -> str | None``: the shipped weights that suit this scene (e.g.
+    # remote-sensing or close-range ones, from its wavelengths) when none are given; None: default
+    pick_weights: Callable | None = None
     guide_channels: str = "rgb"  # guided methods: "rgb" (three channels in [0, 1]) or "all" bands
     # the RMS difference between 32-px LR tiles and one whole-scene tile, relative to the data's
     # range, the conformance test holds the method to (local methods: crop-only tiling, exact up
@@ -179,21 +185,31 @@ class MethodSpec:
                               f"{', '.join(map(str, self.scales))}, not {s}")
         return s
 
-    def shipped_weights(self) -> list[str]:
-        """Files of the shipped weights this method uses (from models/catalog.json)."""
+    def shipped_entries(self, scale: int | None = None) -> list[dict]:
+        """Catalogue entries of the shipped weights this method runs with (at ``scale``), the
+        paper-size ones first."""
         from ..weights import catalog
 
-        return [f"{e['file']} (x{e['scale']}, {e.get('config', '?')})" for e in catalog()
-                if self.name in e.get("used_by", [e["method"]])]
+        name = self.weights_of or self.name
+        hits = [e for e in catalog() if name in e.get("used_by", [e["method"]])
+                and (scale is None or int(e["scale"]) == int(scale))]
+        return sorted(hits, key=lambda e: 0 if e.get("config") == "paper" else 1)
+
+    def shipped_weights(self) -> list[str]:
+        """Files of the shipped weights this method uses (from models/catalog.json)."""
+        return [f"{e['file']} (x{e['scale']}, {e.get('config', '?')})" for e in self.shipped_entries()]
+
+    def weights_ready(self, scale: int) -> bool:
+        """Whether shipped weights cover a run at ``scale`` (every file it takes; True for methods
+        without weights)."""
+        return not self.needs_weights or all(self.shipped_entries(w) for w in self.scales_of_weights(scale))
 
     def _scales_text(self):
         """The scales as a user can run them: for learned methods those the shipped weights cover,
         then the others the network takes once trained (`geohsr train` / `geohsr adapt`)."""
         if not self.needs_weights:
             return "any integer >= 2" if self.scales is None else list(self.scales)
-        from ..weights import catalog
-
-        have = {int(e["scale"]) for e in catalog() if self.name in e.get("used_by", [e["method"]])}
+        have = {int(e["scale"]) for e in self.shipped_entries()}
         cand = sorted(have | set(self.scales or ()))
         ready = [s for s in cand if all(w in have for w in self.scales_of_weights(s))]
         later = [s for s in (self.scales or ()) if s not in ready]
@@ -275,10 +291,10 @@ def default_method(scale: int) -> str:
     """``auto``: DualSR where shipped weights cover ×scale (and ×scale/2), else bicubic."""
     from ..weights import find
 
+    dualsr = get_method("dualsr")
     s = int(scale)
-    if s in (2, 4, 8) and find("coarsr", s) and (s == 2 or find("coarsr", s // 2)):
-        return "dualsr"
-    return "bicubic"
+    ready = s in dualsr.scales and all(find("coarsr", w) for w in dualsr.scales_of_weights(s))
+    return "dualsr" if ready else "bicubic"
 
 
 def get_method(name: str) -> MethodSpec:

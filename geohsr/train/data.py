@@ -386,6 +386,66 @@ def _neon(path: Path) -> Scene:
     return Scene(path.stem, data.astype(np.float32), wl[good])
 
 
+# -- the remote-sensing training set: a fixed split by scene of the shared data --------------------
+# Low-signal (water-vapour) bands of the ABU scenes, 0-based, as the data README lists them; they
+# are left out of training (the scenes store no band list otherwise).
+ABU_LOW_SIGNAL = {
+    "abu-airport-1": "106-107,147-151,156,200-205", "abu-airport-2": "106-107,147-151,156,200-205",
+    "abu-airport-3": "106-107,147-151,156,200-205", "abu-urban-5": "106-107,147-151,156,200-205",
+    "abu-airport-4": "81-84,106-110,141-142,146-147,183-191",
+    "abu-beach-1": "80-83,105-108,139-140,144-145,181-188", "abu-beach-2": "139-147,182-193",
+    "abu-urban-1": "81-84,106-109,139-156,188-204", "abu-urban-2": "81-84,106-111,141-159,191-207",
+    "abu-urban-3": "81-84,106-110,141-147,180-191", "sandiego": "", "hydice": "",
+}  # (1-based ranges for _ranges)
+# train / validation / test by scene. Test scenes never train or choose a checkpoint; the EnMAP
+# mosaics and tiles overlap one another, so EnMAP is test-only (one mosaic).
+RS_SPLIT = {
+    "train": ("abu-airport-1", "abu-airport-3", "abu-airport-4", "abu-beach-1", "abu-urban-1",
+              "abu-urban-2", "abu-urban-5", "hydice", "samson"),
+    "val": ("abu-airport-2", "abu-beach-2", "jasper_ridge"),
+    "test": ("indian_pines", "sandiego", "abu-urban-3", "enmap_a"),
+}
+ENMAP_TEST = {"enmap_a": "enmap_potsdam_mosaic_x160-224_y64-192.tif"}
+
+
+def is_rs_root(path) -> bool:
+    """Whether ``path`` is the shared data folder (it holds ``aviris_abu/`` and ``indian_pines/``)."""
+    p = Path(path)
+    return p.is_dir() and (p / "aviris_abu").is_dir() and (p / "indian_pines").is_dir()
+
+
+def rs_scene(root, name: str) -> Scene:
+    """One scene of the remote-sensing split by name (values divided by the scene's maximum)."""
+    root = Path(root)
+    if name == "indian_pines":
+        return _indian_pines(root / "indian_pines")
+    if name == "jasper_ridge":
+        return _jasper(root / "jasper_ridge" / "jasperRidge2_R198.mat")
+    if name == "samson":
+        return Scene("samson", read_unmixing_mat(root / "samson" / "samson_1.mat", "V").cube)
+    if name in ENMAP_TEST:
+        sc = raster_scenes([root / "enmap_potsdam" / ENMAP_TEST[name]])[0]
+        return Scene(name, sc.cube, sc.wavelength)
+    if name in ABU_LOW_SIGNAL:
+        from scipy.io import loadmat
+
+        path = root / "aviris_abu" / f"{name}.mat"
+        if name in ABU_BANDS:
+            return _abu(path)
+        data = np.asarray(loadmat(str(path))["data"], np.float32).transpose(2, 0, 1)
+        keep = np.setdiff1d(np.arange(data.shape[0]), _ranges(ABU_LOW_SIGNAL[name]))
+        data = np.maximum(data[keep], 0.0)
+        return Scene(name, data / max(float(data.max()), 1e-12), None)
+    raise InputError(f"unknown remote-sensing scene {name!r}")
+
+
+def rs_scenes(root, split: str = "train") -> list[Scene]:
+    """The remote-sensing scenes of ``split`` (train, val or test) under the shared data folder."""
+    if split not in RS_SPLIT:
+        raise InputError(f"unknown split {split!r}; use {', '.join(RS_SPLIT)}")
+    return [rs_scene(root, n) for n in RS_SPLIT[split]]
+
+
 def load_spectral_scenes(path) -> list[Scene]:
     """Scenes with wavelengths from ``path``: a raster (GeoTIFF, ENVI, …, good bands only), a
     folder of rasters, the Indian Pines folder, the Jasper Ridge ``.mat``, the San Diego or HYDICE

@@ -13,7 +13,7 @@ import torch
 from .. import weights as W
 from ..errors import InputError, WeightsError
 from ..methods import get_method
-from .data import cave_scenes, find_dataset
+from .data import RS_SPLIT, cave_scenes, find_dataset, is_rs_root, rs_scenes
 from .trainer import Trainer, TrainSettings
 
 
@@ -21,6 +21,8 @@ def _split_scenes(data: Path):
     data = Path(data)
     if data.is_dir() and any(p.is_dir() and list(p.glob("*_ms_01.png")) for p in data.iterdir()):
         return cave_scenes(data, "train"), cave_scenes(data, "val"), "CAVE"
+    if is_rs_root(data):  # the shared data folder: the fixed remote-sensing split by scene
+        return rs_scenes(data, "train"), rs_scenes(data, "val"), "remote sensing"
     scenes = find_dataset(data)
     if len(scenes) >= 2:
         val = scenes[::5] if len(scenes) >= 5 else scenes[-1:]
@@ -32,6 +34,15 @@ def _split_scenes(data: Path):
 
     return ([Scene(sc.name + "[:75%]", sc.cube[:, :cut], sc.wavelength)],
             [Scene(sc.name + "[75%:]", sc.cube[:, cut:], sc.wavelength)], "raster (row split)")
+
+
+def _data_licence(kind: str, data) -> str:
+    if kind == "CAVE":
+        return "; CAVE data: research use, cite Yasuma et al. 2008"
+    if kind == "remote sensing":
+        return ("; training data: AVIRIS/HYDICE ABU scenes (NASA/JPL public data, ABU benchmark release), "
+                "SAMSON (unmixing benchmark release); see ../shared/data/README.md")
+    return f"; training data: the licence of {data} applies"
 
 
 def _make_task(method, train, val, scale, config, device, seed, amp, options):
@@ -88,7 +99,8 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
         "architecture": info.arch,
         "parameters": sum(p.numel() for p in task.model.parameters()),
         "data": {"kind": kind, "path": str(data), "train_scenes": task.train_scenes,
-                 "val_scenes": task.val_scenes},
+                 "val_scenes": task.val_scenes,
+                 **({"test_scenes": list(RS_SPLIT["test"])} if kind == "remote sensing" else {})},
         "normalisation": task.metadata()["normalisation"],
         "recipe": recipe,
         "best_val_psnr_crop": result["best"],
@@ -97,8 +109,7 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
         "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
                        "minutes_this_session": round((time.time() - t0) / 60, 1)},
         "sha256": W.sha256(best),
-        "licence": info.licence + ("; CAVE data: research use, cite Yasuma et al. 2008" if kind == "CAVE"
-                                   else f"; training data: the licence of {data} applies"),
+        "licence": info.licence + _data_licence(kind, data),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return {"out": str(out), **result, "sha256": card["sha256"]}

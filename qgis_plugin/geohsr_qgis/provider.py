@@ -24,9 +24,12 @@ SETTING_CLI = "GEOHSR_CLI_PATH"
 # The METHOD values are the method names themselves (static strings), so a saved model or a
 # `qgis_process` call means the same method whatever environment runs it. The built-in names are
 # always offered; methods another environment registers are appended.
-BUILTIN_METHODS = ["auto", "bicubic", "dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr", "mtf-glp", "gsa"]
+BUILTIN_METHODS = ["auto", "bicubic", "dualsr", "coarsr", "mulsr", "ifmsr", "snlsr", "a-snlsr", "mtf-glp", "gsa",
+                   "dualsr-glp"]
 DEFAULT_METHOD = "auto"  # the CLI's default
 DEVICES = ["auto", "cpu", "cuda"]
+DTYPES = ["input", "uint8", "uint16", "int16", "int32", "float32", "float64"]
+FORMATS = ["from extension", "gtiff", "cog", "envi"]
 
 
 def _setting() -> str | None:
@@ -81,7 +84,7 @@ class _GeohsrAlgorithm(QgsProcessingAlgorithm):
 class SuperResolveAlgorithm(_GeohsrAlgorithm):
     INPUT, METHOD, SCALE, GUIDE, WEIGHTS, DEVICE, OUTPUT = (
         "INPUT", "METHOD", "SCALE", "GUIDE", "WEIGHTS", "DEVICE", "OUTPUT")
-    ADAPT, CLIP = "ADAPT", "CLIP"
+    ADAPT, CLIP, DTYPE, FORMAT, MEMORY = "ADAPT", "CLIP", "DTYPE", "FORMAT", "MEMORY_LIMIT"
 
     def __init__(self, method_names=None):
         super().__init__()
@@ -137,6 +140,19 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p.setHelp("auto: at 0 from below when the data cannot be negative (unsigned type or GDAL "
                   "scale/offset); none; LO or LO,HI, e.g. 0,10000 (geohsr run --clip).")
         self.addParameter(p)
+        p = QgsProcessingParameterEnum(self.DTYPE, "Output data type", options=DTYPES, defaultValue=DTYPES[0])
+        p.setUsesStaticStrings(True)
+        p.setHelp("input: the input's data type (geohsr run --dtype).")
+        self.addParameter(p)
+        p = QgsProcessingParameterEnum(self.FORMAT, "Output format", options=FORMATS, defaultValue=FORMATS[0])
+        p.setUsesStaticStrings(True)
+        p.setHelp("from extension: GeoTIFF unless the output's extension says otherwise; cog: a "
+                  "Cloud-Optimised GeoTIFF; envi: ENVI .hdr + binary (geohsr run --format).")
+        self.addParameter(p)
+        p = QgsProcessingParameterNumber(self.MEMORY, "Memory limit (MB, 0: geohsr's default)",
+                                         QgsProcessingParameterNumber.Integer, defaultValue=0, minValue=0)
+        p.setHelp("The memory budget that sets the block size, at least 700 MB (geohsr run --memory-limit).")
+        self.addParameter(p)
         p = QgsProcessingParameterRasterDestination(self.OUTPUT, "Super-resolved raster")
         p.setHelp("Output GeoTIFF (written atomically: nothing is left behind on error or cancel).")
         self.addParameter(p)
@@ -162,6 +178,15 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
             args += ["--adapt", f"{minutes:g}"]
         clip = (self.parameterAsString(parameters, self.CLIP, context) or "auto").strip()
         args += ["--clip", clip]
+        dtype = self.parameterAsEnumString(parameters, self.DTYPE, context) or DTYPES[0]
+        if dtype != DTYPES[0]:
+            args += ["--dtype", dtype]
+        fmt = self.parameterAsEnumString(parameters, self.FORMAT, context) or FORMATS[0]
+        if fmt != FORMATS[0]:
+            args += ["--format", fmt]
+        memory = self.parameterAsInt(parameters, self.MEMORY, context)
+        if memory > 0:
+            args += ["--memory-limit", str(memory)]
         feedback.pushInfo("running: " + " ".join(args))
         _run(args, feedback)
         return {self.OUTPUT: out}

@@ -52,6 +52,14 @@ def test_superresolve_real_enmap_tile(provider, tmp_path):
 
     ds = gdal.Open(str(out))  # the CLIP parameter reached the CLI; EnMAP's scale is kept
     assert ds.GetMetadata()["geohsr_clip"] == "0,5000" and ds.GetRasterBand(1).GetScale() == pytest.approx(1e-4)
+    assert ds.GetRasterBand(1).DataType == gdal.GDT_Float32  # "input": the tile's float32
+    ds = None
+    other = tmp_path / "x2.tif"  # data type, format and memory limit reach the CLI
+    _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": "bicubic", "SCALE": 2, "DTYPE": "int16",
+                                 "FORMAT": "cog", "MEMORY_LIMIT": 1024, "OUTPUT": str(other)})
+    ds = gdal.Open(str(other))
+    assert ds.GetRasterBand(1).DataType == gdal.GDT_Int16
+    assert ds.GetMetadata("IMAGE_STRUCTURE").get("LAYOUT") == "COG"
     ds = None
     lr, hr = QgsRasterLayer(str(src), "lr"), QgsRasterLayer(str(out), "hr")
     try:
@@ -86,8 +94,8 @@ def test_evaluate_with_a_guide_reports_qnr_and_the_offset(provider, tmp_path):
 
 
 def test_bad_input_gives_the_cli_message(provider, tmp_path):
-    with pytest.raises(QgsProcessingException, match=r"supports scales 2, 4, 6, 8, not 3"):
-        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "dualsr", "SCALE": 3,
+    with pytest.raises(QgsProcessingException, match=r"supports scales 2, 3, 4, 5, 6, 8, not 7"):
+        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "dualsr", "SCALE": 7,
                                      "OUTPUT": str(tmp_path / "bad.tif")})
     assert not (tmp_path / "bad.tif").exists()
 

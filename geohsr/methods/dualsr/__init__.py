@@ -12,6 +12,10 @@ sub-pixel upsampler factors the scale into ×3 and ×2 steps, :func:`geohsr.nn.u
 λ is one number for the whole scene. To keep tiled == whole, each block returns ``U``,
 ``R = imresize(V − Ud, 2)`` and the per-pixel angle; λ is reduced over the whole scene
 (``block_stat``) and ``SR = U + λ·R`` is formed afterwards (``finish``). At ×2, ``V`` is the LR input itself (×1).
+
+**Odd scales** (×3, ×5; not in the paper, whose fine stage needs a ×s/2 model): the same step
+with the ×s model alone, i.e. one back-projection onto the LR input — ``Ud = imresize(U, 1/s)``,
+``V`` = the LR input, ``R = imresize(V − Ud, s)`` — which is what ×2 already does with factor 2.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from ...errors import WeightsError
 from ...metrics import sam_degrees_torch
 from ...nn import fuse_weight_norm
 from ...resize import imresize
-from .. import MethodSpec, Runner, TrainSpec, register
+from .. import MethodSpec, Runner, TrainOption, TrainSpec, register
 from .config import CONFIGS
 from .net import CoarSR, CoarSRConfig, receptive_field
 
@@ -62,13 +66,20 @@ def _halo_coarsr(scale: int, weights) -> int:
     return receptive_field(_config(scale, None if weights is None else str(weights))) + NODATA_MARGIN
 
 
+def back_factor(scale: int) -> int:
+    """The fine stage's resize factor: 2 at even scales (the ×s/2 model), ``s`` at odd ones (the
+    LR input)."""
+    return 2 if scale % 2 == 0 else int(scale)
+
+
 def _halo_dualsr(scale: int, weights) -> int:
-    """U (×s) reaches its receptive field, then down ×2 and up ×2 (cubic, 2 px each at the ×s/2
-    grid: 8/s LR px); V (×s/2, or the LR itself at ×2) only the up ×2 (4/s LR px)."""
+    """U (×s) reaches its receptive field, then down ×f and up ×f (cubic, 2 px each at the ×s/f
+    grid: 4f/s LR px); V (×s/f, or the LR itself) only the up ×f (2f/s LR px)."""
     wmap = _weights_pair(weights)
+    f = back_factor(scale)
     rf_u = receptive_field(_config(scale, wmap.get(scale)))
-    rf_v = 0 if scale == 2 else receptive_field(_config(scale // 2, wmap.get(scale // 2)))
-    return int(np.ceil(max(rf_u + 8 / scale, rf_v + 4 / scale))) + NODATA_MARGIN
+    rf_v = 0 if f == scale else receptive_field(_config(scale // f, wmap.get(scale // f)))
+    return int(np.ceil(max(rf_u + 4 * f / scale, rf_v + 2 * f / scale))) + NODATA_MARGIN
 
 
 def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarSR:
@@ -113,23 +124,28 @@ def _build_coarsr_runner(scale, weights, device):
     return Runner(run, device)
 
 
-def _build_dualsr_runner(scale, weights, device):
-    if scale % 2:
-        raise WeightsError(f"DualSR needs an even scale (×s and ×s/2 models), not ×{scale}")
+def dualsr_planes(scale, weights, device):
+    """DualSR's block function ``x (B, bands, h, w) -> (B, 2·bands + 1, s·h, s·w)``: U, R and the
+    per-pixel angle (λ and ``SR = U + λ·R`` come scene-wide, :func:`_finish`)."""
     wmap = _weights_pair(weights)
+    f = back_factor(scale)
     main = build_coarsr(scale, wmap.get(scale), device)
-    half = None if scale == 2 else build_coarsr(scale // 2, wmap.get(scale // 2), device)
+    half = None if f == scale else build_coarsr(scale // f, wmap.get(scale // f), device)
 
-    def run(x):  # (B, bands, h, w) -> (B, 2·bands + 1, s·h, s·w): U, R, angle
+    def run(x):
         u = coarse(main, x, scale)
-        v = x if half is None else coarse(half, x, scale // 2)
+        v = x if half is None else coarse(half, x, scale // f)
         ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
         r = imresize(v - ud, size=tuple(u.shape[-2:]), a=-0.5, antialias=False)
         ang = sam_degrees_torch(ud, v)
-        ang_hr = ang.repeat_interleave(2, -2).repeat_interleave(2, -1)[:, None]
+        ang_hr = ang.repeat_interleave(f, -2).repeat_interleave(f, -1)[:, None]
         return torch.cat([u, r, ang_hr], 1)
 
-    return Runner(run, device)
+    return run
+
+
+def _build_dualsr_runner(scale, weights, device):
+    return Runner(dualsr_planes(scale, weights, device), device)
 
 
 def _weights_pair(weights) -> dict:
@@ -158,6 +174,29 @@ def _finish(planes: np.ndarray, bands: int, total: float, count: float) -> np.nd
     return planes[:bands] + np.float32(lam) * planes[bands:2 * bands]
 
 
+VISIBLE_MAX_NM = 720.0  # a scene whose bands all lie below this is a visible-range one (CAVE-like)
+
+
+def pick_weights(scale: int, cube, scales=None) -> str | None:
+    """The shipped weights for this scene, as a ``--weights`` value, or None (the default lookup):
+    the remote-sensing ones for a scene whose bands reach beyond the visible (or whose wavelengths
+    are unknown), the CAVE ones for a visible-only scene — when every file the run takes
+    (``scales``, default ×s) is shipped for that kind."""
+    wl = np.asarray(cube.coords["wavelength"].values, float) if "wavelength" in cube.coords else np.array([np.nan])
+    visible = bool(np.isfinite(wl).any()) and float(np.nanmax(wl)) <= VISIBLE_MAX_NM
+    kind = "CAVE" if visible else "remote sensing"
+    hits = [W.find("coarsr", ws, kind=kind) for ws in (scales or (scale,))]
+    if not all(hits):
+        return None
+    return ",".join(str(W.models_dir() / e["file"]) for e in hits)
+
+
+def weight_scales(scale: int) -> tuple[int, ...]:
+    """The CoarSR scales a DualSR run at ``scale`` takes: ×s, and ×s/2 at even scales above 2."""
+    f = back_factor(scale)
+    return (scale,) if f == scale else (scale, scale // f)
+
+
 def build_net(scale: int, arch) -> CoarSR:
     """An untrained CoarSR ×``scale`` of ``arch`` (a :class:`CoarSRConfig`, its dict, or a size name)."""
     cfg = arch if isinstance(arch, CoarSRConfig) else _config_of({"config": arch})
@@ -165,7 +204,9 @@ def build_net(scale: int, arch) -> CoarSR:
 
 
 # both train CoarSR ×s (DualSR's fine stage is training-free); the task is imported when training
-_TRAIN = TrainSpec(make_task=f"{__name__}.train:make_task", scales=(2, 3, 4, 5, 6, 8))
+_TRAIN = TrainSpec(make_task=f"{__name__}.train:make_task", scales=(2, 3, 4, 5, 6, 8), options=(
+    TrainOption("patch", "LR training patch side [default: the config's; smaller "
+                "for small scenes, e.g. 16 for 100-px scenes at x4]", type=int),))
 
 register(MethodSpec(
     name="coarsr",
@@ -180,15 +221,16 @@ register(MethodSpec(
     paper="Li et al., ICASSP 2021 / IEEE TIP 31:7252, 2022",
     configs=CONFIGS,
     build_net=build_net,
+    pick_weights=pick_weights,
     train=_TRAIN,
     order=2,
 ))
 
 register(MethodSpec(
     name="dualsr",
-    summary="DualSR: CoarSR ×s + training-free back-projection with the ×s/2 model",
+    summary="DualSR: CoarSR ×s + training-free back-projection with the ×s/2 model (odd s: onto the LR)",
     builder=_build_dualsr_runner,
-    scales=(2, 4, 6, 8),
+    scales=(2, 3, 4, 5, 6, 8),
     halo=HALO,
     halo_for=_halo_dualsr,
     band_axis="joint",
@@ -198,10 +240,11 @@ register(MethodSpec(
     aux_extra=1,  # the per-pixel spectral angle of (Ud, V)
     block_stat=_block_stat,
     finish=_finish,
-    weight_scales=lambda s: (s,) if s == 2 else (s, s // 2),
+    weight_scales=weight_scales,
     paper="Li, Yuan, Jia, Wang, IEEE TIP 31:7252-7263, 2022",
     configs=CONFIGS,
     build_net=build_net,
+    pick_weights=lambda s, cube: pick_weights(s, cube, weight_scales(s)),
     train=_TRAIN,
     order=1,
 ))
