@@ -297,7 +297,7 @@ def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilat
         if guide is not None:
             args.append(torch.from_numpy(np.stack([pre[i][1] for i in idx])))
         if fitted is not None:  # in data units: a normalised method sees them normalised too
-            f = fitted / np.float32(norm) if spec.normalise and norm != 1.0 else fitted
+            f = fitted / np.float32(norm) if spec.fit_in_data_units and spec.normalise and norm != 1.0 else fitted
             args.append(torch.from_numpy(np.repeat(f[None], len(idx), 0)))
         y = infer(runner, args, precision).numpy()
         for k, i in enumerate(idx):

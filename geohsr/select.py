@@ -12,6 +12,8 @@ shipped weights cover the scale (DualSR-GLP with DualSR's), and DualSR where its
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import xarray as xr
 from affine import Affine
@@ -94,8 +96,10 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tupl
 
         spec = get_method(name)
         try:
-            sr = superresolve(lr, method=name, scale=s, guide=gd if spec.guided else None, device=device,
-                              dtype="float32", coregister=False).values
+            with warnings.catch_warnings():  # the candidates' own notes are not the user's business here
+                warnings.simplefilter("ignore")
+                sr = superresolve(lr, method=name, scale=s, guide=gd if spec.guided else None, device=device,
+                                  dtype="float32", coregister=False).values
         except Exception as exc:  # noqa: BLE001  (a candidate that cannot run is left out, said why)
             rows.append({"method": name, "psnr_held_out": None, "psnr_other_half": None,
                          "note": str(exc).splitlines()[0][:120]})

@@ -225,3 +225,25 @@ def test_perturbed_guides_differ_like_another_sensor():
     pan_like = [o for o in outs if np.allclose(o[0] - o[1], 0, atol=0.2) and np.allclose(o[1] - o[2], 0, atol=0.2)]
     assert pan_like  # some are a broad band repeated in all channels (what a pan guide gives)
     assert all(not np.allclose(o, nominal / np.percentile(nominal, 99.9), atol=1e-3) for o in outs)
+
+
+def test_an_rgb_guide_is_used_only_for_the_bands_it_informs():
+    """VNIR scene + RGB guide with band wavelengths: bands within 150 nm of a guide band take the
+    guided network, the others CoarSR ×4 (the unguided network), and a warning says which."""
+    from conftest import smooth_field
+
+    s, wl = 4, np.linspace(420, 1000, 12)
+    hr = smooth_field(12, 96, 112, seed=3).astype(np.float32)
+    lr = degrade.bicubic_down(hr, s).astype(np.float32)
+    t = Affine(30.0, 0, 365000, 0, -30.0, 5807000)
+    cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x"), coords={"wavelength": ("band", wl)}), t, UTM)
+    rgb = np.stack([hr[4], hr[2], hr[0]]) / hr.max()
+    guide = geo.with_grid(xr.DataArray(rgb, dims=("band", "y", "x"),
+                                       coords={"wavelength": ("band", [610.0, 550.0, 465.0])}),
+                          geo.hr_transform(t, s), UTM)
+    with pytest.warns(UserWarning, match=r"ifmsr: the guide informs 7 of 12 bands, 1–7 \(420–736 nm\), by the "
+                                         r"guide's and the scene's band wavelengths.*the other 5 come from CoarSR ×4"):
+        out = geohsr.superresolve(cube, "ifmsr", s, guide=guide, coregister=False).values
+    unguided = geohsr.superresolve(cube, "coarsr", s).values
+    np.testing.assert_allclose(out[7:], unguided[7:], rtol=0, atol=1e-4 * float(np.ptp(unguided)))
+    assert np.abs(out[:7] - unguided[:7]).max() > 1e-3 * float(np.ptp(unguided))  # the guided bands differ

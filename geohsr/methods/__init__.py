@@ -147,9 +147,10 @@ class MethodSpec:
     weight_scales: Callable | None = None
     # ``fit(plan) -> np.ndarray``: parameters fitted once per scene before any block (classical
     # fusion's regression at low resolution); the runner gets them, one copy per block, as its
-    # last argument, so every block of a scene uses the same ones. They are in data units: a
-    # ``normalise`` method gets them divided by the scene's normalisation scale
+    # last argument, so every block of a scene uses the same ones. ``fit_in_data_units``: they are
+    # linear in the data, and a ``normalise`` method gets them divided by the scene's normalisation
     fit: Callable | None = None
+    fit_in_data_units: bool = False
     # the method whose shipped weights this one runs with (DualSR-GLP: "dualsr"); default its own
     weights_of: str | None = None
     # ``pick_weights(scale, cube) -> str | None``: the shipped weights that suit this scene (e.g.

@@ -57,6 +57,7 @@ register(MethodSpec(
     finish=_finish,
     weight_scales=weight_scales,
     fit=fit_glp,
+    fit_in_data_units=True,  # the regression coefficients: divided by the scene's normalisation
     weights_of="dualsr",
     build_net=build_net,
     pick_weights=lambda s, cube: pick_weights(s, cube, weight_scales(s)),
