@@ -19,7 +19,7 @@ GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (se
 
 def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None, weights=None,
                  device: str = "auto", dtype=None, chunks=None, precision: str = "fp32",
-                 coregister="auto", adapt: dict | None = None, clip="auto") -> xr.DataArray:
+                 coregister="auto", adapt: dict | None = None, clip="auto", merge: str | None = None) -> xr.DataArray:
     """Super-resolve a georeferenced cube by an integer ``scale`` with ``method`` (``"auto"``:
     :func:`auto_method`; default: ``"auto"`` with a guide — the candidate best on this scene,
     recorded in ``attrs["geohsr_auto"]`` —, else ``"bicubic"``).
@@ -41,6 +41,9 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     when the data cannot be negative — an unsigned input type, or GDAL scale/offset coords, i.e.
     digital numbers of a physical quantity —, else nothing; :func:`geohsr.engine.clip_range`).
     """
+    if merge is not None:
+        return merged(cube, method, scale, merge, guide=guide, weights=weights, device=device, dtype=dtype,
+                      chunks=chunks, precision=precision, coregister=coregister, clip=clip)
     notes = {}
     if method is None:
         method = "auto" if guide is not None else "bicubic"
@@ -101,6 +104,61 @@ def compute(plan: engine.Plan, chunks=None) -> xr.DataArray:
     if eager:
         hr = hr.compute(scheduler="threads")
     return hr
+
+
+def merged(cube, method: str, scale: int, merge: str = "bicubic", **kw) -> xr.DataArray:
+    """The whole cube from a method whose weights fix a band grid (SNLSR/A-SNLSR, ``bands="grid"``):
+    the input's bands inside the grid's range from ``method`` (its grid bands interpolated
+    linearly in wavelength to the input's band centres), the others from ``merge`` (an unguided
+    method: bicubic, DualSR, …). ``attrs["geohsr_merge"]`` says which bands came from which."""
+    cube = open_cube(cube)
+    spec = get_method(method)
+    if spec.bands != "grid":
+        raise InputError(f"merge= is for methods with a fixed band grid (snlsr, a-snlsr); {spec.name} "
+                         "returns every band already")
+    if get_method(merge).guided or get_method(merge).bands == "grid":
+        raise InputError(f"merge= takes an unguided method over any bands (bicubic, dualsr, coarsr), not {merge!r}")
+    guide = kw.pop("guide", None)
+    if guide is not None:
+        raise InputError("merge= does not take a guide")
+    model = superresolve(cube, method, scale, **kw)
+    other = superresolve(cube, merge, scale, **kw)
+    grid = np.asarray(model.coords["wavelength"].values, float)
+    wl = np.asarray(cube.coords["wavelength"].values, float)
+    inside = np.isfinite(wl) & (wl >= grid.min()) & (wl <= grid.max()) & (cube.coords["good_band"].values != 0)
+    m = np.zeros((len(wl), len(grid)), np.float32)  # linear interpolation along wavelength
+    for i in np.flatnonzero(inside):
+        k = int(np.clip(np.searchsorted(grid, wl[i]), 1, len(grid) - 1))
+        f = (wl[i] - grid[k - 1]) / (grid[k] - grid[k - 1])
+        m[i, k - 1], m[i, k] = 1 - f, f
+    take = xr.DataArray(inside, dims=("band",))
+    data = model.data.astype(np.float32)
+    interp = (dsa.tensordot(m, data, axes=(1, 0)) if isinstance(data, dsa.Array)
+              else np.tensordot(m, data, axes=(1, 0)))
+    nodata = other.rio.nodata
+    if nodata is not None and np.isfinite(nodata):  # nodata in the model's product stays nodata
+        bad = model.data == nodata
+        bad = bad.any(axis=0) if isinstance(bad, dsa.Array) else np.any(bad, axis=0)
+        interp = dsa.where(bad[None], nodata, interp) if isinstance(interp, dsa.Array) else \
+            np.where(bad[None], nodata, interp)
+    interp = other.copy(data=interp.astype(other.dtype) if other.dtype.kind == "f" else
+                        (dsa.rint(interp) if isinstance(interp, dsa.Array) else np.rint(interp)).astype(other.dtype))
+    out = xr.where(take, interp, other, keep_attrs=True).transpose("band", "y", "x")
+    out.attrs = dict(other.attrs)
+    out = out.rio.write_crs(other.rio.crs) if other.rio.crs is not None else out
+    if nodata is not None:
+        out = out.rio.write_nodata(nodata, encoded=False)
+    from .methods._guided import _ranges_text
+
+    idx = np.flatnonzero(inside)
+    note = (f"{spec.name} covers {grid.min():.0f}–{grid.max():.0f} nm: bands "
+            f"{_ranges_text(idx, wl) if len(idx) else 'none'} come from {spec.name} (interpolated from its "
+            f"{len(grid)}-band grid); the other {len(wl) - len(idx)} from {get_method(merge).name}")
+    weights = "; ".join(a.attrs["geohsr_weights"] for a in (model, other) if a.attrs.get("geohsr_weights"))
+    out.attrs.update(geohsr_method=f"{spec.name}+{get_method(merge).name}", geohsr_merge=note)
+    if weights:
+        out.attrs["geohsr_weights"] = weights
+    return out
 
 
 def _norm_scale(data: dsa.Array, nodata):

@@ -189,10 +189,13 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--adapt", "adapt_minutes", type=float, default=None, metavar="MINUTES",
               help="first fine-tune the method's network on this scene for MINUTES (Wald protocol, "
                    "a held-out strip decides; DualSR/CoarSR), then apply it; see `geohsr adapt`")
+@click.option("--merge", "merge", default=None, metavar="METHOD",
+              help="for methods with a fixed band grid (snlsr, a-snlsr): return every input band, those "
+                   "in the model's range from it, the others from METHOD (bicubic, dualsr, …)")
 @_subset_options
 def run(input, scale, method, output, guide, weights, no_coregister, device, precision, fmt, dtype, memory_limit, workers,
         block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet, clip, adapt_minutes,
-        bands, wavelength_range, window, bbox, wavelengths_file):
+        merge, bands, wavelength_range, window, bbox, wavelengths_file):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -231,6 +234,19 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
 
     b, h, w = cube.shape  # a mistyped -s 1000 is refused here, before any work
     check_space(output, (b, h * scale, w * scale), np.dtype(dtype or cube.dtype))
+    if merge is not None:  # two products, one file: through the dask driver
+        if adapt_minutes is not None or guide is not None:
+            raise click.BadParameter("--merge takes neither --guide nor --adapt", param_hint="--merge")
+        hr = api.superresolve(cube, method, scale, merge=merge, weights=weights, device=device, dtype=dtype,
+                              precision=precision, clip=clip)
+        click.echo(hr.attrs["geohsr_merge"], err=True)
+        with _client(scheduler):
+            path = save_cube(hr, output, format=out_fmt, overwrite=overwrite, progress=opts.progress)
+        b, h2, w2 = hr.shape
+        click.echo(f"wrote {path} ({w2}×{h2} px, {b} bands, {hr.dtype}, method {hr.attrs['geohsr_method']} "
+                   f"×{scale})", err=True)
+        click.echo(str(path))
+        return
     notes = {}
     if method == "auto":  # the final "wrote … method X" line says which
         method, notes = api.auto_method(cube, scale, guide, device)

@@ -220,3 +220,24 @@ def test_wavelengths_file_gives_a_scene_its_band_centres(make_raster, tmp_path):
     code, out_text, err = _run("evaluate", src, "-s", "2", "--bands", "1-3")
     assert code == 0, err
     assert "| bicubic |" in out_text
+
+
+def test_merge_gives_a_fixed_grid_method_the_whole_cube_back(make_raster, tmp_path):
+    """--merge: SNLSR's 30-band SWIR2 grid inside its range, bicubic for the other input bands;
+    the log line says which bands came from which."""
+    wl = list(np.arange(1000.0, 2460.0, 20.0))
+    src, _ = make_raster(bands=len(wl), h=24, w=28, wavelengths=wl, scale=3000.0, dtype="int16", nodata=-9999)
+    out = tmp_path / "m.tif"
+    code, _, err = _run("run", src, "-s", "4", "-m", "snlsr", "--merge", "bicubic", "-o", out, "-q")
+    assert code == 0, err
+    assert "snlsr covers 1710–2439 nm: bands" in err and "from bicubic" in err
+    got = geohsr.open_cube(out)
+    bic = geohsr.superresolve(geohsr.open_cube(src), "bicubic", 4)
+    assert got.shape == bic.shape and got.dtype == np.int16 and got.rio.nodata == -9999
+    assert got.rio.transform() == bic.rio.transform()
+    w = got.wavelength.values
+    np.testing.assert_array_equal(got.values[w < 1700], bic.values[w < 1700])
+    assert np.abs(got.values[w > 1720].astype(float) - bic.values[w > 1720]).mean() > 1.0
+    assert got.attrs["geohsr_method"] == "snlsr+bicubic" and "snlsr" in got.attrs["geohsr_weights"]
+    code, _, err = _run("run", src, "-s", "4", "-m", "dualsr", "--merge", "bicubic", "-o", tmp_path / "x.tif")
+    assert code != 0 and "fixed band grid" in err
