@@ -9,7 +9,6 @@
 from importlib import resources as _resources
 
 from . import accessor as _accessor  # noqa: F401  (registers the .hsr accessor)
-from .adapt import adapt
 from .api import spectral_range, superresolve
 from .evaluate import evaluate
 from .errors import GeohsrError, InputError, MethodError, OutputError, WeightsError
@@ -28,7 +27,7 @@ def demo_scene_path() -> str:
 
 
 __all__ = [
-    "open_cube", "save_cube", "superresolve", "adapt", "evaluate", "spectral_range", "methods", "get_method", "demo_scene_path",
+    "open_cube", "save_cube", "superresolve", "evaluate", "spectral_range", "methods", "get_method", "demo_scene_path",
     "register_method", "unregister_method", "MethodSpec", "ModelConfig", "Runner", "TaskInfo", "TrainOption",
     "TrainSpec",
     "GeohsrError", "InputError", "MethodError", "OutputError", "WeightsError", "__version__",

@@ -55,7 +55,7 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
         from .adapt import adapt as run_adapt
 
         opts = {"progress": False, **dict(adapt)}
-        res = run_adapt(cube, method, scale, weights=weights, **opts)
+        res = run_adapt(cube, method, scale, weights=weights, guide=guide, **opts)
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,

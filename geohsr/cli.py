@@ -188,7 +188,8 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
                    "(unsigned type, or GDAL scale/offset: DN of reflectance/radiance); none; 0; 0,10000")
 @click.option("--adapt", "adapt_minutes", type=float, default=None, metavar="MINUTES",
               help="first fine-tune the method's network on this scene for MINUTES (Wald protocol, "
-                   "a held-out strip decides; DualSR/CoarSR), then apply it; see `geohsr adapt`")
+                   "a held-out strip decides; DualSR, CoarSR, DualSR-GLP, MulSR/IFMSR with --guide), then apply "
+                   "it; see `geohsr adapt`")
 @click.option("--merge", "merge", default=None, metavar="METHOD",
               help="for methods with a fixed band grid (snlsr, a-snlsr): return every input band, those "
                    "in the model's range from it, the others from METHOD (bicubic, dualsr, …)")
@@ -257,7 +258,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
     if adapt_minutes is not None:
         from .adapt import adapt
 
-        res = adapt(cube, method, scale, minutes=adapt_minutes, weights=weights, device=device,
+        res = adapt(cube, method, scale, minutes=adapt_minutes, weights=weights, device=device, guide=guide,
                     progress=not quiet and progress == "bar", command=" ".join(sys.argv))
         click.echo(res.summary(), err=True)
         weights = res.weights
@@ -319,7 +320,9 @@ def _client(scheduler):
 @main.command("adapt")
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
-@click.option("--method", "-m", default="dualsr", show_default=True, help="dualsr or coarsr")
+@click.option("--method", "-m", default="dualsr", show_default=True, help="dualsr, coarsr, mulsr or ifmsr")
+@click.option("--guide", type=click.Path(path_type=Path), default=None,
+              help="mulsr, ifmsr: the scene's high-resolution guide (adapted on together)")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
               help="run folder: best.safetensors + card.json (+ checkpoint/ for --resume)")
 @click.option("--minutes", type=float, default=10.0, show_default=True, help="time budget")
@@ -331,7 +334,7 @@ def _client(scheduler):
 @click.option("--resume", is_flag=True, help="continue an interrupted adaptation in --out")
 @click.option("--overwrite", is_flag=True, help="start afresh in an --out that holds a run")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-def adapt_cmd(input, scale, method, out, minutes, batches, weights, seed, device, resume, overwrite, quiet):
+def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed, device, resume, overwrite, quiet):
     """Fine-tune a method's network on INPUT itself and keep the weights with a model card.
 
     The scene reduced by --scale (Gaussian MTF, gain 0.3 at Nyquist) is the input and the scene the
@@ -350,7 +353,7 @@ def adapt_cmd(input, scale, method, out, minutes, batches, weights, seed, device
         shutil.rmtree(out / "checkpoint")
     res = adapt(open_cube(input), method, scale, minutes=None if batches else minutes, batches=batches,
                 out=out, weights=weights, seed=seed, device=device, progress=not quiet, resume=resume,
-                command=" ".join(sys.argv))
+                command=" ".join(sys.argv), guide=guide)
     click.echo(res.summary(), err=True)
     click.echo(f"--weights {res.weights}" if res.weights else "--weights (the shipped ones: adaptation did not help)")
 

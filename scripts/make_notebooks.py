@@ -254,6 +254,7 @@ from pathlib import Path
 from affine import Affine
 import geohsr
 from geohsr import geo, metrics
+from geohsr.adapt import adapt
 from geohsr.sensor import guide_low
 
 SHARED = Path("../../shared/data")
@@ -269,12 +270,12 @@ user, test = scene.isel(y=slice(0, cut)), scene.isel(y=slice(cut, cut + 44))
     md('''
 ## 1. Adapt
 
-`geohsr.adapt` reads at most a 512 × 512 window, trains on windows of 16 bands per batch (the cost
+`geohsr.adapt.adapt` reads at most a 512 × 512 window, trains on windows of 16 bands per batch (the cost
 does not grow with the band count) and writes the weights and a model card. A budget is given in
 minutes (`geohsr run --adapt 10`) or, as here so the notebook runs the same everywhere, in batches.
 '''),
     code('''
-res = geohsr.adapt(user, "dualsr", S, batches=30, out=OUT / "adapt_enmap", progress=False)
+res = adapt(user, "dualsr", S, batches=30, out=OUT / "adapt_enmap", progress=False)
 print(res.summary())
 card = res.card
 print("held-out strip:", card["adapted_on"]["held_out"], "| kept:", card["kept"])

@@ -133,7 +133,8 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterNumber(self.ADAPT, "Adapt to this scene for N minutes (0: no)",
                                          QgsProcessingParameterNumber.Double, defaultValue=0.0,
                                          minValue=0.0, maxValue=600.0)
-        p.setHelp("DualSR/CoarSR: first fine-tune the network on this scene at reduced resolution; a "
+        p.setHelp("DualSR/CoarSR/DualSR-GLP, MulSR/IFMSR (with the guide): first fine-tune the network on "
+                  "this scene at reduced resolution; a "
                   "held-out strip decides whether the adapted weights are used (geohsr run --adapt).")
         self.addParameter(p)
         p = QgsProcessingParameterString(self.CLIP, "Clip output values", defaultValue="auto")
