@@ -7,6 +7,8 @@
         --eval benchmarks/results/guided_cave_x4.json [--paper "IFMSR CAVE x4 44.64 dB"]
     python scripts/ship_models.py swir --run runs/swir/a-snlsr_s1 --name asnlsr_x4_compact \
         --eval benchmarks/results/swir_x4.json [--note ...]
+    python scripts/ship_models.py rs --run runs/rs_x4 --name coarsr_x4_rs_compact \
+        --eval benchmarks/results/rs_weights.jsonl   # the test scenes of the remote-sensing split
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def reproduce_psnr(run: Path, card: dict, scene: str, crop: int) -> float:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["coarsr", "guided", "swir"])
+    ap.add_argument("kind", choices=["coarsr", "guided", "swir", "rs"])
     ap.add_argument("--run", type=Path, required=True)
     ap.add_argument("--name", required=True)
     ap.add_argument("--eval", type=Path, required=True)
@@ -50,8 +52,25 @@ def main():
                     help="guided: record the PSNR on this crop of the first scene (a quick test number) "
                          "instead of the evaluated crop")
     a = ap.parse_args()
-    res = json.loads(a.eval.read_text())
     card = json.loads((a.run / "card.json").read_text())
+    if a.kind == "rs":  # benchmarks/bench_rs_weights.py records, one per test scene
+        recs = [json.loads(ln) for ln in a.eval.read_text().splitlines() if ln.strip()]
+        recs = [r for r in recs if r["scale"] == card["scale"] and r["input"] in card["data"]["test_scenes"]]
+        cols = [c for c in ("bicubic", "coarsr_cave", "dualsr_cave", "coarsr_rs", "dualsr_rs") if c in recs[0]]
+        table = {c: {"psnr": round(sum(r[c]["psnr"] for r in recs) / len(recs), 3),
+                     "sam": round(sum(r[c]["sam"] for r in recs) / len(recs), 3)} for c in cols}
+        per_scene = {r["input"]: {c: r[c]["psnr"] for c in cols} for r in recs}
+        notes = list(a.note) + ["Per test scene, PSNR dB: " + "; ".join(
+            f"{k}: " + ", ".join(f"{c} {v:.2f}" for c, v in row.items()) for k, row in per_scene.items())]
+        metrics = {"protocol": f"the {len(recs)} test scenes of the remote-sensing split "
+                               f"({', '.join(per_scene)}; never trained on, never chose a checkpoint), whole "
+                               f"scenes / max, {recs[0]['protocol']}; mean over the scenes "
+                               "(benchmarks/bench_rs_weights.py)",
+                   "table": table, "per_scene": per_scene, "notes": notes}
+        e = W.ship(a.run, a.name, metrics)
+        print(e["file"], e["sha256"])
+        return
+    res = json.loads(a.eval.read_text())
     if a.kind == "coarsr":  # benchmarks/eval_dualsr_cave.py output
         cv, en = res["cave_val"], res["enmap_mosaics"]
         notes = list(a.note)
