@@ -134,6 +134,7 @@ def evaluate(cube, methods=None, scale: int = 4, *, degradation: str = "bicubic"
 
 # -- a scene and a real guide: reduced resolution (Wald) and full resolution (QNR) -------------------
 QNR_MAX_BANDS = 32  # D_λ compares every pair of bands: at most this many, evenly spaced
+RANGES = ((400, 700), (700, 1000), (1000, 1700), (1700, 2500))  # nm: VIS, NIR, SWIR1, SWIR2
 
 
 @dataclass
@@ -146,11 +147,26 @@ class PairReport:
     offset: dict | None
     protocol: str
     notes: dict = field(default_factory=dict)
+    ranges: pd.DataFrame | None = None  # reduced-resolution PSNR per spectral range (wavelengths known)
 
     @property
     def table(self) -> pd.DataFrame:
-        """Both tables side by side (the CSV report)."""
-        return self.reduced.join(self.full, how="outer")
+        """Both tables side by side (the CSV report), with the per-range PSNR columns."""
+        t = self.reduced.join(self.full, how="outer")
+        if self.ranges is not None and not self.ranges.empty:
+            t = t.join(self.ranges.add_prefix("psnr_"), how="outer")
+        return t
+
+    def _ranges_markdown(self) -> str:
+        if self.ranges is None or self.ranges.empty:
+            return ""
+        cols = list(self.ranges.columns)
+        head = "| method | " + " | ".join(f"{c} nm" for c in cols) + " |\n" + "|---" * (len(cols) + 1) + "|\n"
+        rows = "".join(f"| {m} | " + " | ".join(f"{v:.2f}" if np.isfinite(v) else "–" for v in r) + " |\n"
+                       for m, r in self.ranges.iterrows())
+        return ("## Reduced resolution per spectral range (PSNR dB, same peak)\n\n"
+                "Where a guide helps and where it does not: a guided method below bicubic in a range is "
+                "one the guide does not inform.\n\n" + head + rows + "\n")
 
     def _offset_line(self) -> str:
         o = self.offset
@@ -168,7 +184,7 @@ class PairReport:
             f"| {m} | {r.d_lambda:.4f} | {r.d_s:.4f} | {r.qnr:.4f} |\n" if np.isfinite(r.qnr)
             else f"| {m} | – | – | – |\n" for m, r in self.full.iterrows())
         notes = "".join(f"- {m}: {t}\n" for m, t in self.notes.items())
-        return (f"## Reduced resolution (Wald protocol, with a reference)\n\n{red}\n"
+        return (f"## Reduced resolution (Wald protocol, with a reference)\n\n{red}\n{self._ranges_markdown()}"
                 f"## Full resolution (no reference)\n\n{full}\n{self._offset_line()}\n\n"
                 + (f"Not run:\n{notes}\n" if notes else "") + f"Protocol: {self.protocol}\n")
 
@@ -178,7 +194,10 @@ class PairReport:
         fmt = dict(float_format=lambda v: f"{v:.4f}", border=0, na_rep="–")
         return (f"<html><head><meta charset='utf-8'><title>{html.escape(title)}</title></head><body>"
                 f"<h2>{html.escape(title)}</h2><h3>Reduced resolution (Wald protocol)</h3>"
-                f"{self.reduced.to_html(**fmt)}<h3>Full resolution (QNR, no reference)</h3>"
+                f"{self.reduced.to_html(**fmt)}"
+                + ("" if self.ranges is None or self.ranges.empty else
+                   f"<h3>Reduced resolution per spectral range (PSNR dB)</h3>{self.ranges.to_html(**fmt)}")
+                + f"<h3>Full resolution (QNR, no reference)</h3>"
                 f"{self.full.to_html(**fmt)}<p>{html.escape(self._offset_line())}</p>"
                 f"<p>{html.escape(self.protocol)}</p></body></html>\n")
 
@@ -231,13 +250,20 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
     pan_low = guide_low(torch.from_numpy(pan)[None], s)[0, 0].numpy()
     ok_hr = np.repeat(np.repeat(okf, s, 0), s, 1)
     m_lr = np.where(okf, full_lr[pick], 0)
-    red, full, notes = {}, {}, {}
+    red, full, notes, per_range = {}, {}, {}, {}
+    wl = np.asarray(plan.cube.coords["wavelength"].values, float) if "wavelength" in plan.cube.coords else None
+    if wl is not None:
+        wl = wl[plan.use_bands] if plan.use_bands is not None else wl
+    spans = [(lo, hi) for lo, hi in RANGES if wl is not None and ((wl >= lo) & (wl < hi)).any()]
     for name in names:
         g_req = get_method(name).guided if name != "auto" else True
         try:
             sr = superresolve(lr, method=name, scale=s, guide=gd if g_req else None, device=device,
                               dtype="float32", coregister=False).values.astype(np.float64)
             red[name] = _masked_metrics(sr / peak, ref / peak, ok, s)
+            per_range[name] = {f"{lo}-{hi}": metrics.psnr(sr[(wl >= lo) & (wl < hi)][:, ok] / peak,
+                                                         ref[(wl >= lo) & (wl < hi)][:, ok] / peak)
+                               for lo, hi in spans}
             hr = superresolve(plan.cube.isel(y=slice(0, h), x=slice(0, w)), method=name, scale=s,
                               guide=guide if g_req else None, device=device, dtype="float32",
                               coregister=coregister)
@@ -251,6 +277,9 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
         raise InputError("no method could run on this scene and guide")
     reduced = pd.DataFrame.from_dict(red, orient="index")
     fulltab = pd.DataFrame.from_dict(full, orient="index")
+    ranges = pd.DataFrame.from_dict(per_range, orient="index") if spans and len(spans) > 1 else None
+    if ranges is not None:
+        ranges.index.name = "method"
     reduced.index.name = fulltab.index.name = "method"
     protocol = (f"×{s}, {len(ref)} bands, {w}×{h} LR px. Reduced resolution: scene and co-registered "
                 f"guide through a Gaussian MTF with gain {GAIN} at Nyquist, sampled ×1/{s}, "
@@ -261,4 +290,4 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
                 f"{metrics.qnr_block(s)} LR / {metrics.qnr_block(s) * s} HR px, "
                 f"{len(pick)} evenly spaced bands, P = the mean of the guide's bands, P_LR = P through "
                 "the same MTF and sampling.")
-    return PairReport(reduced, fulltab, plan.guide_offset, protocol, notes)
+    return PairReport(reduced, fulltab, plan.guide_offset, protocol, notes, ranges)

@@ -112,10 +112,15 @@ def test_evaluate_with_a_guide_reports_both_resolutions_and_the_offset(tmp_path)
     assert list(rep.reduced.index) == ["bicubic", "mtf-glp"] and list(rep.full.columns) == ["d_lambda", "d_s", "qnr"]
     assert rep.reduced.loc["mtf-glp", "psnr"] > rep.reduced.loc["bicubic", "psnr"]
     assert 0 < rep.full.loc["mtf-glp", "qnr"] <= 1
+    # per spectral range (450-900 nm: VIS and NIR), in the report and the CSV
+    assert "per spectral range" in text and "| 400-700 nm | 700-1000 nm |" in text
+    assert list(rep.ranges.columns) == ["400-700", "700-1000"] and list(rep.ranges.index) == ["bicubic", "mtf-glp"]
+    assert np.isfinite(rep.ranges.values).all()
     csv = tmp_path / "pair.csv"
     r = CliRunner().invoke(main, ["evaluate", str(src), "--guide", str(g), "-s", "3", "-m", "gsa",
                                   "--report", str(csv), "--no-coregister"])
     assert r.exit_code == 0 and "qnr" in csv.read_text().splitlines()[0]
+    assert "psnr_400-700" in csv.read_text().splitlines()[0]
 
 
 def test_injection_gain_measured_at_reduced_resolution_limits_a_misregistered_guide():
