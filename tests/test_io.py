@@ -123,6 +123,9 @@ def test_roundtrip_file_superresolve_file(make_raster, tmp_path, fmt, name):
     assert back.rio.bounds() == pytest.approx(cube.rio.bounds())
     np.testing.assert_array_equal(back.values, hr.values)
     assert not [p for p in tmp_path.iterdir() if "geohsr-tmp" in p.name]
+    if fmt in ("Zarr", "NetCDF"):  # nodata as the CF _FillValue other readers honour
+        raw = xr.open_dataset(out, decode_cf=False, engine="zarr" if fmt == "Zarr" else None)
+        assert float(raw[next(iter(raw.data_vars))].attrs["_FillValue"]) == -9999.0
 
 
 def test_integer_output_is_rounded_and_clipped(tmp_path):

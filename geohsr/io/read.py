@@ -82,7 +82,7 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
     if suffix == ".zarr" or path.is_dir():
         try:
             ds = xr.open_zarr(path, chunks=chunks if chunks is not None else None,
-                              decode_coords="all")
+                              decode_coords="all", mask_and_scale=False)  # raw values, nodata kept
         except Exception as exc:
             raise InputError(f"{path}: not a readable Zarr store ({exc})") from None
         da = _pick_variable(ds, path)
@@ -95,7 +95,7 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
                          "(band, y, x) and pass that to geohsr.superresolve, or convert it to GeoTIFF")
     if suffix in NETCDF_EXT:
         try:
-            ds = xr.open_dataset(path, chunks=chunks, decode_coords="all")
+            ds = xr.open_dataset(path, chunks=chunks, decode_coords="all", mask_and_scale=False)
         except Exception as exc:
             raise InputError(f"{path}: not a readable NetCDF/HDF5 file ({exc})") from None
         return _normalise_dataarray(_pick_variable(ds, path))

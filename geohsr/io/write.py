@@ -351,7 +351,8 @@ def _save_xarray(cube, path: Path, fmt, dtype, nodata, overwrite, progress) -> N
     out = out.rio.write_crs(cube.rio.crs) if cube.rio.crs is not None else out
     out = out.rio.write_transform(cube.rio.transform(recalc=False))
     ds = out.to_dataset(name=name)
-    ds[name].encoding = {"_FillValue": None}
+    # nodata as the CF _FillValue (what NetCDF/Zarr readers look for), in the data's type
+    ds[name].encoding = {"_FillValue": None if nodata is None else np.asarray(nodata).astype(dtype)[()]}
     for c in ("wavelength", "fwhm"):
         ds[c].encoding = {"_FillValue": None}
     tmp = _tmp_name(path)
