@@ -172,6 +172,15 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     return Adapted(spec.name, s, use, improved, before_m, after_m, out, card)
 
 
+def adaptable(method: str) -> bool:
+    """Whether :func:`adapt` can fine-tune ``method`` (DualSR, CoarSR, DualSR-GLP, MulSR, IFMSR)."""
+    from .methods import get_method
+
+    spec = get_method(method)
+    spec = get_method(spec.weights_of) if spec.weights_of else spec
+    return spec.name in ADAPTABLE or (spec.guided and spec.train is not None and spec.bands != "grid")
+
+
 def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, seed, device, progress,
                   resume, lr, command) -> Adapted:
     """:func:`adapt` for a guided network: the scene and its real guide, both reduced by the scale."""

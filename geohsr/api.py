@@ -47,10 +47,16 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     notes = {}
     if method is None:
         method = "auto" if guide is not None else "bicubic"
-    if str(method).lower() == "auto":
+    from .adapt import adaptable
+
+    auto_chosen = str(method).lower() == "auto"
+    if auto_chosen:
         method, notes = auto_method(cube, scale, guide, device)
         if not get_method(method).guided:  # the guide did not help on this scene
             guide = None
+    if adapt and auto_chosen and not adaptable(method):  # auto picked a training-free method
+        notes["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
+        adapt = None
     if adapt:
         from .adapt import adapt as run_adapt
 

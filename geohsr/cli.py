@@ -249,12 +249,19 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
         click.echo(str(path))
         return
     notes = {}
+    was_auto = method == "auto"
     if method == "auto":  # the final "wrote … method X" line says which
         method, notes = api.auto_method(cube, scale, guide, device)
         if notes:
             click.echo(notes["geohsr_auto"], err=True)
             if not get_method(method).guided:  # the guide did not help on this scene
                 guide = None
+    from .adapt import adaptable
+
+    if adapt_minutes is not None and was_auto and not adaptable(method):
+        click.echo(f"--adapt skipped: auto chose {method}, which has no network to adapt", err=True)
+        notes["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
+        adapt_minutes = None
     if adapt_minutes is not None:
         from .adapt import adapt
 

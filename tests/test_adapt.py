@@ -199,3 +199,16 @@ def test_guided_methods_adapt_with_the_scenes_real_guide(tmp_path):
     assert out.shape == (8, 48 * s, 40 * s)
     with pytest.raises(MethodError, match="needs the scene's guide"):
         A.adapt(cube, "ifmsr", s, batches=1, progress=False)
+
+
+def test_adapt_is_skipped_when_auto_picks_a_training_free_method(monkeypatch):
+    """--adapt with auto: when auto's choice has no network (bicubic, MTF-GLP, GSA) the product
+    says so instead of failing."""
+    from geohsr import api
+
+    cube = _scene(bands=6, h=48, w=48)
+    monkeypatch.setattr(api, "auto_method", lambda *a, **k: ("bicubic", {}))
+    out = geohsr.superresolve(cube, "auto", 2, adapt=dict(batches=1))
+    assert out.attrs["geohsr_adapted"] == "not adapted: auto chose bicubic, which has no network to adapt"
+    assert A.adaptable("dualsr") and A.adaptable("ifmsr") and A.adaptable("dualsr-glp")
+    assert not A.adaptable("mtf-glp") and not A.adaptable("snlsr")
