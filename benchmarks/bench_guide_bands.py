@@ -5,7 +5,8 @@ Scene: the EnMAP test mosaic (``enmap_a`` of the remote-sensing split; 218 good 
 divided by its maximum. Wald protocol at ×4: LR = the scene through geohsr's sensor model (Gaussian
 MTF, gain 0.3 at Nyquist); guide = an RGB rendering of the HR scene (CIE 1931 → linear sRGB,
 ``geohsr.degrade.cie_rgb_response``, scaled to [0, 1]) with its band wavelengths (R 610, G 550,
-B 465 nm) or without them (then geohsr measures per band at reduced resolution). PSNR (peak 1)
+B 465 nm) or without them (then geohsr measures per band at reduced resolution where the scene
+allows — this 32 × 16 LR px scene is too small — and otherwise assumes an RGB camera). PSNR (peak 1)
 per range: 400–700, 700–1000, 1000–1700, 1700–2500 nm, and over the cube.
 
     python benchmarks/bench_guide_bands.py [--methods ifmsr,mulsr]
@@ -73,7 +74,7 @@ def main() -> None:
     for m in a.methods.split(","):
         for label, with_wl, everywhere in (("guide on every band", True, True),
                                            ("guide where it informs (wavelengths)", True, False),
-                                           ("guide where it informs (measured)", False, False)):
+                                           ("guide without wavelengths", False, False)):
             spec = geohsr.get_method(m)
             old = spec.fit
             if everywhere:  # the old behaviour: every band guided

@@ -32,6 +32,7 @@ from ..nn import fuse_weight_norm
 from . import MethodSpec, Runner, get_method
 
 HALO = 16  # LR pixels of overlap between tiles (blended)
+ASSUMED_RGB_NM = (610.0, 550.0, 465.0)  # a guide without wavelengths, where nothing can be measured
 BAND_BATCH = 8  # bands pushed through the network together
 
 
@@ -164,9 +165,20 @@ def guide_use(plan) -> np.ndarray:
         use = _measured_use(plan)
         how = ("measured at reduced resolution (the guide's band wavelengths are unknown; give them as "
                "GDAL band tags 'wavelength' to decide by them)")
-        if use is None:
-            use, how = np.ones(n, bool), None
-    if not use.all() and how is not None:
+        if use is None and wl is not None and np.isfinite(wl).all():  # too small to measure
+            use = (np.abs(wl[:, None] - np.asarray(ASSUMED_RGB_NM)[None]) <= 150.0).any(1)
+            how = ("assumed: the guide has no band wavelengths and the scene is too small to measure, so it "
+                   "is taken for an RGB camera (465/550/610 nm); give the guide's wavelengths as GDAL band "
+                   "tags 'wavelength'")
+            if use.all():
+                warnings.warn(f"{plan.spec.name}: the guide has no band wavelengths; it was assumed to be "
+                              f"an RGB camera covering every band of this scene", UserWarning, stacklevel=2)
+        elif use is None:
+            use = np.ones(n, bool)
+            warnings.warn(f"{plan.spec.name}: neither the scene nor the guide has band wavelengths and the "
+                          "scene is too small to measure which bands the guide informs; it is used on every "
+                          "band", UserWarning, stacklevel=2)
+    if not use.all():
         other = "CoarSR ×%d" % plan.scale if W.find("coarsr", plan.scale) else "bicubic"
         used = np.flatnonzero(use)
         warnings.warn(f"{plan.spec.name}: the guide informs {len(used)} of {n} bands, "
