@@ -74,13 +74,16 @@ def test_shipped_weights_reproduce_their_card_on_one_scene():
     from geohsr import weights as W
     from geohsr.train.data import read_cave_scene
 
-    entries = [e for e in W.catalog() if e["method"] == "coarsr" and e.get("held_out_metrics", {}).get("per_scene")]
+    entries = [e for e in W.catalog() if e["method"] == "coarsr" and e.get("held_out_metrics", {}).get("per_scene")
+               and e.get("data", {}).get("kind") == "CAVE"]
     if not entries:
         pytest.skip("no shipped weights with per-scene held-out metrics")
     e = min(entries, key=lambda e: e["scale"])
     scene, ref = next(iter(e["held_out_metrics"]["per_scene"].items()))
     sc = read_cave_scene(shared_or_skip("cave", scene))
-    da = geo.with_grid(xr.DataArray(sc.cube, dims=("band", "y", "x")), Affine(1, 0, 0, 0, -1, 0), None)
+    # a visible-only scene: geohsr picks the CAVE weights by itself
+    da = geo.with_grid(xr.DataArray(sc.cube, dims=("band", "y", "x"), coords={"wavelength": ("band", sc.wavelength)}),
+                       Affine(1, 0, 0, 0, -1, 0), None)
     rep = geohsr.evaluate(da, ["coarsr"], e["scale"], value_scale=1.0)
     assert rep.table.loc["coarsr", "psnr"] == pytest.approx(ref["coarsr"]["psnr"], abs=0.05)
     assert rep.table.loc["coarsr", "psnr"] > rep.table.loc["bicubic", "psnr"]
@@ -144,3 +147,32 @@ def test_shipped_swir_weights_reproduce_their_card():
             y = build_swir(e["method"], 4, None, torch.device("cpu"))(x)[0][0].clamp(0, 1).numpy()
         hl = to_log(hr)
         assert metrics.psnr(y, hl, peak=float(hl.max() - hl.min())) == pytest.approx(r["psnr_log"], abs=0.05)
+
+
+def test_remote_sensing_weights_reproduce_their_card_and_are_picked_by_wavelength():
+    """The remote-sensing DualSR ×4 weights: their card's test-scene PSNR on one test scene within
+    0.05 dB, picked by geohsr itself for a scene beyond the visible (the CAVE ones for a visible one)."""
+    from geohsr import degrade, metrics
+    from geohsr import weights as W
+    from geohsr.train.data import rs_scene
+
+    e = W.find("coarsr", 4, kind="remote sensing")
+    if e is None:
+        pytest.skip("no shipped remote-sensing weights")
+    scene = "sandiego"
+    sc = rs_scene(shared_or_skip(), scene)
+    hr = sc.cube[:, :100, :100].astype(np.float32)
+    lr = degrade.bicubic_down(hr, 4).astype(np.float32)
+    import xarray as xr
+    from affine import Affine
+
+    from geohsr import geo
+
+    cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x"), coords={"wavelength": ("band", sc.wavelength)}),
+                         Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
+    out = geohsr.superresolve(cube, "dualsr", 4, dtype="float32", clip="none")
+    assert "coarsr_x4_rs_compact.safetensors" in out.attrs["geohsr_weights"]
+    got = metrics.psnr(np.clip(out.values, 0, 1), hr)
+    assert got == pytest.approx(e["held_out_metrics"]["per_scene"][scene]["dualsr_rs"], abs=0.05)
+    vis = cube.isel(band=np.flatnonzero(sc.wavelength < 700))
+    assert "coarsr_x4_compact.safetensors" in geohsr.superresolve(vis, "coarsr", 4).attrs["geohsr_weights"]
