@@ -160,12 +160,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         "initialised_from": {f"x{k}": {"file": Path(v).name, "sha256": W.sha256(v)} for k, v in start.items()},
         "held_out_psnr_db": {"before": round(before_m, 3), "after": round(after_m, 3),
                              "network_before": round(before, 3), "network_after": round(after_net, 3)},
-        "kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
-        "minutes": round((time.time() - t0) / 60, 2), "batches": result["batches"],
-        "lr": settings.lr, "batch": settings.batch, "seed": seed, "command": command,
-        "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},
-        "sha256": W.sha256(adapted),
-        "licence": "weights: GPL-3.0-or-later (code); the licence of the adapted-on scene applies",
+        **_run_record(improved, t0, result, settings, seed, command, device, adapted, "scene"),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = wstr if improved else (None if shipped else weights_arg(start))
@@ -231,16 +226,21 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
                        "(geohsr.sensor.guide_low); the guide co-registered first",
         "initialised_from": {f"x{s}": {"file": Path(start).name, "sha256": W.sha256(start)}},
         "held_out_psnr_db": {"before": round(before, 3), "after": round(after, 3)},
-        "kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
-        "minutes": round((time.time() - t0) / 60, 2), "batches": result["batches"],
-        "lr": settings.lr, "batch": settings.batch, "seed": seed, "command": command,
-        "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},
-        "sha256": W.sha256(adapted),
-        "licence": "weights: GPL-3.0-or-later (code); the licence of the adapted-on scene and guide applies",
+        **_run_record(improved, t0, result, settings, seed, command, device, adapted, "scene and guide"),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = adapted if improved else (None if weights is None else start)
     return Adapted(spec.name, s, use, improved, before, after, out, card)
+
+
+def _run_record(improved, t0, result, settings, seed, command, device, adapted, what) -> dict:
+    """The card fields every adaptation records: the verdict, the run and the licence."""
+    return {"kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
+            "minutes": round((time.time() - t0) / 60, 2), "batches": result["batches"],
+            "lr": settings.lr, "batch": settings.batch, "seed": seed, "command": command,
+            "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},
+            "sha256": W.sha256(adapted),
+            "licence": f"weights: GPL-3.0-or-later (code); the licence of the adapted-on {what} applies"}
 
 
 def weights_arg(files: dict) -> str:
