@@ -123,11 +123,13 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
 
     device = str(resolve_device(device))
     cube = open_cube(cube)
+    picked = weights is None
     if weights is None and spec.pick_weights is not None:  # the shipped weights that suit this scene
         weights = spec.pick_weights(s, cube)
     data, ok, good, origin = _read_region(cube, MAX_SIDE)
     train_sl, held_sl = split(ok, s)
     start, shipped = _start_weights(spec.name, s, weights)
+    shipped = shipped or picked  # kept starting weights = the shipped ones this scene gets by default
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geohsr-adapt-"))
     out.mkdir(parents=True, exist_ok=True)
 

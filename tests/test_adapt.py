@@ -161,7 +161,7 @@ def test_a_stop_is_honoured_between_band_steps_and_rolls_the_batch_back(tmp_path
     took = time.time() - t
     # one batch is 16 band steps of 8 patches (several seconds here): the 0.3 s budget stops inside it
     assert res.card["batches"] == 0
-    start = W.load(W.models_dir() / W.find("coarsr", 2)["file"])[0]
+    start = W.load(W.models_dir() / res.card["initialised_from"]["x2"]["file"])[0]
     ckpt = W.load(tmp_path / "run" / "checkpoint" / "model.safetensors")[0]
     assert all(torch.equal(start[k], ckpt[k]) for k in start)  # rolled back to the batch boundary
     assert took < 60
