@@ -198,7 +198,9 @@ class MethodSpec:
 
     def shipped_weights(self) -> list[str]:
         """Files of the shipped weights this method uses (from models/catalog.json)."""
-        return [f"{e['file']} (x{e['scale']}, {e.get('config', '?')})" for e in self.shipped_entries()]
+        return [f"{e['file']} (x{e['scale']}, {e.get('config', '?')}"
+                + (", remote sensing" if e.get("data", {}).get("kind") == "remote sensing" else "") + ")"
+                for e in self.shipped_entries()]
 
     def weights_ready(self, scale: int) -> bool:
         """Whether shipped weights cover a run at ``scale`` (every file it takes; True for methods
