@@ -146,7 +146,7 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--method", "-m", default="auto",
               help="super-resolution method (see `geohsr methods`); auto: with --guide the best "
                    "candidate measured on this scene at reduced resolution (bicubic, MTF-GLP, GSA, "
-                   "guided models with weights for the scale, DualSR), else DualSR where shipped "
+                   "guided models with weights for the scale, DualSR-GLP, DualSR), else DualSR where shipped "
                    "weights cover the scale, else bicubic")
 @click.option("--output", "-o", type=click.Path(path_type=Path), default=None,
               help="output path [default: <input stem>_x<scale>.tif next to the input]")

@@ -120,7 +120,7 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p.setHelp("Integer factor: the output pixel size is the input's divided by it.")
         self.addParameter(p)
         p = QgsProcessingParameterRasterLayer(self.GUIDE, "High-resolution guide (RGB/pan)", optional=True)
-        p.setHelp("For guided methods (MulSR, IFMSR, MTF-GLP, GSA; and auto, which then measures "
+        p.setHelp("For guided methods (MulSR, IFMSR, MTF-GLP, GSA, DualSR-GLP; and auto, which then measures "
                   "them on the scene): a high-resolution image (pan, RGB(N), multispectral) of the same area.")
         self.addParameter(p)
         p = QgsProcessingParameterFile(self.WEIGHTS, "Weights file", optional=True,
