@@ -52,13 +52,16 @@ def build_guided(method: str, scale: int, weights, device: torch.device):
 
 def _unguided(scale: int, device: torch.device):
     """The unguided stand-in for bands the guide does not inform: CoarSR ×s with its shipped
-    weights, else bicubic; a function of a normalised block (bands, h, w)."""
+    weights — the remote-sensing ones where shipped (bands a visible guide does not inform lie
+    beyond the visible, where geohsr's CoarSR takes them too) —, else bicubic; a function of a
+    normalised block (bands, h, w)."""
     from ..resize import imresize
 
-    if W.find("coarsr", scale):
+    entry = W.find("coarsr", scale, kind="remote sensing") or W.find("coarsr", scale)
+    if entry:
         from .dualsr import build_coarsr, coarse
 
-        net = build_coarsr(scale, None, device)
+        net = build_coarsr(scale, str(W.models_dir() / entry["file"]), device)
         return lambda x: coarse(net, x, scale)
     return lambda x: imresize(x, scale=scale, a=-0.5, antialias=False)
 
