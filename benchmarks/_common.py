@@ -36,10 +36,11 @@ KEY_FIELDS = ("benchmark", "method", "input", "lr_shape", "batch", "workers", "b
               "memory_limit_mb", "scale")
 
 
-def upsert_jsonl(path: Path, rec: dict) -> None:
+def upsert_jsonl(path: Path, rec: dict, keys: tuple = KEY_FIELDS) -> None:
     """Write ``rec`` into the JSON-lines file ``path``, replacing the record of the same
-    configuration (``KEY_FIELDS``): the folder keeps one current record per benchmark and
+    configuration (the fields ``keys``): the folder keeps one current record per benchmark and
     configuration; the history lives in RESULTS.md's prose."""
+    KEY_FIELDS = keys  # noqa: N806
     key = tuple(json.dumps(rec.get(k)) for k in KEY_FIELDS)
     path.parent.mkdir(parents=True, exist_ok=True)
     old = path.read_text().splitlines() if path.exists() else []

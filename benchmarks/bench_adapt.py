@@ -9,7 +9,11 @@ degradation adaptation assumes) and, as a second protocol, MATLAB-bicubic ×1/s 
 the shipped cards' degradation). PSNR from one MSE over the cube, peak 1; the adaptation's own
 held-out numbers are reported separately (they chose the checkpoint). Wall time on this machine.
 
-    python benchmarks/bench_adapt.py [--scenes indian_pines,sandiego,enmap_a] [--minutes 10] [--scale 4]
+    python benchmarks/bench_adapt.py [--scenes indian_pines,sandiego,abu-urban-3,enmap_a] [--minutes 10] [--scale 4]
+
+Default scenes: the test scenes of the remote-sensing split (nothing trained on them or chose a
+checkpoint on them); the starting weights are those geohsr picks for each (the remote-sensing
+weights: every test scene reaches beyond 720 nm).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ import geohsr
 from geohsr import degrade, geo, metrics
 from geohsr.adapt import adapt
 from geohsr.sensor import guide_low
+from geohsr.train.data import RS_SPLIT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import upsert_jsonl  # noqa: E402
@@ -41,37 +46,31 @@ DATA = HERE.parent.parent / "shared" / "data"
 OUT = HERE / "results" / "adapt.jsonl"
 
 
-def load(name: str) -> np.ndarray:
-    from geohsr.train.data import load_spectral_scenes, raster_scenes
+def load(name: str):
+    """A scene of the remote-sensing split (``geohsr.train.data.RS_SPLIT``), values divided by
+    its maximum, and its wavelengths."""
+    from geohsr.train.data import rs_scene
 
-    if name == "indian_pines":
-        return load_spectral_scenes(DATA / "indian_pines")[0].cube
-    if name in ("sandiego", "hydice"):
-        return load_spectral_scenes(DATA / "aviris_abu" / f"{name}.mat")[0].cube
-    if name == "jasper_ridge":
-        return load_spectral_scenes(DATA / "jasper_ridge" / "jasperRidge2_R198.mat")[0].cube
-    if name.startswith("enmap_"):
-        f = {"enmap_a": "enmap_potsdam_mosaic_x160-224_y64-192.tif",
-             "enmap_b": "enmap_potsdam_mosaic_x96-224_y96-160.tif"}[name]
-        return raster_scenes([DATA / "enmap_potsdam" / f])[0].cube
-    raise SystemExit(f"unknown scene {name}")
+    sc = rs_scene(DATA, name)
+    return sc.cube, sc.wavelength
 
 
-def as_cube(a: np.ndarray) -> xr.DataArray:
-    return geo.with_grid(xr.DataArray(np.ascontiguousarray(a, np.float32), dims=("band", "y", "x")),
+def as_cube(a: np.ndarray, wl=None) -> xr.DataArray:
+    coords = {} if wl is None else {"wavelength": ("band", np.asarray(wl, float))}
+    return geo.with_grid(xr.DataArray(np.ascontiguousarray(a, np.float32), dims=("band", "y", "x"), coords=coords),
                          Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--scenes", default="indian_pines,sandiego,enmap_a")
+    ap.add_argument("--scenes", default=",".join(RS_SPLIT["test"]))
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
     args = ap.parse_args()
     s = args.scale
     for name in args.scenes.split(","):
-        cube = load(name)
+        cube, wl = load(name)
         cube = cube / max(float(cube.max()), 1e-12)
         L, H, W = cube.shape
         axis = 1 if H >= W else 2
@@ -82,17 +81,16 @@ def main() -> None:
         test = test[:, :test.shape[1] // s * s, :test.shape[2] // s * s]
         t0 = time.time()
         with tempfile.TemporaryDirectory() as tmp:
-            res = adapt(as_cube(user), "dualsr", s, minutes=args.minutes, out=tmp, seed=args.seed,
+            res = adapt(as_cube(user, wl), "dualsr", s, minutes=args.minutes, out=tmp, seed=args.seed,
                         progress=False)
-            adapted = ",".join([str(Path(tmp) / "best.safetensors")] + [
-                str(v) for k, v in sorted(_shipped(s).items(), reverse=True) if k != s])
+            adapted = res.tried  # the adapted ×s network with the same ×s/2 network it started with
             t_adapt = time.time() - t0
             rows = {}
             for proto in ("gaussian_mtf", "bicubic_aa"):
                 ref = test
                 low = (guide_low(torch.from_numpy(ref)[None], s)[0].numpy() if proto == "gaussian_mtf"
                        else degrade.bicubic_down(ref, s).astype(np.float32))
-                lr = as_cube(low)
+                lr = as_cube(low, wl)
                 out = {}
                 for label, m, w in (("bicubic", "bicubic", None), ("dualsr_shipped", "dualsr", None),
                                     ("dualsr_adapted", "dualsr", adapted)):
@@ -111,12 +109,6 @@ def main() -> None:
                            "date": time.strftime("%Y-%m-%d")}}
         upsert_jsonl(OUT, rec)
         print(json.dumps(rec), flush=True)
-
-
-def _shipped(s: int) -> dict:
-    from geohsr import weights as W
-
-    return {k: W.models_dir() / W.find("coarsr", k)["file"] for k in ((s, s // 2) if s > 2 else (s,))}
 
 
 if __name__ == "__main__":

@@ -50,6 +50,7 @@ class Adapted:
     after_db: float
     out: Path | None
     card: dict = field(default_factory=dict)
+    tried: str | None = None  # the adapted weights as a --weights value, kept or not
 
     def summary(self) -> str:
         verdict = "adapted weights kept" if self.improved else "no gain on the held-out part: starting weights kept"
@@ -100,12 +101,9 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     from ``weights`` (default: the shipped ones), into the folder ``out`` (a temporary folder
     when None). Guided methods (MulSR, IFMSR) adapt with the scene's real ``guide``, reduced by the
     scale onto the scene's grid. See the module docstring for the protocol."""
-    import tempfile
-
     from .io import open_cube
     from .methods import get_method
     from .methods.dualsr.train import AdaptTask
-    from .train.trainer import TIME_ONLY, Trainer, TrainSettings
 
     spec = get_method(method)
     spec = get_method(spec.weights_of) if spec.weights_of else spec  # DualSR-GLP: DualSR's networks
@@ -117,8 +115,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         raise MethodError(f"scene adaptation covers {', '.join(sorted(ADAPTABLE) + ['dualsr-glp', 'mulsr', 'ifmsr'])}"
                           f" so far, not {method!r}; pick one of them, or run without --adapt")
     s = spec.check_scale(scale)
-    if minutes is not None and minutes <= 0:
-        raise InputError(f"--adapt needs a positive number of minutes, got {minutes}")
+    _check_budget(minutes)
     from .methods import resolve_device
 
     device = str(resolve_device(device))
@@ -130,18 +127,13 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     train_sl, held_sl = split(ok, s)
     start, shipped = _start_weights(spec.name, s, weights)
     shipped = shipped or picked  # kept starting weights = the shipped ones this scene gets by default
-    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geohsr-adapt-"))
-    out.mkdir(parents=True, exist_ok=True)
-
+    out = _out_dir(out)
     task = AdaptTask(data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
                      s, start[s], device=device, seed=seed)
     rec = spec.configs.get(task.config_name) if spec.configs else None
-    settings = TrainSettings(lr=lr or (rec.lr / 2 if rec else 1e-4), batch=task.batch,
-                             batches=batches or TIME_ONLY, val_every=task.val_every, ckpt_every=task.val_every,
-                             seed=seed, max_minutes=minutes if batches is None else None, device=device)
-    t0 = time.time()
-    before = task.validate()["psnr"]
-    result = Trainer(task, out, settings).run(resume=resume, progress=progress)
+    run = _fine_tune(task, out, lr=lr or (rec.lr / 2 if rec else 1e-4), minutes=minutes, batches=batches,
+                     seed=seed, device=device, resume=resume, progress=progress)
+    before, result = run.before, run.result
     adapted = str(out / "best.safetensors")
     pair = dict(start)
     pair[s] = adapted
@@ -162,11 +154,11 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         "initialised_from": {f"x{k}": {"file": Path(v).name, "sha256": W.sha256(v)} for k, v in start.items()},
         "held_out_psnr_db": {"before": round(before_m, 3), "after": round(after_m, 3),
                              "network_before": round(before, 3), "network_after": round(after_net, 3)},
-        **_run_record(improved, t0, result, settings, seed, command, device, adapted, "scene"),
+        **_run_record(improved, run, command, device, adapted, "scene"),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = wstr if improved else (None if shipped else weights_arg(start))
-    return Adapted(spec.name, s, use, improved, before_m, after_m, out, card)
+    return Adapted(spec.name, s, use, improved, before_m, after_m, out, card, tried=wstr)
 
 
 def adaptable(method: str) -> bool:
@@ -181,18 +173,14 @@ def adaptable(method: str) -> bool:
 def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, seed, device, progress,
                   resume, lr, command) -> Adapted:
     """:func:`adapt` for a guided network: the scene and its real guide, both reduced by the scale."""
-    import tempfile
-
     from .engine import prepare
     from .sensor import guide_low
     from .train.guided import GuidedAdaptTask
-    from .train.trainer import TIME_ONLY, Trainer, TrainSettings
 
     if guide is None:
         raise MethodError(f"adapting {spec.name} needs the scene's guide (--guide)")
     s = spec.check_scale(scale)
-    if minutes is not None and minutes <= 0:
-        raise InputError(f"--adapt needs a positive number of minutes, got {minutes}")
+    _check_budget(minutes)
     start = str(W.load_checked(spec.name, s, weights)[2])
     plan = prepare(cube, spec.name, s, guide=guide, weights=start, device=device)
     device = plan.device
@@ -201,18 +189,13 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
     g = plan.guide.window(y0 * s, x0 * s, ok.shape[0] * s, ok.shape[1] * s)  # the guide, HR grid
     g = guide_low(torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))[None], s)[0].numpy()
     train_sl, held_sl = split(ok, s)
-    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geohsr-adapt-"))
-    out.mkdir(parents=True, exist_ok=True)
+    out = _out_dir(out)
     task = GuidedAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], g[(slice(None),) + train_sl],
                            data[(slice(None),) + held_sl], g[(slice(None),) + held_sl], s, start,
                            device=device, seed=seed)
-    rec = spec.configs[task.config_name]
-    settings = TrainSettings(lr=lr or rec.lr / 2, batch=task.batch, batches=batches or TIME_ONLY,
-                             val_every=task.val_every, ckpt_every=task.val_every, seed=seed,
-                             max_minutes=minutes if batches is None else None, device=device)
-    t0 = time.time()
-    before = task.validate()["psnr"]
-    result = Trainer(task, out, settings).run(resume=resume, progress=progress)
+    run = _fine_tune(task, out, lr=lr or spec.configs[task.config_name].lr / 2, minutes=minutes,
+                     batches=batches, seed=seed, device=device, resume=resume, progress=progress)
+    before, result = run.before, run.result
     after = float(result["best"]) if result["best"] is not None else before
     improved = after > before
     adapted = str(out / "best.safetensors")
@@ -228,18 +211,53 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
                        "(geohsr.sensor.guide_low); the guide co-registered first",
         "initialised_from": {f"x{s}": {"file": Path(start).name, "sha256": W.sha256(start)}},
         "held_out_psnr_db": {"before": round(before, 3), "after": round(after, 3)},
-        **_run_record(improved, t0, result, settings, seed, command, device, adapted, "scene and guide"),
+        **_run_record(improved, run, command, device, adapted, "scene and guide"),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = adapted if improved else (None if weights is None else start)
-    return Adapted(spec.name, s, use, improved, before, after, out, card)
+    return Adapted(spec.name, s, use, improved, before, after, out, card, tried=adapted)
 
 
-def _run_record(improved, t0, result, settings, seed, command, device, adapted, what) -> dict:
+def _check_budget(minutes) -> None:
+    if minutes is not None and minutes <= 0:
+        raise InputError(f"--adapt needs a positive number of minutes, got {minutes}")
+
+
+def _out_dir(out) -> Path:
+    """The adaptation's output folder (a new temporary one when None), created."""
+    import tempfile
+
+    out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geohsr-adapt-"))
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+@dataclass
+class _Run:
+    settings: object
+    t0: float
+    before: float  # the task's held-out PSNR before training
+    result: dict  # the Trainer's result
+
+
+def _fine_tune(task, out: Path, *, lr, minutes, batches, seed, device, resume, progress) -> _Run:
+    """Train ``task`` into ``out`` for ``minutes`` (or ``batches``), validating as it goes."""
+    from .train.trainer import TIME_ONLY, Trainer, TrainSettings
+
+    settings = TrainSettings(lr=lr, batch=task.batch, batches=batches or TIME_ONLY, val_every=task.val_every,
+                             ckpt_every=task.val_every, seed=seed,
+                             max_minutes=minutes if batches is None else None, device=device)
+    t0 = time.time()
+    before = task.validate()["psnr"]
+    return _Run(settings, t0, before, Trainer(task, out, settings).run(resume=resume, progress=progress))
+
+
+def _run_record(improved, run: _Run, command, device, adapted, what) -> dict:
     """The card fields every adaptation records: the verdict, the run and the licence."""
+    settings = run.settings
     return {"kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
-            "minutes": round((time.time() - t0) / 60, 2), "batches": result["batches"],
-            "lr": settings.lr, "batch": settings.batch, "seed": seed, "command": command,
+            "minutes": round((time.time() - run.t0) / 60, 2), "batches": run.result["batches"],
+            "lr": settings.lr, "batch": settings.batch, "seed": settings.seed, "command": command,
             "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},
             "sha256": W.sha256(adapted),
             "licence": f"weights: GPL-3.0-or-later (code); the licence of the adapted-on {what} applies"}

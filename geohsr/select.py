@@ -40,7 +40,9 @@ def candidates(scale: int) -> list[str]:
     return out
 
 
-def _crop(cube: xr.DataArray, scale: int):
+def central_crop(cube: xr.DataArray, scale: int):
+    """``(y0, x0, rows, cols)``: the central window (at most ``MAX_SIDE`` a side, whole LR pixels of
+    the scale) where a choice is measured at reduced resolution; refused when the scene is too small."""
     h, w = cube.sizes["y"], cube.sizes["x"]
     ch, cw = min(h, MAX_SIDE) // scale * scale, min(w, MAX_SIDE) // scale * scale
     if min(ch, cw) < 6 * scale or max(ch, cw) < 12 * scale:
@@ -85,7 +87,7 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tupl
 
     s = int(scale)
     plan = prepare(cube, "mtf-glp", s, guide=guide, device=device)  # opens, checks, co-registers
-    y0, x0, ch, cw = _crop(plan.cube, s)
+    y0, x0, ch, cw = central_crop(plan.cube, s)
     ref, ok, lr, gd, _ = reduced_pair(plan, y0, x0, ch, cw)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
     wide = cw >= ch  # held out: the second half along the longer side

@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask.array as dsa
-import numpy as np
 
 from .engine import Plan, absmax, apply_band_map, block_stat, cast_planes, finish, norm_scale, prepare, sr_blocks
 from .errors import InputError, OutputError
@@ -63,9 +62,10 @@ class Block:
 
 def block_side(plan: Plan, memory_limit_mb: float, workers: int) -> int:
     """LR block side (multiple of 16) whose host working set fits ``memory_limit_mb`` with
-    ``workers`` blocks in flight; the whole scene in one block when it fits (no halo overhead,
-    and a scene-wide statistic needs no extra pass). On a GPU the network's activations live
-    in device memory, not in this budget."""
+    ``workers`` blocks in flight; when the whole scene fits, one block (no halo overhead, and a
+    scene-wide statistic needs no extra pass) — or, with several workers, the longer side split
+    among them so that none idles. On a GPU the network's activations live in device memory,
+    not in this budget."""
     s, nb, planes, halo = plan.scale, plan.bands, plan.planes, plan.halo
     h, w = plan.cube.sizes["y"], plan.cube.sizes["x"]
     per_px = BYTES_F32 * (3 * nb + 2 * planes * s * s)
@@ -73,7 +73,12 @@ def block_side(plan: Plan, memory_limit_mb: float, workers: int) -> int:
         per_px += BYTES_F32 * 64 * (14 + 3 * s * s)  # one band step of the network (width 64)
     budget = max(memory_limit_mb - BASE_MEMORY_MB, 64) * 2**20
     if h * w * per_px <= budget:
-        return max(16, -(-max(h, w) // 16) * 16)
+        whole = max(16, -(-max(h, w) // 16) * 16)
+        # several CPU workers: split the longer side among them (as dask's chunks do), unless the
+        # parts would be narrower than two halos (then the halo would cost more than the overlap gains)
+        part = -(-max(h, w) // max(workers, 1) // 16) * 16
+        split = workers > 1 and not plan.device.startswith("cuda") and max(2 * halo, 16) <= part < whole
+        return part if split else whole
     side = int(math.sqrt(budget / max(workers, 1) / per_px)) - 2 * halo
     return max(16, min(1024, side // 16 * 16))
 
@@ -418,13 +423,15 @@ class _Job:
 
 
 def _default_workers(plan: Plan, client) -> int:
-    """Networks on the CPU: one block at a time using every core (less memory); on a GPU two, so
-    that one's transfers and CPU work overlap the other's kernels; a cluster: its workers."""
+    """Two blocks at a time (one on a single core), each with its share of the cores: on the CPU
+    two blocks with half the threads each run a network ~1.2× faster than one block with all of
+    them (the band recurrence's small steps do not use every core; ``benchmarks/bench_cli_api.py``);
+    on a GPU one block's transfers and CPU work overlap the other's kernels. A cluster: its workers."""
     if client is not None:
         return len(client.scheduler_info()["workers"])
     if plan.device.startswith("cuda"):
         return 2
-    return 1 if plan.spec.needs_weights else min(2, os.cpu_count() or 1)
+    return min(2, os.cpu_count() or 1)
 
 
 def check_block(block) -> int:
@@ -569,9 +576,11 @@ def run_plan(plan: Plan, dst: Path, fmt: str, opts: StreamOptions | None = None)
     opts = opts or StreamOptions()
     if fmt not in STREAM_FORMATS:
         raise OutputError(f"streaming writes GeoTIFF, COG or ENVI, not {fmt}")
-    if opts.client is None:  # every worker thread its share of the cores
+    threads = None
+    if opts.client is None:  # every worker thread its share of the cores (restored afterwards)
         import torch
 
+        threads = torch.get_num_threads()
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // (opts.workers or _default_workers(plan, None))))
     job = _Job(plan, Path(dst), fmt, opts)
     resumed = job.load_state()
@@ -606,6 +615,7 @@ def run_plan(plan: Plan, dst: Path, fmt: str, opts: StreamOptions | None = None)
     finally:
         if opts.client is None:
             executor.shutdown(wait=False, cancel_futures=True)
+            torch.set_num_threads(threads)
 
 
 def _discard(*paths):

@@ -50,14 +50,20 @@ def build_guided(method: str, scale: int, weights, device: torch.device):
     return model
 
 
+def unguided_entry(scale: int) -> dict | None:
+    """The catalogue entry of the unguided network that takes the bands a guide does not inform:
+    CoarSR ×s, the remote-sensing weights where shipped (those bands lie beyond the visible, where
+    :func:`geohsr.methods.dualsr.pick_weights` gives CoarSR the same file), else any shipped ×s
+    weights; None: bicubic takes them."""
+    return W.find("coarsr", scale, kind="remote sensing") or W.find("coarsr", scale)
+
+
 def _unguided(scale: int, device: torch.device):
-    """The unguided stand-in for bands the guide does not inform: CoarSR ×s with its shipped
-    weights — the remote-sensing ones where shipped (bands a visible guide does not inform lie
-    beyond the visible, where geohsr's CoarSR takes them too) —, else bicubic; a function of a
-    normalised block (bands, h, w)."""
+    """The unguided stand-in for bands the guide does not inform (:func:`unguided_entry`), a
+    function of a normalised block (bands, h, w)."""
     from ..resize import imresize
 
-    entry = W.find("coarsr", scale, kind="remote sensing") or W.find("coarsr", scale)
+    entry = unguided_entry(scale)
     if entry:
         from .dualsr import build_coarsr, coarse
 
@@ -133,11 +139,11 @@ def _measured_use(plan) -> np.ndarray | None:
     of the scene and its guide reduced by the scale, Wald)? None when the scene is too small."""
     from ..errors import InputError
     from ..methods import load_runner
-    from ..select import _crop, reduced_pair
+    from ..select import central_crop, reduced_pair
 
     s = plan.scale
     try:
-        y0, x0, ch, cw = _crop(plan.cube, s)
+        y0, x0, ch, cw = central_crop(plan.cube, s)
     except InputError:
         return None
     ref, ok, lr, gd, _ = reduced_pair(plan, y0, x0, ch, cw)
@@ -182,7 +188,8 @@ def guide_use(plan) -> np.ndarray:
                           "scene is too small to measure which bands the guide informs; it is used on every "
                           "band", UserWarning, stacklevel=2)
     if not use.all():
-        other = "CoarSR ×%d" % plan.scale if W.find("coarsr", plan.scale) else "bicubic"
+        entry = unguided_entry(plan.scale)
+        other = f"CoarSR ×{plan.scale} ({entry['file']})" if entry else "bicubic"
         used = np.flatnonzero(use)
         warnings.warn(f"{plan.spec.name}: the guide informs {len(used)} of {n} bands, "
                       f"{_ranges_text(used, wl) if len(used) else 'none'}, {how}; the other "
