@@ -11,6 +11,12 @@ held-out numbers are reported separately (they chose the checkpoint). Wall time 
 
     python benchmarks/bench_adapt.py [--scenes indian_pines,sandiego,abu-urban-3,enmap_a] [--minutes 10] [--scale 4]
 
+``--psf bicubic`` (or any :class:`geohsr.sensor.SensorModel`): adapt with that sensor model
+instead of the Gaussian MTF (protocol B is then the one adaptation assumed).
+
+``--method snlsr|a-snlsr``: the same with a fixed-grid method, scored on its 30-band SWIR2 grid
+(the test part resampled onto it, as inference resamples the input; bicubic likewise).
+
 Default scenes: the test scenes of the remote-sensing split (nothing trained on them or chose a
 checkpoint on them); the starting weights are those geohsr picks for each (the remote-sensing
 weights: every test scene reaches beyond 720 nm).
@@ -39,7 +45,7 @@ from geohsr.sensor import guide_low
 from geohsr.train.data import RS_SPLIT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import upsert_jsonl  # noqa: E402
+from _common import KEY_FIELDS, upsert_jsonl  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
@@ -67,8 +73,15 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=10.0)
     ap.add_argument("--scale", type=int, default=4)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--method", default="dualsr", help="dualsr, snlsr or a-snlsr (scored on its band grid)")
+    ap.add_argument("--psf", default="gaussian", help="adaptation's sensor model (geohsr.sensor.SensorModel)")
     args = ap.parse_args()
-    s = args.scale
+    s, method = args.scale, args.method
+    grid_of = None
+    if geohsr.get_method(method).bands == "grid":  # the reference: the test part on the model's grid
+        from geohsr.engine import resample_to_grid
+
+        grid_of = lambda c: resample_to_grid(c, geohsr.get_method(method).band_grid(s, None)).values  # noqa: E731
     for name in args.scenes.split(","):
         cube, wl = load(name)
         cube = cube / max(float(cube.max()), 1e-12)
@@ -81,24 +94,26 @@ def main() -> None:
         test = test[:, :test.shape[1] // s * s, :test.shape[2] // s * s]
         t0 = time.time()
         with tempfile.TemporaryDirectory() as tmp:
-            res = adapt(as_cube(user, wl), "dualsr", s, minutes=args.minutes, out=tmp, seed=args.seed,
-                        progress=False)
-            adapted = res.tried  # the adapted ×s network with the same ×s/2 network it started with
+            res = adapt(as_cube(user, wl), method, s, minutes=args.minutes, out=tmp, seed=args.seed,
+                        progress=False, psf=args.psf)
+            adapted = res.tried  # the adapted network (DualSR: with the ×s/2 network it started with)
             t_adapt = time.time() - t0
             rows = {}
             for proto in ("gaussian_mtf", "bicubic_aa"):
-                ref = test
-                low = (guide_low(torch.from_numpy(ref)[None], s)[0].numpy() if proto == "gaussian_mtf"
-                       else degrade.bicubic_down(ref, s).astype(np.float32))
+                low = (guide_low(torch.from_numpy(test)[None], s)[0].numpy() if proto == "gaussian_mtf"
+                       else degrade.bicubic_down(test, s).astype(np.float32))
                 lr = as_cube(low, wl)
+                ref = test if grid_of is None else grid_of(as_cube(test, wl))
                 out = {}
-                for label, m, w in (("bicubic", "bicubic", None), ("dualsr_shipped", "dualsr", None),
-                                    ("dualsr_adapted", "dualsr", adapted)):
+                for label, m, w in (("bicubic", "bicubic", None), (f"{method}_shipped", method, None),
+                                    (f"{method}_adapted", method, adapted)):
                     sr = geohsr.superresolve(lr, m, s, weights=w).values
+                    if grid_of is not None and m == "bicubic":
+                        sr = grid_of(as_cube(sr, wl))
                     out[label] = round(metrics.psnr(np.clip(sr, 0, 1), ref), 3)
-                out["dualsr_kept"] = out["dualsr_adapted"] if res.improved else out["dualsr_shipped"]
+                out[f"{method}_kept"] = out[f"{method}_adapted"] if res.improved else out[f"{method}_shipped"]
                 rows[proto] = out
-        rec = {"benchmark": "adapt", "method": "dualsr", "input": name, "scale": s,
+        rec = {"benchmark": "adapt", "method": method, "input": name, "scale": s,
                "bands": int(L), "shape": [int(H), int(W)], "user_part": list(user.shape[1:]),
                "test_part": list(test.shape[1:]), "minutes": args.minutes, "seed": args.seed,
                "batches": res.card["batches"], "adapt_wall_s": round(t_adapt, 1),
@@ -107,7 +122,8 @@ def main() -> None:
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "date": time.strftime("%Y-%m-%d")}}
-        upsert_jsonl(OUT, rec)
+        rec["psf"] = None if args.psf == "gaussian" else args.psf  # None: the default sensor model
+        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes"))
         print(json.dumps(rec), flush=True)
 
 

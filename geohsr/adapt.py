@@ -1,8 +1,8 @@
 """Scene adaptation: fine-tune a learned method on the user's own scene before applying it.
 
-Wald's scale invariance: the scene reduced by the scale through geohsr's sensor model
-(:mod:`geohsr.sensor`: a Gaussian MTF with gain 0.3 at the LR Nyquist frequency, then sampling)
-is the input, the scene itself the target (target-adaptive / zero-shot super-resolution). A
+Wald's scale invariance: the scene reduced by the scale through a sensor model
+(:class:`geohsr.sensor.SensorModel`, ``psf=``: by default a Gaussian MTF with gain 0.3 at the LR
+Nyquist frequency, then sampling; or MATLAB bicubic, or a measured PSF) is the input, the scene itself the target (target-adaptive / zero-shot super-resolution). A
 strip of the scene along its longer side (``HELD_OUT``, at least ``4·s`` px) is held out: it is
 never trained on, it picks the checkpoint and it decides whether the adapted weights are kept —
 when they do not beat the starting weights there, the starting weights are kept and the card
@@ -96,24 +96,31 @@ def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
 
 def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0, batches: int | None = None,
           out=None, weights=None, seed: int = 1, device: str = "cpu", progress: bool = True,
-          resume: bool = False, lr: float | None = None, command: str = "", guide=None) -> Adapted:
+          resume: bool = False, lr: float | None = None, command: str = "", guide=None, psf=None) -> Adapted:
     """Fine-tune ``method``'s network on ``cube`` itself for ``minutes`` (or ``batches``), starting
     from ``weights`` (default: the shipped ones), into the folder ``out`` (a temporary folder
     when None). Guided methods (MulSR, IFMSR) adapt with the scene's real ``guide``, reduced by the
-    scale onto the scene's grid. See the module docstring for the protocol."""
+    scale onto the scene's grid. ``psf``: how the scene is reduced (:class:`geohsr.sensor.SensorModel`:
+    ``"gaussian"`` — gain 0.3 at Nyquist, the default —, ``"gaussian:G"``, ``"bicubic"``, or a PSF
+    file). See the module docstring for the protocol."""
     from .io import open_cube
     from .methods import get_method
     from .methods.dualsr.train import AdaptTask
 
     spec = get_method(method)
     spec = get_method(spec.weights_of) if spec.weights_of else spec  # DualSR-GLP: DualSR's networks
+    from .sensor import SensorModel
+
+    sensor = SensorModel(psf)  # a bad --psf fails before anything is read
+    kw = dict(minutes=minutes, batches=batches, out=out, weights=weights, seed=seed, device=device,
+              progress=progress, resume=resume, lr=lr, command=command, sensor=sensor)
     if spec.guided and spec.train is not None and spec.bands != "grid":
-        return _adapt_guided(cube, spec, scale, guide, minutes=minutes, batches=batches, out=out,
-                             weights=weights, seed=seed, device=device, progress=progress, resume=resume,
-                             lr=lr, command=command)
+        return _adapt_guided(cube, spec, scale, guide, **kw)
+    if spec.bands == "grid" and spec.train is not None:
+        return _adapt_grid(cube, spec, scale, **kw)
     if spec.name not in ADAPTABLE:
         raise MethodError(f"scene adaptation covers {', '.join(sorted(ADAPTABLE) + ['dualsr-glp', 'mulsr', 'ifmsr'])}"
-                          f" so far, not {method!r}; pick one of them, or run without --adapt")
+                          f", snlsr and a-snlsr, not {method!r}; pick one of them, or run without --adapt")
     s = spec.check_scale(scale)
     _check_budget(minutes)
     from .methods import resolve_device
@@ -129,7 +136,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     shipped = shipped or picked  # kept starting weights = the shipped ones this scene gets by default
     out = _out_dir(out)
     task = AdaptTask(data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
-                     s, start[s], device=device, seed=seed)
+                     s, start[s], device=device, seed=seed, sensor=sensor)
     rec = spec.configs.get(task.config_name) if spec.configs else None
     run = _fine_tune(task, out, lr=lr or (rec.lr / 2 if rec else 1e-4), minutes=minutes, batches=batches,
                      seed=seed, device=device, resume=resume, progress=progress)
@@ -139,7 +146,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     pair[s] = adapted
     wstr = weights_arg(pair)
     after_net = float(result["best"]) if result["best"] is not None else before
-    before_m, after_m = _held_out_psnr(spec.name, s, data[(slice(None),) + held_sl], start, pair, device)
+    before_m, after_m = _held_out_psnr(spec.name, s, data[(slice(None),) + held_sl], start, pair, device, sensor)
     improved = after_m > before_m
     card = {
         "method": spec.name, "network": "coarsr", "scale": s, "adapted_on": {
@@ -148,8 +155,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
                           "cols": int(ok.shape[1])},
             "bands": int(len(good)), "held_out": f"the last {HELD_OUT:.0%} of the longer side",
         },
-        "degradation": "Gaussian MTF, gain 0.3 at the LR Nyquist frequency, then sampling at the LR "
-                       "pixel centres (geohsr.sensor.guide_low)",
+        "degradation": sensor.describe(s),
         "band_window": task.band_window,
         "initialised_from": {f"x{k}": {"file": Path(v).name, "sha256": W.sha256(v)} for k, v in start.items()},
         "held_out_psnr_db": {"before": round(before_m, 3), "after": round(after_m, 3),
@@ -162,19 +168,19 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
 
 
 def adaptable(method: str) -> bool:
-    """Whether :func:`adapt` can fine-tune ``method`` (DualSR, CoarSR, DualSR-GLP, MulSR, IFMSR)."""
+    """Whether :func:`adapt` can fine-tune ``method`` (DualSR, CoarSR, DualSR-GLP, MulSR, IFMSR, SNLSR,
+    A-SNLSR)."""
     from .methods import get_method
 
     spec = get_method(method)
     spec = get_method(spec.weights_of) if spec.weights_of else spec
-    return spec.name in ADAPTABLE or (spec.guided and spec.train is not None and spec.bands != "grid")
+    return spec.name in ADAPTABLE or spec.train is not None and (spec.guided or spec.bands == "grid")
 
 
 def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, seed, device, progress,
-                  resume, lr, command) -> Adapted:
+                  resume, lr, command, sensor) -> Adapted:
     """:func:`adapt` for a guided network: the scene and its real guide, both reduced by the scale."""
     from .engine import prepare
-    from .sensor import guide_low
     from .train.guided import GuidedAdaptTask
 
     if guide is None:
@@ -187,32 +193,70 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
     data, ok, good, origin = _read_region(plan.cube, MAX_SIDE)
     y0, x0 = origin
     g = plan.guide.window(y0 * s, x0 * s, ok.shape[0] * s, ok.shape[1] * s)  # the guide, HR grid
-    g = guide_low(torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))[None], s)[0].numpy()
+    g = sensor.reduce(g, s)
     train_sl, held_sl = split(ok, s)
     out = _out_dir(out)
     task = GuidedAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], g[(slice(None),) + train_sl],
                            data[(slice(None),) + held_sl], g[(slice(None),) + held_sl], s, start,
-                           device=device, seed=seed)
+                           device=device, seed=seed, sensor=sensor)
     run = _fine_tune(task, out, lr=lr or spec.configs[task.config_name].lr / 2, minutes=minutes,
                      batches=batches, seed=seed, device=device, resume=resume, progress=progress)
-    before, result = run.before, run.result
-    after = float(result["best"]) if result["best"] is not None else before
-    improved = after > before
-    adapted = str(out / "best.safetensors")
-    card = {
-        "method": spec.name, "network": spec.name, "scale": s, "adapted_on": {
+    return _conclude(spec, s, run, out, start, weights, command, device, "scene and guide", {
+        "adapted_on": {
             "scene": str(plan.cube.attrs.get("source", "in-memory cube")),
             "guide": str(getattr(plan.guide, "path", None) or "in-memory guide"),
             "region_px": {"row": y0, "col": x0, "rows": int(ok.shape[0]), "cols": int(ok.shape[1])},
             "bands": int(len(good)), "held_out": f"the last {HELD_OUT:.0%} of the longer side",
             "held_out_bands": f"{min(len(good), 24)} evenly spaced bands scored",
         },
-        "degradation": "scene and guide: Gaussian MTF, gain 0.3 at the LR Nyquist frequency, then sampling "
-                       "(geohsr.sensor.guide_low); the guide co-registered first",
-        "initialised_from": {f"x{s}": {"file": Path(start).name, "sha256": W.sha256(start)}},
-        "held_out_psnr_db": {"before": round(before, 3), "after": round(after, 3)},
-        **_run_record(improved, run, command, device, adapted, "scene and guide"),
-    }
+        "degradation": f"scene and guide: {sensor.describe(s)}; the guide co-registered first"})
+
+
+def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, device, progress, resume, lr,
+                command, sensor) -> Adapted:
+    """:func:`adapt` for a method on a fixed band grid (SNLSR, A-SNLSR): the scene's bands resampled
+    onto the model's grid (as inference does), the scene reduced by the scale as input, the scene as
+    target; the adapted weights keep the grid."""
+    from .engine import resample_to_grid
+    from .io import open_cube
+    from .methods import resolve_device
+    from .methods.snlsr.train import SWIRAdaptTask
+
+    s = spec.check_scale(scale)
+    _check_budget(minutes)
+    device = str(resolve_device(device))
+    start = str(W.load_checked(spec.name, s, weights)[2])
+    grid = resample_to_grid(open_cube(cube), spec.band_grid(s, start), spec.name)
+    data, ok, good, origin = _read_region(grid, MAX_SIDE)
+    train_sl, held_sl = split(ok, s)
+    out = _out_dir(out)
+    task = SWIRAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
+                         s, start, device=device, seed=seed, sensor=sensor)
+    run = _fine_tune(task, out, lr=lr or 2e-4, minutes=minutes, batches=batches, seed=seed, device=device,
+                     resume=resume, progress=progress)
+    return _conclude(spec, s, run, out, start, weights, command, device, "scene", {
+        "adapted_on": {
+            "scene": str(open_cube(cube).attrs.get("source", "in-memory cube")),
+            "region_px": {"row": origin[0], "col": origin[1], "rows": int(ok.shape[0]), "cols": int(ok.shape[1])},
+            "bands": f"the scene's bands resampled onto the model's {len(good)}-band grid",
+            "held_out": f"the last {HELD_OUT:.0%} of the longer side",
+        },
+        "degradation": sensor.describe(s),
+        "loss": "SNLSR's L1(SR,HR) + L1(rec,LR) + 0.1 (SAM(SR,HR) + SAM(rec,LR)) on log-normalised values; "
+                "no domain loss"})
+
+
+def _conclude(spec, s, run, out: Path, start: str, weights, command, device, what, fields: dict) -> Adapted:
+    """A one-network adaptation's verdict (the task's held-out PSNR before and at the best
+    checkpoint), its card (``fields`` + the run) and the weights to use."""
+    before = run.before
+    after = float(run.result["best"]) if run.result["best"] is not None else before
+    improved = after > before
+    adapted = str(out / "best.safetensors")
+    card = {"method": spec.name, "network": spec.name, "scale": s, **fields,
+            "initialised_from": {f"x{s}": {"file": Path(start).name, "sha256": W.sha256(start)}},
+            "held_out_psnr_db": {"before": round(before, 3), "after": round(after, 3)},
+            **_run_record(improved, run, command, device, adapted, what)}
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = adapted if improved else (None if weights is None else start)
     return Adapted(spec.name, s, use, improved, before, after, out, card, tried=adapted)
@@ -279,18 +323,17 @@ def _start_weights(method: str, s: int, weights) -> tuple[dict, bool]:
     return ({ws: str(_locate(ws, given.get(ws))[0]) for ws in spec.scales_of_weights(s)}, not given)
 
 
-def _held_out_psnr(method: str, s: int, held: np.ndarray, start: dict, pair: dict, device: str):
+def _held_out_psnr(method: str, s: int, held: np.ndarray, start: dict, pair: dict, device: str, sensor):
     """PSNR of ``method`` on the held-out part (reduced by the sensor model, peak 1) with the
     starting and with the adapted weights."""
     import xarray as xr
 
     from . import metrics
     from .api import superresolve
-    from .sensor import guide_low
 
     h, w = held.shape[1] // s * s, held.shape[2] // s * s
     ref = held[:, :h, :w]
-    low = guide_low(torch.from_numpy(np.ascontiguousarray(ref))[None], s)[0].numpy()
+    low = sensor.reduce(ref, s)
     lr = xr.DataArray(low, dims=("band", "y", "x"))
 
     def score(wmap):

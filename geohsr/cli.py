@@ -188,15 +188,19 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
                    "(unsigned type, or GDAL scale/offset: DN of reflectance/radiance); none; 0; 0,10000")
 @click.option("--adapt", "adapt_minutes", type=float, default=None, metavar="MINUTES",
               help="first fine-tune the method's network on this scene for MINUTES (Wald protocol, "
-                   "a held-out strip decides; DualSR, CoarSR, DualSR-GLP, MulSR/IFMSR with --guide), then apply "
+                   "a held-out strip decides; DualSR, CoarSR, DualSR-GLP, MulSR/IFMSR with --guide, SNLSR, "
+                   "A-SNLSR), then apply "
                    "it; see `geohsr adapt`")
+@click.option("--adapt-psf", "adapt_psf", default="gaussian", show_default=True, metavar="MODEL",
+              help="how the scene is reduced for adaptation: gaussian (gain 0.3 at Nyquist), gaussian:GAIN, "
+                   "bicubic (MATLAB, anti-aliased) or a PSF file (.npy, or .mat with 'data')")
 @click.option("--merge", "merge", default=None, metavar="METHOD",
               help="for methods with a fixed band grid (snlsr, a-snlsr): return every input band, those "
                    "in the model's range from it, the others from METHOD (bicubic, dualsr, …)")
 @_subset_options
 def run(input, scale, method, output, guide, weights, no_coregister, device, precision, fmt, dtype, memory_limit, workers,
         block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet, clip, adapt_minutes,
-        merge, bands, wavelength_range, window, bbox, wavelengths_file):
+        adapt_psf, merge, bands, wavelength_range, window, bbox, wavelengths_file):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
     import numpy as np
 
@@ -217,6 +221,10 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
                                 workers=workers, progress="none" if quiet else progress,
                                 block=block_size, batch=batch)
     stream.check_options(opts)  # a bad --batch / --block-size fails before anything is read
+    if adapt_minutes is not None:
+        from .sensor import SensorModel
+
+        SensorModel(adapt_psf)  # … and a bad --adapt-psf
     from .methods import get_method
 
     if method != "auto":
@@ -266,7 +274,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
         from .adapt import adapt
 
         res = adapt(cube, method, scale, minutes=adapt_minutes, weights=weights, device=device, guide=guide,
-                    progress=not quiet and progress == "bar", command=" ".join(sys.argv))
+                    progress=not quiet and progress == "bar", command=" ".join(sys.argv), psf=adapt_psf)
         click.echo(res.summary(), err=True)
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()
@@ -327,7 +335,7 @@ def _client(scheduler):
 @main.command("adapt")
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
-@click.option("--method", "-m", default="dualsr", show_default=True, help="dualsr, coarsr, mulsr or ifmsr")
+@click.option("--method", "-m", default="dualsr", show_default=True, help="dualsr, coarsr, dualsr-glp, mulsr, ifmsr, snlsr or a-snlsr")
 @click.option("--guide", type=click.Path(path_type=Path), default=None,
               help="mulsr, ifmsr: the scene's high-resolution guide (adapted on together)")
 @click.option("--out", "out", type=click.Path(path_type=Path), required=True,
@@ -340,17 +348,23 @@ def _client(scheduler):
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--resume", is_flag=True, help="continue an interrupted adaptation in --out")
 @click.option("--overwrite", is_flag=True, help="start afresh in an --out that holds a run")
+@click.option("--psf", default="gaussian", show_default=True, metavar="MODEL",
+              help="how the scene is reduced for adaptation: gaussian (gain 0.3 at Nyquist), gaussian:GAIN, "
+                   "bicubic (MATLAB, anti-aliased) or a PSF file (.npy, or .mat with 'data')")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
-def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed, device, resume, overwrite, quiet):
+def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed, device, resume, overwrite, psf,
+              quiet):
     """Fine-tune a method's network on INPUT itself and keep the weights with a model card.
 
-    The scene reduced by --scale (Gaussian MTF, gain 0.3 at Nyquist) is the input and the scene the
-    target; the last quarter of its longer side is held out, picks the checkpoint and decides: when
+    The scene reduced by --scale (--psf: by default a Gaussian MTF with gain 0.3 at Nyquist) is the
+    input and the scene the target; the last quarter of its longer side is held out, picks the checkpoint and decides: when
     adaptation does not beat the starting weights there, they are kept and the card says so. Use
     the result with `geohsr run OTHER.tif -s SCALE -m METHOD --weights "<printed --weights value>"`."""
     from .adapt import adapt
     from .io import open_cube
+    from .sensor import SensorModel
 
+    SensorModel(psf)  # a bad --psf fails before the scene is read
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise click.BadParameter(f"{out} already holds files; pass --resume to continue or --overwrite "
                                  "to start afresh", param_hint="--out")
@@ -360,7 +374,7 @@ def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed,
         shutil.rmtree(out / "checkpoint")
     res = adapt(open_cube(input), method, scale, minutes=None if batches else minutes, batches=batches,
                 out=out, weights=weights, seed=seed, device=device, progress=not quiet, resume=resume,
-                command=" ".join(sys.argv), guide=guide)
+                command=" ".join(sys.argv), guide=guide, psf=psf)
     click.echo(res.summary(), err=True)
     click.echo(f"--weights {res.weights}" if res.weights else "--weights (the shipped ones: adaptation did not help)")
 

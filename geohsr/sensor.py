@@ -46,16 +46,94 @@ def blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     return _blur_axis(y, k, -2).reshape(b, c, h, w)
 
 
-def guide_low(g: torch.Tensor, scale: int) -> torch.Tensor:
-    """``G↓``: the guide through the sensor MTF, sampled at the LR pixel centres. Computed one axis
-    at a time (blur, then sample, along rows, then along columns: the same linear operator, a
-    quarter of the work on the second axis at ×4)."""
+def guide_low(g: torch.Tensor, scale: int, gain: float = GAIN_AT_NYQUIST) -> torch.Tensor:
+    """``G↓``: the guide through the sensor MTF (``gain`` at the LR Nyquist frequency), sampled at
+    the LR pixel centres. Computed one axis at a time (blur, then sample, along rows, then along
+    columns: the same linear operator, a quarter of the work on the second axis at ×4)."""
     from .resize import output_length, resize_axis
 
-    k = _gauss_kernel(mtf_sigma(scale)).to(g.device, g.dtype)
+    k = _gauss_kernel(mtf_sigma(scale, gain)).to(g.device, g.dtype)
     b, c, h, w = g.shape
     y = _blur_axis(g.reshape(b * c, 1, h, w), k, -2)
     y = resize_axis(y, -2, output_length(h, 1.0 / scale), 1.0 / scale, -0.5, False)
     y = _blur_axis(y, k, -1)
     y = resize_axis(y, -1, output_length(w, 1.0 / scale), 1.0 / scale, -0.5, False)
     return y.reshape(b, c, y.shape[-2], y.shape[-1])
+
+
+class SensorModel:
+    """How scene adaptation reduces an HR image to the LR grid (``psf`` of :func:`geohsr.adapt.adapt`,
+    ``--psf``):
+
+    * ``"gaussian"`` (default) or ``"gaussian:G"``: the Gaussian MTF with gain ``G`` (default 0.3) at
+      the LR Nyquist frequency, sampled at the LR pixel centres (:func:`guide_low`);
+    * ``"bicubic"``: MATLAB's anti-aliased bicubic ×1/s (:func:`geohsr.degrade.bicubic_down`: how
+      the shipped weights' training pairs were made);
+    * a file: a measured PSF (``.npy``, or ``.mat`` with the kernel under ``data``) on the HR grid,
+      applied as A-SNLSR does (:func:`geohsr.degrade.psf_stride`: correlation, stride s)."""
+
+    def __init__(self, psf=None):
+        from pathlib import Path
+
+        import numpy as np
+
+        from .errors import InputError
+
+        self.kind, self.gain, self.kernel, self.source = "gaussian", GAIN_AT_NYQUIST, None, ""
+        text = "gaussian" if psf is None else str(psf)
+        if text.lower().startswith("gaussian"):
+            _, _, g = text.partition(":")
+            try:
+                self.gain = float(g) if g else GAIN_AT_NYQUIST
+            except ValueError:
+                self.gain = -1.0
+            if not 0.0 < self.gain < 1.0:
+                raise InputError(f"--psf {text}: the gain at Nyquist must lie between 0 and 1 (e.g. gaussian:0.3)")
+        elif text.lower() == "bicubic":
+            self.kind = "bicubic"
+        else:
+            path = Path(text)
+            if not path.is_file():
+                raise InputError(f"--psf {text}: not gaussian[:GAIN], bicubic or a PSF file (.npy, or .mat "
+                                 "with the kernel under 'data')")
+            from .degrade import load_mat_kernel
+
+            k = np.load(path) if path.suffix.lower() == ".npy" else load_mat_kernel(path)
+            k = np.asarray(k, np.float64)
+            if k.ndim != 2 or k.shape[0] != k.shape[1] or not np.isfinite(k).all() or k.sum() <= 0:
+                raise InputError(f"--psf {text}: the PSF must be a square 2-D kernel of finite values with a "
+                                 f"positive sum, got shape {k.shape}")
+            self.kind, self.kernel, self.source = "psf", k / k.sum(), str(path)
+
+    def reduce(self, hr, scale: int):
+        """``(…, H, W)`` float32 array → the LR grid (``(…, H/s, W/s)``), as a float32 array."""
+        import numpy as np
+
+        x = np.ascontiguousarray(hr, dtype=np.float32)
+        if self.kind == "bicubic":
+            from .degrade import bicubic_down
+
+            return np.asarray(bicubic_down(x, scale), np.float32)
+        lead, (h, w) = x.shape[:-2], x.shape[-2:]
+        flat = x.reshape((-1, 1, h, w))
+        if self.kind == "psf":
+            from .degrade import psf_stride
+
+            k = self.kernel.shape[0]
+            if k < scale:
+                from .errors import InputError
+
+                raise InputError(f"the PSF ({k}×{k} HR px) is smaller than the scale ×{scale}")
+            y = psf_stride(flat[:, 0], self.kernel, scale)
+            return y.reshape(lead + y.shape[-2:])
+        y = guide_low(torch.from_numpy(flat), scale, self.gain).numpy()
+        return y.reshape(lead + y.shape[-2:])
+
+    def describe(self, scale: int) -> str:
+        if self.kind == "bicubic":
+            return f"MATLAB bicubic ×1/{scale} (anti-aliased; geohsr.degrade.bicubic_down)"
+        if self.kind == "psf":
+            return (f"the PSF in {self.source} ({self.kernel.shape[0]}×{self.kernel.shape[0]} HR px), "
+                    f"correlation with stride {scale} (geohsr.degrade.psf_stride)")
+        return (f"Gaussian MTF, gain {self.gain:g} at the LR Nyquist frequency, then sampling at the LR "
+                "pixel centres (geohsr.sensor.guide_low)")

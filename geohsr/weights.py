@@ -225,17 +225,27 @@ def model_card_markdown(e: dict) -> str:
               f"| trained on | {json.dumps(e.get('trained_on'))} |",
               f"| sha256 | `{e['sha256']}` |",
               f"| licence | {e.get('licence', 'weights: GPL-3.0-or-later (code); training data: see README.md, Data attribution')} |", ""]
+    t = e.get("test_metrics") or {}
+    if t:  # scenes that chose nothing come first
+        lines += ["## Test metrics (scenes that chose nothing)", "", t.get("protocol", ""), ""]
+        for which, c in t.get("cuts", {}).items():
+            lines += [f"**{which.capitalize()}**: {c['bands']}; per scene (PSNR dB): " + "; ".join(
+                f"{k}: " + ", ".join(f"{m} {v:.2f}" for m, v in row.items()) for k, row in c["per_scene"].items()), ""]
+            lines += _table(c["table"])
     m = e.get("held_out_metrics") or {}
     if m:
-        lines += ["## Held-out metrics", "", m.get("protocol", ""), ""]
-        rows = m.get("table", {})
-        if rows:
-            cols = list(next(iter(rows.values())).keys())
-            lines += ["| method | " + " | ".join(LABELS.get(c, c) for c in cols) + " |",
-                      "|---" * (len(cols) + 1) + "|"]
-            for k, r in rows.items():
-                lines.append(f"| {k} | " + " | ".join(_fmt(r.get(c, ""), c) for c in cols) + " |")
-            lines.append("")
+        lines += ["## Validation metrics (these scenes also chose the checkpoint: optimistic)" if t else
+                  "## Held-out metrics", "", m.get("protocol", ""), ""]
+        lines += _table(m.get("table", {}))
         for note in m.get("notes", []):
             lines.append(f"* {note}")
     return "\n".join(lines) + "\n"
+
+
+def _table(rows: dict) -> list[str]:
+    if not rows:
+        return []
+    cols = list(next(iter(rows.values())).keys())
+    out = ["| method | " + " | ".join(LABELS.get(c, c) for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    out += [f"| {k} | " + " | ".join(_fmt(r.get(c, ""), c) for c in cols) + " |" for k, r in rows.items()]
+    return out + [""]

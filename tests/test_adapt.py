@@ -211,4 +211,59 @@ def test_adapt_is_skipped_when_auto_picks_a_training_free_method(monkeypatch):
     out = geohsr.superresolve(cube, "auto", 2, adapt=dict(batches=1))
     assert out.attrs["geohsr_adapted"] == "not adapted: auto chose bicubic, which has no network to adapt"
     assert A.adaptable("dualsr") and A.adaptable("ifmsr") and A.adaptable("dualsr-glp")
-    assert not A.adaptable("mtf-glp") and not A.adaptable("snlsr")
+    assert A.adaptable("snlsr") and A.adaptable("a-snlsr") and not A.adaptable("mtf-glp")
+
+
+@pytest.mark.parametrize("method", ["snlsr", "a-snlsr"])
+def test_fixed_grid_methods_adapt_on_the_scenes_bands_resampled_onto_their_grid(tmp_path, method):
+    """SNLSR / A-SNLSR adapt on the scene's bands resampled onto the model's grid: the adapted
+    weights keep the grid (the product has the model's 30 bands), the card has the held-out
+    numbers; superresolve(adapt=...) records the outcome."""
+    bands = 60
+    data = np.clip(smooth_field(bands, 48, 64, seed=5), 0.01, None).astype(np.float32)
+    cube = geo.with_grid(xr.DataArray(data, dims=("band", "y", "x"),
+                                      coords={"wavelength": ("band", np.linspace(1000, 2480, bands))}),
+                         Affine(30, 0, 365000, 0, -30, 5807000), "EPSG:32633")
+    res = A.adapt(cube, method, 4, batches=2, out=tmp_path / "run", progress=False)
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    assert card["method"] == method and card["batches"] == 2
+    assert card["held_out_psnr_db"] == {"before": round(res.before_db, 3), "after": round(res.after_db, 3)}
+    assert "30-band grid" in card["adapted_on"]["bands"]
+    shipped = geohsr.superresolve(cube, method, 4)
+    tried = geohsr.superresolve(cube, method, 4, weights=res.tried)
+    assert tried.shape == shipped.shape == (30, 48 * 4, 64 * 4)
+    np.testing.assert_allclose(tried.coords["wavelength"].values, shipped.coords["wavelength"].values)
+    assert (res.weights == res.tried) == res.improved
+    out = geohsr.superresolve(cube, method, 4, adapt=dict(batches=1, seed=2))
+    assert out.attrs["geohsr_adapted"].startswith(f"adaptation ({method} ×4")
+
+
+def test_the_sensor_model_of_adaptation_is_a_choice(tmp_path):
+    """--psf: the Gaussian MTF (gain at Nyquist), MATLAB bicubic, or a measured PSF file; a bad
+    value is refused with what to give, before anything is read."""
+    import torch
+
+    from geohsr import degrade
+    from geohsr.sensor import SensorModel, guide_low
+
+    x = smooth_field(3, 32, 40, seed=1).astype(np.float32)
+    np.testing.assert_allclose(SensorModel().reduce(x, 4), guide_low(torch.from_numpy(x)[None], 4)[0].numpy(),
+                               atol=1e-6)
+    np.testing.assert_allclose(SensorModel("bicubic").reduce(x[None], 4)[0], degrade.bicubic_down(x, 4), atol=1e-6)
+    soft, sharp = SensorModel("gaussian:0.1").reduce(x, 4), SensorModel("gaussian:0.6").reduce(x, 4)
+    assert soft.shape == sharp.shape == (3, 8, 10) and np.std(soft) < np.std(sharp)
+    k = np.zeros((4, 4))
+    k[0, 0] = 2.0  # a delta PSF (normalised on load): plain subsampling
+    np.save(tmp_path / "psf.npy", k)
+    m = SensorModel(tmp_path / "psf.npy")
+    np.testing.assert_allclose(m.reduce(x, 4), x[:, ::4, ::4], atol=1e-6)
+    assert "psf.npy (4×4 HR px)" in m.describe(4)
+    for bad, what in (("gaussian:2", "between 0 and 1"), ("gauss", "not gaussian"), (tmp_path / "none.npy", "PSF file")):
+        with pytest.raises(InputError, match=what):
+            SensorModel(bad)
+    res = A.adapt(_scene(bands=8, h=48, w=64), "coarsr", 2, batches=1, out=tmp_path / "run", progress=False,
+                  psf="bicubic")
+    assert res.card["degradation"].startswith("MATLAB bicubic ×1/2")
+    r = CliRunner().invoke(main, ["adapt", str(tmp_path / "x.tif"), "-s", "2", "--out", str(tmp_path / "o"),
+                                  "--psf", "gaussian:7"])
+    assert r.exit_code != 0 and "between 0 and 1" in r.output

@@ -164,15 +164,19 @@ VAL_BANDS = 24  # bands (evenly spaced) the held-out check of an adaptation scor
 
 class GuidedAdaptTask(GuidedTask):
     """A guided network fine-tuned on one scene and its real guide (:mod:`geohsr.adapt`): HR
-    patches from the scene's training part, LR through geohsr's sensor model, the guide reduced by
-    the same model onto the scene's grid (so guide : scene = scene : LR); one random band per
+    patches from the scene's training part, LR through the sensor model (``sensor``, a
+    :class:`geohsr.sensor.SensorModel`; default the Gaussian MTF), the guide reduced by the same
+    model onto the scene's grid (so guide : scene = scene : LR); one random band per
     sample; validation on the held-out part reduced the same way (PSNR, peak 1)."""
 
     val_every = 10
 
     def __init__(self, method: str, train: np.ndarray, ok: np.ndarray, guide: np.ndarray, held: np.ndarray,
-                 held_guide: np.ndarray, scale: int, init: str, device: str = "cpu", seed: int = 1):
+                 held_guide: np.ndarray, scale: int, init: str, device: str = "cpu", seed: int = 1, sensor=None):
         from .. import weights as W
+        from ..sensor import SensorModel
+
+        self.sensor = sensor or SensorModel()
 
         spec = get_method(method)
         torch.manual_seed(seed)
@@ -199,9 +203,7 @@ class GuidedAdaptTask(GuidedTask):
         self.guide_perturb = 0.0
 
     def _reduce(self, hr: np.ndarray) -> np.ndarray:
-        from ..sensor import guide_low
-
-        return guide_low(torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)), self.scale).numpy()
+        return self.sensor.reduce(hr, self.scale)
 
     def sample(self, rng, batch):
         from .data import _augment5

@@ -7,6 +7,7 @@ import os
 from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingException,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -85,6 +86,7 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
     INPUT, METHOD, SCALE, GUIDE, WEIGHTS, DEVICE, OUTPUT = (
         "INPUT", "METHOD", "SCALE", "GUIDE", "WEIGHTS", "DEVICE", "OUTPUT")
     ADAPT, CLIP, DTYPE, FORMAT, MEMORY = "ADAPT", "CLIP", "DTYPE", "FORMAT", "MEMORY_LIMIT"
+    ADAPT_PSF = "ADAPT_PSF"
 
     def __init__(self, method_names=None):
         super().__init__()
@@ -133,9 +135,14 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterNumber(self.ADAPT, "Adapt to this scene for N minutes (0: no)",
                                          QgsProcessingParameterNumber.Double, defaultValue=0.0,
                                          minValue=0.0, maxValue=600.0)
-        p.setHelp("DualSR/CoarSR/DualSR-GLP, MulSR/IFMSR (with the guide): first fine-tune the network on "
+        p.setHelp("DualSR/CoarSR/DualSR-GLP, MulSR/IFMSR (with the guide), SNLSR/A-SNLSR: first fine-tune the network on "
                   "this scene at reduced resolution; a "
                   "held-out strip decides whether the adapted weights are used (geohsr run --adapt).")
+        self.addParameter(p)
+        p = QgsProcessingParameterString(self.ADAPT_PSF, "Adaptation: how the scene is reduced", defaultValue="gaussian")
+        p.setHelp("gaussian (gain 0.3 at Nyquist), gaussian:GAIN, bicubic (MATLAB, anti-aliased) or the path of a "
+                  "measured PSF (.npy, or .mat with 'data'); used only when adapting (geohsr run --adapt-psf).")
+        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(p)
         p = QgsProcessingParameterString(self.CLIP, "Clip output values", defaultValue="auto")
         p.setHelp("auto: at 0 from below when the data cannot be negative (unsigned type or GDAL "
@@ -177,6 +184,8 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         minutes = self.parameterAsDouble(parameters, self.ADAPT, context)
         if minutes > 0:
             args += ["--adapt", f"{minutes:g}"]
+            psf = (self.parameterAsString(parameters, self.ADAPT_PSF, context) or "gaussian").strip()
+            args += ["--adapt-psf", psf]
         clip = (self.parameterAsString(parameters, self.CLIP, context) or "auto").strip()
         args += ["--clip", clip]
         dtype = self.parameterAsEnumString(parameters, self.DTYPE, context) or DTYPES[0]

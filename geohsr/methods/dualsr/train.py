@@ -111,17 +111,21 @@ def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskI
 
 class AdaptTask(CoarSRTask):
     """CoarSR fine-tuned on one scene (:mod:`geohsr.adapt`): HR patches from the scene's training
-    part, LR through geohsr's sensor model (:func:`geohsr.sensor.guide_low`), a window of
+    part, LR through the sensor model (``sensor``, a :class:`geohsr.sensor.SensorModel`; default
+    the Gaussian MTF of :func:`geohsr.sensor.guide_low`), a window of
     ``band_window`` contiguous bands per batch; validation on the held-out part reduced the same
     way (PSNR, peak 1)."""
 
     val_every = 10
 
     def __init__(self, train: np.ndarray, ok: np.ndarray, held: np.ndarray, scale: int, init: str,
-                 device: str = "cpu", seed: int = 1):
+                 device: str = "cpu", seed: int = 1, sensor=None):
         from ... import weights as W
         from ...adapt import BAND_WINDOW
+        from ...sensor import SensorModel
         from . import _config_of
+
+        self.sensor = sensor or SensorModel()
 
         torch.manual_seed(seed)
         tensors, meta = W.load(init)
@@ -144,9 +148,7 @@ class AdaptTask(CoarSRTask):
         self.train_scenes, self.val_scenes = ["scene (training part)"], ["scene (held-out part)"]
 
     def _reduce(self, hr: np.ndarray) -> np.ndarray:
-        from ...sensor import guide_low
-
-        return guide_low(torch.from_numpy(np.ascontiguousarray(hr, dtype=np.float32)), self.scale).numpy()
+        return self.sensor.reduce(hr, self.scale)
 
     def sample(self, rng, batch):
         from ...train.data import _augment5

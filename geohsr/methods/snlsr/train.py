@@ -277,6 +277,75 @@ class SWIRTask:
                                  "(ln max(x, 1e-4) - ln 1e-4) / (ln 2 - ln 1e-4)"}
 
 
+class SWIRAdaptTask(SWIRTask):
+    """SNLSR / A-SNLSR fine-tuned on one scene (:mod:`geohsr.adapt`): the scene's bands resampled
+    onto the model's grid and divided by their maximum; HR crops of the training part (8 dihedral
+    variants), LR through the sensor model (``sensor``: :class:`geohsr.sensor.SensorModel`); SNLSR's SR and
+    unmixing losses (no domain loss: here the source and the target are the same scene; A-SNLSR's
+    discriminator is left out). Validation: PSNR of the linear values (peak 1) on the held-out part
+    reduced the same way — what picks the checkpoint and decides keep-or-not."""
+
+    val_key = "psnr"
+    val_every = 10
+
+    def __init__(self, method: str, train: np.ndarray, ok: np.ndarray, held: np.ndarray, scale: int,
+                 init: str, device: str = "cpu", seed: int = 1, sensor=None):
+        from ...sensor import SensorModel
+
+        self.sensor = sensor or SensorModel()
+        torch.manual_seed(seed)
+        tensors, meta, path = W.load_checked(method, scale, init)
+        self.name = self.method = method
+        self.adversarial, self.l1_only = False, False
+        self.sam_weight, self.sam_domain = 0.1, "log"  # the shipped recipe's
+        self.alpha, self.alpha_rampup = 0.0, 0
+        self.scale, self.device, self.step = scale, torch.device(device), 0
+        self.cfg = SNLSRConfig(**meta["config"])
+        configs = get_method(method).configs
+        self.config_name = meta.get("config_name") if meta.get("config_name") in configs else "compact"
+        self.model = SWIRModel(scale, self.cfg, adversarial=False).to(self.device)
+        W.load_into(self.model.net, {k[4:]: v for k, v in tensors.items() if k.startswith("net.")} or tensors, path)
+        self._meta = {k: v for k, v in meta.items() if k not in ("adapted",)}
+        self.batch = configs[self.config_name].batch
+        side = min(train.shape[1], train.shape[2])
+        self.hr_crop = max(4 * scale, min(64, side) // scale * scale)
+        self.train, self.ok = train, ok
+        hs = held.shape[1] // scale * scale, held.shape[2] // scale * scale
+        self.held = np.ascontiguousarray(held[:, :hs[0], :hs[1]])
+        self.held_lr = self.degrade(self.held[None])[0]
+        self.train_scenes, self.val_scenes = ["scene (training part)"], ["scene (held-out part)"]
+
+    def degrade(self, hr: np.ndarray) -> np.ndarray:
+        return self.sensor.reduce(hr, self.scale)
+
+    def sample(self, rng, batch):
+        c, (_, H, W_) = self.hr_crop, self.train.shape
+        hrs = []
+        for _ in range(batch):
+            for _try in range(20):  # a crop without invalid pixels, when there is one
+                y, x = int(rng.integers(0, H - c + 1)), int(rng.integers(0, W_ - c + 1))
+                if self.ok[y:y + c, x:x + c].all():
+                    break
+            hrs.append(np.ascontiguousarray(_dihedral(self.train[:, y:y + c, x:x + c], int(rng.integers(8)))))
+        hr = np.stack(hrs)
+        t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
+        return t(to_log(self.degrade(hr))), t(to_log(hr)), t(np.zeros(batch, np.int64)), batch
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        x = torch.from_numpy(to_log(self.held_lr))[None].to(self.device)
+        was = self.model.training
+        self.model.eval()
+        sr = from_log(self.model.net(x)[0][0].clamp(0, 1).cpu().numpy())
+        self.model.train(was)
+        bic = F.interpolate(torch.from_numpy(self.held_lr)[None], scale_factor=self.scale, mode="bicubic",
+                            align_corners=False)[0].clamp(0, 1).numpy()
+        return {"psnr": metrics.psnr(sr, self.held), "psnr_bicubic": metrics.psnr(bic, self.held)}
+
+    def metadata(self) -> dict:
+        return {**self._meta, "adapted": "scene adaptation (geohsr.adapt)"}
+
+
 def _parse_range(text) -> tuple[float, float]:
     try:
         lo, hi = (float(v) for v in str(text).split("-"))
