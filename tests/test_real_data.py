@@ -176,3 +176,31 @@ def test_remote_sensing_weights_reproduce_their_card_and_are_picked_by_wavelengt
     assert got == pytest.approx(e["held_out_metrics"]["per_scene"][scene]["dualsr_rs"], abs=0.05)
     vis = cube.isel(band=np.flatnonzero(sc.wavelength < 700))
     assert "coarsr_x4_compact.safetensors" in geohsr.superresolve(vis, "coarsr", 4).attrs["geohsr_weights"]
+
+
+def test_cave_weights_carry_test_numbers_from_scenes_that_chose_nothing():
+    """The CAVE cards lead with test numbers on the remote-sensing test scenes (visible bands): one
+    reproduced within 0.05 dB through geohsr's own pick for a visible-only scene; the card says
+    which scenes chose the checkpoint."""
+    import xarray as xr
+    from affine import Affine
+
+    from geohsr import degrade, geo, metrics
+    from geohsr import weights as W
+    from geohsr.train.data import rs_scene
+
+    e = next(x for x in W.catalog() if x["file"] == "coarsr_x4_compact.safetensors")
+    t = e["test_metrics"]["cuts"]["visible"]
+    assert set(t["per_scene"]) <= {"indian_pines", "sandiego", "abu-urban-3", "enmap_a"}
+    card = (W.models_dir() / "coarsr_x4_compact.md").read_text()
+    assert card.index("## Test metrics (scenes that chose nothing)") < card.index("also chose the checkpoint")
+    sc = rs_scene(shared_or_skip(), "sandiego")
+    keep = np.asarray(sc.wavelength) <= 720.0
+    hr = sc.cube[keep][:, :100, :100].astype(np.float32)
+    cube = geo.with_grid(xr.DataArray(degrade.bicubic_down(hr, 4).astype(np.float32), dims=("band", "y", "x"),
+                                      coords={"wavelength": ("band", np.asarray(sc.wavelength)[keep])}),
+                         Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
+    out = geohsr.superresolve(cube, "dualsr", 4, clip="none")
+    assert "coarsr_x4_compact.safetensors" in out.attrs["geohsr_weights"]  # visible only: the CAVE weights
+    got = metrics.psnr(np.clip(out.values, 0, 1), hr)
+    assert got == pytest.approx(t["per_scene"]["sandiego"]["dualsr"], abs=0.05)
