@@ -81,7 +81,7 @@ def main() -> None:
     if geohsr.get_method(method).bands == "grid":  # the reference: the test part on the model's grid
         from geohsr.engine import resample_to_grid
 
-        grid_of = lambda c: resample_to_grid(c, geohsr.get_method(method).band_grid(s, None)).values  # noqa: E731
+        grid_of = lambda c: resample_to_grid(geohsr.open_cube(c), geohsr.get_method(method).band_grid(s, None)).values  # noqa: E731
     for name in args.scenes.split(","):
         cube, wl = load(name)
         cube = cube / max(float(cube.max()), 1e-12)
