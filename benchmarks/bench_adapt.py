@@ -75,8 +75,14 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--method", default="dualsr", help="dualsr, snlsr or a-snlsr (scored on its band grid)")
     ap.add_argument("--psf", default="gaussian", help="adaptation's sensor model (geohsr.sensor.SensorModel)")
+    ap.add_argument("--lr", type=float, default=None, help="adaptation's learning rate (default: geohsr's)")
+    ap.add_argument("--batches", type=int, default=None,
+                    help="a batch budget instead of --minutes (the result then does not depend on the CPU's load)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     args = ap.parse_args()
     s, method = args.scale, args.method
+    if args.threads:
+        torch.set_num_threads(args.threads)
     grid_of = None
     if geohsr.get_method(method).bands == "grid":  # the reference: the test part on the model's grid
         from geohsr.engine import resample_to_grid
@@ -94,8 +100,8 @@ def main() -> None:
         test = test[:, :test.shape[1] // s * s, :test.shape[2] // s * s]
         t0 = time.time()
         with tempfile.TemporaryDirectory() as tmp:
-            res = adapt(as_cube(user, wl), method, s, minutes=args.minutes, out=tmp, seed=args.seed,
-                        progress=False, psf=args.psf)
+            res = adapt(as_cube(user, wl), method, s, minutes=args.minutes, batches=args.batches, out=tmp,
+                        seed=args.seed, progress=False, psf=args.psf, lr=args.lr)
             adapted = res.tried  # the adapted network (DualSR: with the ×s/2 network it started with)
             t_adapt = time.time() - t0
             rows = {}
@@ -115,7 +121,8 @@ def main() -> None:
                 rows[proto] = out
         rec = {"benchmark": "adapt", "method": method, "input": name, "scale": s,
                "bands": int(L), "shape": [int(H), int(W)], "user_part": list(user.shape[1:]),
-               "test_part": list(test.shape[1:]), "minutes": args.minutes, "seed": args.seed,
+               "test_part": list(test.shape[1:]), "minutes": None if args.batches else args.minutes, "seed": args.seed,
+               "lr": res.card.get("lr"), "batch_budget": args.batches,
                "batches": res.card["batches"], "adapt_wall_s": round(t_adapt, 1),
                "held_out_before_after": [round(res.before_db, 3), round(res.after_db, 3)],
                "kept": "adapted" if res.improved else "shipped", "test_psnr": rows,
@@ -123,7 +130,7 @@ def main() -> None:
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "date": time.strftime("%Y-%m-%d")}}
         rec["psf"] = None if args.psf == "gaussian" else args.psf  # None: the default sensor model
-        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes"))
+        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget"))
         print(json.dumps(rec), flush=True)
 
 

@@ -226,7 +226,8 @@ def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, devi
     _check_budget(minutes)
     device = str(resolve_device(device))
     start = str(W.load_checked(spec.name, s, weights)[2])
-    grid = resample_to_grid(open_cube(cube), spec.band_grid(s, start), spec.name)
+    cube = open_cube(cube)
+    grid = resample_to_grid(cube, spec.band_grid(s, start), spec.name)
     data, ok, good, origin = _read_region(grid, MAX_SIDE)
     train_sl, held_sl = split(ok, s)
     out = _out_dir(out)
@@ -236,7 +237,7 @@ def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, devi
                      resume=resume, progress=progress)
     return _conclude(spec, s, run, out, start, weights, command, device, "scene", {
         "adapted_on": {
-            "scene": str(open_cube(cube).attrs.get("source", "in-memory cube")),
+            "scene": str(cube.attrs.get("source", "in-memory cube")),
             "region_px": {"row": origin[0], "col": origin[1], "rows": int(ok.shape[0]), "cols": int(ok.shape[1])},
             "bands": f"the scene's bands resampled onto the model's {len(good)}-band grid",
             "held_out": f"the last {HELD_OUT:.0%} of the longer side",

@@ -576,13 +576,13 @@ def run_plan(plan: Plan, dst: Path, fmt: str, opts: StreamOptions | None = None)
     opts = opts or StreamOptions()
     if fmt not in STREAM_FORMATS:
         raise OutputError(f"streaming writes GeoTIFF, COG or ENVI, not {fmt}")
+    job = _Job(plan, Path(dst), fmt, opts)
     threads = None
     if opts.client is None:  # every worker thread its share of the cores (restored afterwards)
         import torch
 
         threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // (opts.workers or _default_workers(plan, None))))
-    job = _Job(plan, Path(dst), fmt, opts)
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // job.workers))
     resumed = job.load_state()
     job.spans = phase_spans(plan.spec.normalise and job.state["norm"] is None, job.two_pass)
     nb, h, w = plan.cube.shape

@@ -124,6 +124,18 @@ def _augment5(patch: np.ndarray, k: int) -> np.ndarray:
     return patch[:, ::-1, :]
 
 
+def valid_corner(rng: np.random.Generator, ok: np.ndarray, size: int, tries: int = 20) -> tuple[int, int]:
+    """Top-left ``(y, x)`` of a random ``size`` × ``size`` window of the mask ``ok`` (H, W) holding
+    only valid pixels, when one of ``tries`` draws finds one (else the last draw): how the scene
+    adaptation tasks cut their training patches."""
+    H, W = ok.shape
+    for _ in range(tries):
+        y, x = int(rng.integers(0, H - size + 1)), int(rng.integers(0, W - size + 1))
+        if ok[y:y + size, x:x + size].all():
+            break
+    return y, x
+
+
 class DualSRPatches:
     """Random patches with the DualSR recipe (docs/methods.md, DualSR), sampled on the fly.
 

@@ -206,16 +206,13 @@ class GuidedAdaptTask(GuidedTask):
         return self.sensor.reduce(hr, self.scale)
 
     def sample(self, rng, batch):
-        from .data import _augment5
+        from .data import _augment5, valid_corner
 
         p = self.lr_patch * self.scale
-        n, H, W_ = self.train.shape
+        n = self.train.shape[0]
         hrs, gs = [], []
         for _ in range(batch):
-            for _try in range(20):  # a patch without invalid pixels, when there is one
-                y, x = int(rng.integers(0, H - p + 1)), int(rng.integers(0, W_ - p + 1))
-                if self.ok[y:y + p, x:x + p].all():
-                    break
+            y, x = valid_corner(rng, self.ok, p)
             both = np.concatenate([self.train[:, y:y + p, x:x + p], self.guide[:, y:y + p, x:x + p]])
             both = np.ascontiguousarray(_augment5(both, int(rng.integers(5))))
             hrs.append(both[:n])

@@ -114,7 +114,7 @@ class AdaptTask(CoarSRTask):
     part, LR through the sensor model (``sensor``, a :class:`geohsr.sensor.SensorModel`; default
     the Gaussian MTF of :func:`geohsr.sensor.guide_low`), a window of
     ``band_window`` contiguous bands per batch; validation on the held-out part reduced the same
-    way (PSNR, peak 1)."""
+    way (PSNR, peak 1; :meth:`CoarSRTask.validate`)."""
 
     val_every = 10
 
@@ -143,42 +143,27 @@ class AdaptTask(CoarSRTask):
         self.train, self.ok = train, ok
         self.band_window = min(train.shape[0], BAND_WINDOW)
         hs = held.shape[1] // scale * scale, held.shape[2] // scale * scale
-        self.held = np.ascontiguousarray(held[:, :hs[0], :hs[1]])
-        self.held_lr = self._reduce(self.held[None])[0]
+        held = np.ascontiguousarray(held[:, :hs[0], :hs[1]])
+        self.val = [(held, self._reduce(held[None])[0])]  # CoarSRTask.validate scores it
         self.train_scenes, self.val_scenes = ["scene (training part)"], ["scene (held-out part)"]
 
     def _reduce(self, hr: np.ndarray) -> np.ndarray:
         return self.sensor.reduce(hr, self.scale)
 
     def sample(self, rng, batch):
-        from ...train.data import _augment5
+        from ...train.data import _augment5, valid_corner
 
         p = self.lr_patch * self.scale
-        L, H, W_ = self.train.shape
-        b0 = int(rng.integers(0, L - self.band_window + 1))
+        b0 = int(rng.integers(0, self.train.shape[0] - self.band_window + 1))
         hrs = []
         for _ in range(batch):
-            for _try in range(20):  # a patch without invalid pixels, when there is one
-                y, x = int(rng.integers(0, H - p + 1)), int(rng.integers(0, W_ - p + 1))
-                if self.ok[y:y + p, x:x + p].all():
-                    break
+            y, x = valid_corner(rng, self.ok, p)
             patch = self.train[b0:b0 + self.band_window, y:y + p, x:x + p]
             hrs.append(np.ascontiguousarray(_augment5(patch, int(rng.integers(5)))))
         hr = np.stack(hrs)
         lr = torch.from_numpy(self._reduce(hr))
         bic = bicubic_up(lr, self.scale)
         return lr.to(self.device), bic.to(self.device), torch.from_numpy(hr).to(self.device)
-
-    @torch.inference_mode()
-    def validate(self) -> dict:
-        x = torch.from_numpy(self.held_lr).to(self.device)
-        bic = bicubic_up(x, self.scale)
-        was = self.model.training
-        self.model.eval()
-        sr = self.model.forward_cube(x[None], bic[None])[0].clamp(0, 1).cpu().numpy()
-        self.model.train(was)
-        return {"psnr": metrics.psnr(sr, self.held),
-                "psnr_bicubic": metrics.psnr(bic.clamp(0, 1).cpu().numpy(), self.held)}
 
     def metadata(self) -> dict:
         return {"method": "coarsr", "scale": self.scale, "config": self._arch.to_dict(),

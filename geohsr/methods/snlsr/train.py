@@ -119,7 +119,53 @@ class SWIRModel(nn.Module):
         self.disc = DomainDiscriminator(config.materials) if adversarial else None
 
 
-class SWIRTask:
+class _SWIRLosses:
+    """SNLSR's loss terms and optimiser step, shared by training (:class:`SWIRTask`) and scene
+    adaptation (:class:`SWIRAdaptTask`). The class attributes are the shipped recipe's values; the
+    training task sets its own from its arguments."""
+
+    adversarial = False
+    l1_only = False
+    sam_weight, sam_domain = 0.1, "log"
+    alpha, alpha_rampup = 0.0, 0
+
+    def alpha_at(self, step: int) -> float:
+        if self.alpha_rampup and step < self.alpha_rampup:
+            return self.alpha * step / self.alpha_rampup
+        return self.alpha
+
+    def _sam(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """SAM loss term (radians). The papers take it of the log-normalised values, where a
+        per-pixel brightness change moves the angle; ``sam_domain="linear"`` takes it of the
+        reflectances the user gets (norms offset by 1e-8, not the papers' 1e-4, which floors the
+        angle of dim reflectance spectra at ~0.03 rad)."""
+        if self.sam_domain == "linear":
+            return sam_radians(from_log(x), from_log(y), eps=1e-8)
+        return sam_radians(x, y)
+
+    def losses(self, batch) -> dict:
+        """The loss terms of one batch: SR terms on the source samples only (the first ``ns``),
+        unmixing terms on every sample, the domain cross-entropy (A-SNLSR) on every sample."""
+        lr, hr, dom, ns = batch
+        sr, rec, a = self.model.net(lr)
+        terms = {"sr_l1": (sr[:ns] - hr).abs().mean()}
+        if not self.l1_only:
+            terms["unmix_l1"] = (rec - lr).abs().mean()
+            terms["sam"] = self.sam_weight * (self._sam(sr[:ns], hr) + self._sam(rec, lr))
+        if self.adversarial:
+            terms["domain_ce"] = F.cross_entropy(self.model.disc(a, self.alpha_at(self.step)), dom)
+        return terms
+
+    def train_batch(self, batch, opt) -> float:
+        loss = sum(self.losses(batch).values())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        self.step += 1
+        return float(loss.item())
+
+
+class SWIRTask(_SWIRLosses):
     val_key = None  # final weights; nothing held out is used for selection
 
     def __init__(self, method: str, source: list[Scene], target: list[Scene], scale: int = 4,
@@ -202,41 +248,6 @@ class SWIRTask:
         t = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return t(lr), t(to_log(src_hr)), t(dom), ns
 
-    def alpha_at(self, step: int) -> float:
-        if self.alpha_rampup and step < self.alpha_rampup:
-            return self.alpha * step / self.alpha_rampup
-        return self.alpha
-
-    def _sam(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """SAM loss term (radians). The papers take it of the log-normalised values, where a
-        per-pixel brightness change moves the angle; ``sam_domain="linear"`` takes it of the
-        reflectances the user gets (norms offset by 1e-8, not the papers' 1e-4, which floors the
-        angle of dim reflectance spectra at ~0.03 rad)."""
-        if self.sam_domain == "linear":
-            return sam_radians(from_log(x), from_log(y), eps=1e-8)
-        return sam_radians(x, y)
-
-    def losses(self, batch) -> dict:
-        """The loss terms of one batch: SR terms on the source samples only (the first ``ns``),
-        unmixing terms on every sample, the domain cross-entropy (A-SNLSR) on every sample."""
-        lr, hr, dom, ns = batch
-        sr, rec, a = self.model.net(lr)
-        terms = {"sr_l1": (sr[:ns] - hr).abs().mean()}
-        if not self.l1_only:
-            terms["unmix_l1"] = (rec - lr).abs().mean()
-            terms["sam"] = self.sam_weight * (self._sam(sr[:ns], hr) + self._sam(rec, lr))
-        if self.adversarial:
-            terms["domain_ce"] = F.cross_entropy(self.model.disc(a, self.alpha_at(self.step)), dom)
-        return terms
-
-    def train_batch(self, batch, opt) -> float:
-        loss = sum(self.losses(batch).values())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        self.step += 1
-        return float(loss.item())
-
     # -- evaluation (Wald protocol, PSF degradation) ------------------------------------------------
     def _eval(self, cubes: list[DomainCube]) -> dict:
         net = self.model.net
@@ -277,7 +288,7 @@ class SWIRTask:
                                  "(ln max(x, 1e-4) - ln 1e-4) / (ln 2 - ln 1e-4)"}
 
 
-class SWIRAdaptTask(SWIRTask):
+class SWIRAdaptTask(_SWIRLosses):
     """SNLSR / A-SNLSR fine-tuned on one scene (:mod:`geohsr.adapt`): the scene's bands resampled
     onto the model's grid and divided by their maximum; HR crops of the training part (8 dihedral
     variants), LR through the sensor model (``sensor``: :class:`geohsr.sensor.SensorModel`); SNLSR's SR and
@@ -295,10 +306,7 @@ class SWIRAdaptTask(SWIRTask):
         self.sensor = sensor or SensorModel()
         torch.manual_seed(seed)
         tensors, meta, path = W.load_checked(method, scale, init)
-        self.name = self.method = method
-        self.adversarial, self.l1_only = False, False
-        self.sam_weight, self.sam_domain = 0.1, "log"  # the shipped recipe's
-        self.alpha, self.alpha_rampup = 0.0, 0
+        self.name = self.method = method  # the loss terms: _SWIRLosses's defaults, no domain loss
         self.scale, self.device, self.step = scale, torch.device(device), 0
         self.cfg = SNLSRConfig(**meta["config"])
         configs = get_method(method).configs
@@ -313,19 +321,20 @@ class SWIRAdaptTask(SWIRTask):
         hs = held.shape[1] // scale * scale, held.shape[2] // scale * scale
         self.held = np.ascontiguousarray(held[:, :hs[0], :hs[1]])
         self.held_lr = self.degrade(self.held[None])[0]
+        bic = F.interpolate(torch.from_numpy(self.held_lr)[None], scale_factor=scale, mode="bicubic",
+                            align_corners=False)[0].clamp(0, 1).numpy()
+        self.held_bicubic_db = metrics.psnr(bic, self.held)  # constant: measured once
         self.train_scenes, self.val_scenes = ["scene (training part)"], ["scene (held-out part)"]
 
     def degrade(self, hr: np.ndarray) -> np.ndarray:
         return self.sensor.reduce(hr, self.scale)
 
     def sample(self, rng, batch):
-        c, (_, H, W_) = self.hr_crop, self.train.shape
-        hrs = []
+        from ...train.data import valid_corner
+
+        c, hrs = self.hr_crop, []
         for _ in range(batch):
-            for _try in range(20):  # a crop without invalid pixels, when there is one
-                y, x = int(rng.integers(0, H - c + 1)), int(rng.integers(0, W_ - c + 1))
-                if self.ok[y:y + c, x:x + c].all():
-                    break
+            y, x = valid_corner(rng, self.ok, c)
             hrs.append(np.ascontiguousarray(_dihedral(self.train[:, y:y + c, x:x + c], int(rng.integers(8)))))
         hr = np.stack(hrs)
         t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).to(self.device)  # noqa: E731
@@ -338,9 +347,7 @@ class SWIRAdaptTask(SWIRTask):
         self.model.eval()
         sr = from_log(self.model.net(x)[0][0].clamp(0, 1).cpu().numpy())
         self.model.train(was)
-        bic = F.interpolate(torch.from_numpy(self.held_lr)[None], scale_factor=self.scale, mode="bicubic",
-                            align_corners=False)[0].clamp(0, 1).numpy()
-        return {"psnr": metrics.psnr(sr, self.held), "psnr_bicubic": metrics.psnr(bic, self.held)}
+        return {"psnr": metrics.psnr(sr, self.held), "psnr_bicubic": self.held_bicubic_db}
 
     def metadata(self) -> dict:
         return {**self._meta, "adapted": "scene adaptation (geohsr.adapt)"}
