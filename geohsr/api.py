@@ -19,7 +19,8 @@ GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (se
 
 def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None, weights=None,
                  device: str = "auto", dtype=None, chunks=None, precision: str = "fp32",
-                 coregister="auto", adapt: dict | None = None, clip="auto", merge: str | None = None) -> xr.DataArray:
+                 coregister="auto", adapt: dict | None = None, clip="auto", merge: str | None = None,
+                 ensemble: bool = False) -> xr.DataArray:
     """Super-resolve a georeferenced cube by an integer ``scale`` with ``method`` (``"auto"``:
     :func:`auto_method`; default: ``"auto"`` with a guide — the candidate best on this scene,
     recorded in ``attrs["geohsr_auto"]`` —, else ``"bicubic"``).
@@ -40,10 +41,13 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     are clipped to, ``(lo, hi)`` (either None), ``"none"``, or ``"auto"`` (default: at 0 from below
     when the data cannot be negative — an unsigned input type, or GDAL scale/offset coords, i.e.
     digital numbers of a physical quantity —, else nothing; :func:`geohsr.engine.clip_range`).
+    ``ensemble=True`` averages a learned method's output over the eight flips and 90° rotations
+    of each block (self-ensemble: 8× the network's time; the gain is in ``benchmarks/RESULTS.md``);
+    ``attrs["geohsr_ensemble"]`` records it.
     """
     if merge is not None:
         return merged(cube, method, scale, merge, guide=guide, weights=weights, device=device, dtype=dtype,
-                      chunks=chunks, precision=precision, coregister=coregister, clip=clip)
+                      chunks=chunks, precision=precision, coregister=coregister, clip=clip, ensemble=ensemble)
     notes = {}
     if method is None:
         method = "auto" if guide is not None else "bicubic"
@@ -57,6 +61,9 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     if adapt and auto_chosen and not adaptable(method):  # auto picked a training-free method
         notes["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
         adapt = None
+    if ensemble and auto_chosen and not get_method(method).needs_weights:
+        notes["geohsr_ensemble"] = f"not applied: auto chose {method}, which has no network"
+        ensemble = False
     if adapt:
         from .adapt import adapt as run_adapt
 
@@ -65,7 +72,7 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                          precision=precision, coregister=coregister, clip=clip)
+                          precision=precision, coregister=coregister, clip=clip, ensemble=ensemble)
     plan.notes.update(notes)
     return compute(plan, chunks)
 
@@ -128,6 +135,8 @@ def merged(cube, method: str, scale: int, merge: str = "bicubic", **kw) -> xr.Da
     if guide is not None:
         raise InputError("merge= does not take a guide")
     model = superresolve(cube, method, scale, **kw)
+    if not get_method(merge).needs_weights:  # a self-ensemble applies to networks only
+        kw["ensemble"] = False
     other = superresolve(cube, merge, scale, **kw)
     grid = np.asarray(model.coords["wavelength"].values, float)
     wl = np.asarray(cube.coords["wavelength"].values, float)

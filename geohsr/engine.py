@@ -56,6 +56,7 @@ class Plan:
     # or None), for drivers that read the file directly (geohsr run --window/--bbox/--bands)
     source_subset: tuple | None = None
     notes: dict = field(default_factory=dict)  # extra attrs/tags of the product (e.g. geohsr_auto)
+    ensemble: bool = False  # self-ensemble: the network's output averaged over 8 flips/rotations
 
     @property
     def bands(self) -> int:
@@ -77,7 +78,7 @@ class Plan:
         return dict(method=self.spec.name, scale=self.scale, weights=self.weights,
                     device=self.requested_device, nodata=self.nodata, mask_dilation=self.spec.mask_dilation,
                     use_bands=self.use_bands, guide=self.guide, precision=self.precision,
-                    fitted=self.fitted)
+                    fitted=self.fitted, ensemble=self.ensemble)
 
     def wrap(self, data) -> xr.DataArray:
         """The HR DataArray around ``data``: band coords, attrs, HR grid, CRS, nodata."""
@@ -90,6 +91,8 @@ class Plan:
         hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale, geohsr_version=__version__)
         if self.spec.needs_weights:
             hr.attrs["geohsr_weights"] = weights_provenance(self)
+        if self.ensemble:
+            hr.attrs["geohsr_ensemble"] = ENSEMBLE_NOTE
         if self.clip is not None:
             hr.attrs["geohsr_clip"] = ",".join("" if v is None else f"{v:g}" for v in self.clip)
         hr.attrs.update(self.notes)
@@ -128,12 +131,20 @@ def clip_range(cube: xr.DataArray, clip="auto") -> tuple | None:
     return (lo, hi)
 
 
+ENSEMBLE_NOTE = "self-ensemble: the network's output averaged over the 8 flips and 90° rotations of each block"
+
+
 def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None,
-            precision="fp32", coregister="auto", clip="auto") -> Plan:
-    """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan."""
+            precision="fp32", coregister="auto", clip="auto", ensemble: bool = False) -> Plan:
+    """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan.
+    ``ensemble``: average the network's output over the eight flips and 90° rotations of each
+    block (:func:`ensemble_infer`; eight times the network's time)."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
     spec = get_method(method)
+    if ensemble and not spec.needs_weights:
+        raise MethodError(f"--ensemble averages a network's outputs; {spec.name} has no network: drop "
+                          "--ensemble or choose a learned method (dualsr, mulsr, ifmsr, …)")
     s = spec.check_scale(scale)
     cube = open_cube(cube)
     if spec.guided and guide is None:
@@ -161,7 +172,8 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
         cube, band_map = resample_to_grid(cube, spec.band_grid(s, wpath), spec.name, with_map=True)
         nodata = cube.rio.nodata
     plan = Plan(spec, s, cube, out_dtype, nodata, nodata, str(resolve_device(device)), wpath,
-                precision=precision, requested_device=str(device or "auto"), band_map=band_map)
+                precision=precision, requested_device=str(device or "auto"), band_map=band_map,
+                ensemble=bool(ensemble))
     if spec.needs_weights:  # load now: bad weights fail here, not at compute time
         load_runner(spec.name, s, plan.weights, plan.device)
     plan.halo = spec.halo_of(s, plan.weights)
@@ -268,10 +280,33 @@ def sr_block(block, norm, *, sides, origin=(0, 0), **kw):
     return sr_blocks([(block, sides, origin)], norm, **kw)[0]
 
 
+def _dihedral(t: torch.Tensor, k: int, inverse: bool = False) -> torch.Tensor:
+    """The ``k``-th (0–7) of the eight flips/90° rotations of the last two axes, or its inverse."""
+    if inverse:
+        t = t.flip(-1) if k >= 4 else t
+        return torch.rot90(t, -(k % 4), (-2, -1))
+    t = torch.rot90(t, k % 4, (-2, -1))
+    return t.flip(-1) if k >= 4 else t
+
+
+def ensemble_infer(runner, args: list[torch.Tensor], precision: str, spatial: int) -> torch.Tensor:
+    """:func:`geohsr.device.infer` averaged over the eight flips and 90° rotations of the blocks
+    (the "self-ensemble" of single-image SR): each copy of the first ``spatial`` arguments (the LR
+    blocks, then the guide windows) goes through the network, its output is turned back, and the
+    outputs are averaged. Block sides are preserved as a set, so any block a method takes works."""
+    acc = None
+    for k in range(8):
+        a = [_dihedral(x, k).contiguous() if i < spatial else x for i, x in enumerate(args)]
+        y = _dihedral(infer(runner, a, precision), k, inverse=True)
+        acc = y.clone() if acc is None else acc.add_(y)
+    return acc.div_(8)
+
+
 def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilation,
-               use_bands=None, guide=None, precision="fp32", fitted=None):
+               use_bands=None, guide=None, precision="fp32", fitted=None, ensemble=False):
     """:func:`sr_block` for several ``(block, sides, origin)`` at once: blocks of the same shape
-    go through the model as one device batch (:func:`geohsr.device.infer`)."""
+    go through the model as one device batch (:func:`geohsr.device.infer`; with ``ensemble``,
+    :func:`ensemble_infer`)."""
     spec = get_method(method)
     runner = load_runner(method, scale, weights, device)
     norm = float(norm)
@@ -299,7 +334,8 @@ def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilat
         if fitted is not None:  # in data units: a normalised method sees them normalised too
             f = fitted / np.float32(norm) if spec.fit_in_data_units and spec.normalise and norm != 1.0 else fitted
             args.append(torch.from_numpy(np.repeat(f[None], len(idx), 0)))
-        y = infer(runner, args, precision).numpy()
+        y = (ensemble_infer(runner, args, precision, 1 + (guide is not None)) if ensemble
+             else infer(runner, args, precision)).numpy()
         for k, i in enumerate(idx):
             out[i] = post_block(y[k], spec, pre[i][2], pre[i][3], norm, scale, mask_dilation, use_bands)
     return out

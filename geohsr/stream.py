@@ -350,7 +350,7 @@ class _Job:
                 "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
                 "dtype": plan.out_dtype.name, "format": self.fmt, "side": self.side, "halo": plan.halo,
                 "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
-                "precision": plan.precision, "batch": self.nbatch}
+                "precision": plan.precision, "batch": self.nbatch, "ensemble": plan.ensemble}
 
     def load_state(self) -> bool:
         """The journal's state when resuming a matching run (True), else a fresh one (False)."""
@@ -540,7 +540,8 @@ def _summed(stats: dict) -> tuple[float, float]:
 
 
 def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
-             dtype=None, overwrite=False, precision="fp32", coregister="auto", **options) -> Path:
+             dtype=None, overwrite=False, precision="fp32", coregister="auto", ensemble=False,
+             **options) -> Path:
     """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming.
 
     ``options`` (:class:`StreamOptions`): ``workers`` blocks run concurrently (threads here, or
@@ -551,7 +552,7 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     check_options(opts)
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
     plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                   precision=precision, coregister=coregister)
+                   precision=precision, coregister=coregister, ensemble=ensemble)
     return run_plan(plan, dst, fmt, opts)
 
 

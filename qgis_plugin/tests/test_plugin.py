@@ -98,6 +98,10 @@ def test_bad_input_gives_the_cli_message(provider, tmp_path):
         _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "dualsr", "SCALE": 7,
                                      "OUTPUT": str(tmp_path / "bad.tif")})
     assert not (tmp_path / "bad.tif").exists()
+    with pytest.raises(QgsProcessingException, match=r"bicubic has no network"):  # ENSEMBLE reaches the CLI
+        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "bicubic", "SCALE": 2,
+                                     "ENSEMBLE": True, "OUTPUT": str(tmp_path / "bad.tif")})
+    assert not (tmp_path / "bad.tif").exists()
 
 
 class _CancelOnProgress(QgsProcessingFeedback):
