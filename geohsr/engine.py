@@ -200,6 +200,8 @@ def weights_provenance(plan: Plan) -> str:
     from . import weights as W
 
     given = [p.strip() for p in str(plan.weights).split(",")] if plan.weights else []
+    if given and plan.spec.needs_weights:  # and the files they bring along (W.with_companions)
+        given = list(dict.fromkeys(given + list(W.with_companions(given).values())))
     shipped = {str(W.models_dir() / e["file"]): e["sha256"] for e in W.catalog()}
     parts = [f"{Path(p).name} sha256:{shipped[p]} (shipped)" if p in shipped else
              f"{Path(p).name} sha256:{W.sha256(p)}" for p in given]

@@ -66,6 +66,22 @@ def save(state: dict, path, metadata: dict | None = None) -> str:
     return sha256(path)
 
 
+def with_companions(paths: list[str]) -> dict[int, str]:
+    """``{scale: path}`` of the weight files ``paths`` (the scale read from each file's metadata),
+    plus the files they name as ``companions`` ({scale: path relative to the file}; scene
+    adaptation of DualSR writes its ×s/2 network that way) for scales not given."""
+    out, extra = {}, {}
+    for p in paths:
+        meta = read_metadata(p)
+        out[int(meta.get("scale", 0))] = p
+        for k, rel in (meta.get("companions") or {}).items():
+            extra.setdefault(int(k), str(Path(p).parent / rel))
+    for k, path in extra.items():
+        if k not in out and Path(path).is_file():
+            out[k] = path
+    return out
+
+
 def read_metadata(path) -> dict:
     from safetensors import safe_open
 

@@ -48,6 +48,28 @@ def test_adaptation_writes_weights_and_a_card_with_held_out_numbers(tmp_path):
     assert "held-out PSNR" in res.summary()
 
 
+def test_dualsr_adapts_both_its_networks_and_the_xs_file_brings_its_companion(tmp_path):
+    """DualSR ×4 runs CoarSR ×4 and ×2 (its fine stage): both adapt, the budget shared; the ×4
+    file names the ×2 one, so `--weights <out>/best.safetensors` alone runs the adapted pair, and
+    the product's provenance lists both files."""
+    from geohsr import weights as W
+
+    cube = _scene()
+    run = tmp_path / "run"
+    res = A.adapt(cube, "dualsr", 4, batches=2, out=run, progress=False, seed=1)
+    x4, x2 = run / "best.safetensors", run / "x2" / "best.safetensors"
+    assert set(res.card["networks"]) == {"x4", "x2"} and res.card["batches"] == 4
+    assert res.card["networks"]["x2"]["file"] == "x2/best.safetensors"
+    assert res.tried == f"{x4},{x2}" and res.card["sha256"] == W.sha256(x4)
+    start2 = W.load(W.models_dir() / res.card["initialised_from"]["x2"]["file"])[0]
+    assert any(not np.array_equal(start2[k].numpy(), v.numpy()) for k, v in W.load(x2)[0].items())  # it trained
+    assert W.with_companions([str(x4)]) == {4: str(x4), 2: str(x2)}
+    alone = geohsr.superresolve(cube, "dualsr", 4, weights=str(x4))
+    both = geohsr.superresolve(cube, "dualsr", 4, weights=res.tried)
+    np.testing.assert_array_equal(alone.values, both.values)
+    assert alone.attrs["geohsr_weights"].count("sha256:") == 2 and W.sha256(x2) in alone.attrs["geohsr_weights"]
+
+
 def test_adaptation_that_does_not_help_keeps_the_starting_weights(tmp_path):
     # a learning rate far too large wrecks the network: the held-out part must say so
     res = A.adapt(_scene(), "coarsr", 2, batches=2, out=tmp_path / "run", progress=False, lr=0.5)

@@ -150,14 +150,12 @@ def _build_dualsr_runner(scale, weights, device):
 
 def _weights_pair(weights) -> dict:
     """``weights`` for DualSR: None (shipped), or "A.safetensors,B.safetensors" (×s and ×s/2
-    in any order; the scale is read from each file's metadata)."""
+    in any order; the scale is read from each file's metadata). A file whose metadata names
+    ``companions`` ({scale: path relative to it}; scene adaptation writes them) brings those
+    files along for scales not given."""
     if weights is None:
         return {}
-    out = {}
-    for p in str(weights).split(","):
-        meta = W.read_metadata(p.strip())
-        out[int(meta.get("scale", 0))] = p.strip()
-    return out
+    return W.with_companions([p.strip() for p in str(weights).split(",")])
 
 
 def _block_stat(planes: np.ndarray, bands: int, good=None) -> tuple[float, float]:
