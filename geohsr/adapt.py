@@ -12,6 +12,12 @@ Bounded in memory: at most ``MAX_SIDE`` × ``MAX_SIDE`` px of the scene (a centr
 read, whatever its size; bands are sampled in windows of ``BAND_WINDOW`` per batch, so a batch
 costs the same on 30 or 400 bands and a budget of N minutes is N minutes of steps.
 
+Every network the method runs adapts: DualSR at an even scale runs CoarSR ×s and, in its fine
+stage, CoarSR ×s/2, and both are fine-tuned (the budget shared equally; the ×s/2 one into the
+sub-folder ``x<s/2>/``, named in the ×s file's metadata as its companion, so that file alone is a
+complete ``--weights`` value). Adapting only the ×s network let the ×s/2 one, still tuned to
+another blur, pull the result back (``benchmarks/RESULTS.md``).
+
 ``adapt(...)`` (``geohsr adapt``, ``geohsr run --adapt N``, ``superresolve(..., adapt=...)``)
 writes ``best.safetensors`` and ``card.json`` into its output folder and returns an
 :class:`Adapted` that says which weights to use.
