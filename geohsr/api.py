@@ -51,19 +51,14 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     notes = {}
     if method is None:
         method = "auto" if guide is not None else "bicubic"
-    from .adapt import adaptable
-
-    auto_chosen = str(method).lower() == "auto"
-    if auto_chosen:
+    if str(method).lower() == "auto":
         method, notes = auto_method(cube, scale, guide, device)
         if not get_method(method).guided:  # the guide did not help on this scene
             guide = None
-    if adapt and auto_chosen and not adaptable(method):  # auto picked a training-free method
-        notes["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
-        adapt = None
-    if ensemble and auto_chosen and not get_method(method).needs_weights:
-        notes["geohsr_ensemble"] = f"not applied: auto chose {method}, which has no network"
-        ensemble = False
+        skipped = network_only_options(method, adapt=adapt, ensemble=ensemble)
+        notes.update(skipped)
+        adapt = None if "geohsr_adapted" in skipped else adapt
+        ensemble = ensemble and "geohsr_ensemble" not in skipped
     if adapt:
         from .adapt import adapt as run_adapt
 
@@ -75,6 +70,20 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
                           precision=precision, coregister=coregister, clip=clip, ensemble=ensemble)
     plan.notes.update(notes)
     return compute(plan, chunks)
+
+
+def network_only_options(method: str, *, adapt, ensemble) -> dict:
+    """The options given that need a network which ``method`` (auto's choice) does not have:
+    ``{tag: note}`` for the product (``geohsr_adapted`` for adapt, ``geohsr_ensemble`` for the
+    self-ensemble); the caller drops those options instead of failing."""
+    from .adapt import adaptable
+
+    out = {}
+    if adapt and not adaptable(method):
+        out["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
+    if ensemble and not get_method(method).needs_weights:
+        out["geohsr_ensemble"] = f"not applied: auto chose {method}, which has no network"
+    return out
 
 
 def auto_method(cube, scale, guide=None, device="auto") -> tuple[str, dict]:

@@ -260,23 +260,19 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
         click.echo(str(path))
         return
     notes = {}
-    was_auto = method == "auto"
     if method == "auto":  # the final "wrote … method X" line says which
         method, notes = api.auto_method(cube, scale, guide, device)
         if notes:
             click.echo(notes["geohsr_auto"], err=True)
             if not get_method(method).guided:  # the guide did not help on this scene
                 guide = None
-    from .adapt import adaptable
-
-    if adapt_minutes is not None and was_auto and not adaptable(method):
-        click.echo(f"--adapt skipped: auto chose {method}, which has no network to adapt", err=True)
-        notes["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
-        adapt_minutes = None
-    if ensemble and was_auto and not get_method(method).needs_weights:
-        click.echo(f"--ensemble skipped: auto chose {method}, which has no network", err=True)
-        notes["geohsr_ensemble"] = f"not applied: auto chose {method}, which has no network"
-        ensemble = False
+        skipped = api.network_only_options(method, adapt=adapt_minutes is not None, ensemble=ensemble)
+        for tag, option in (("geohsr_adapted", "--adapt"), ("geohsr_ensemble", "--ensemble")):
+            if tag in skipped:  # the note's reason, as a log line
+                click.echo(f"{option} skipped: " + skipped[tag].split(": ", 1)[1], err=True)
+        notes.update(skipped)
+        adapt_minutes = None if "geohsr_adapted" in skipped else adapt_minutes
+        ensemble = ensemble and "geohsr_ensemble" not in skipped
     if adapt_minutes is not None:
         from .adapt import adapt
 
