@@ -140,14 +140,14 @@ class GuideSource:
         """Source pixels ``[r0:r0+h, c0:c0+w]`` of the picked bands, float32, NaN outside the
         source and at its nodata (``step``: every step-th pixel, array-backed guides only)."""
         rows, cols = self.src_shape
+        ya, yb, xa, xb = max(r0, 0), min(r0 + h, rows), max(c0, 0), min(c0 + w, cols)
+        masked = self.nodata is not None and not np.isnan(self.nodata)
         if step > 1:
-            ya, yb, xa, xb = max(r0, 0), min(r0 + h, rows), max(c0, 0), min(c0 + w, cols)
             v = self.array[:, ya:yb:step, xa:xb:step].astype(np.float32)
-            if self.nodata is not None and not np.isnan(self.nodata):
+            if masked:
                 v[v == np.float32(self.nodata)] = np.nan
             return v
         out = np.full((self.channels, h, w), np.nan, dtype=np.float32)
-        ya, yb, xa, xb = max(r0, 0), min(r0 + h, rows), max(c0, 0), min(c0 + w, cols)
         if ya >= yb or xa >= xb:
             return out
         if self.array is not None:
@@ -160,7 +160,7 @@ class GuideSource:
                 v = ds.read(self.bidx, window=Window(xa, ya, xb - xa, yb - ya), out_dtype=np.float32)
         dst = out[:, ya - r0:yb - r0, xa - c0:xb - c0]
         dst[...] = v
-        if self.nodata is not None and not np.isnan(self.nodata):
+        if masked:
             dst[v == np.float32(self.nodata)] = np.nan
         return out
 

@@ -12,7 +12,7 @@ from geohsr import geo, metrics
 from geohsr.cli import main
 from geohsr.sensor import guide_low
 
-from conftest import smooth_field, write_raster
+from conftest import smooth_field
 
 UTM = "EPSG:32633"
 

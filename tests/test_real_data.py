@@ -122,7 +122,6 @@ def test_shipped_guided_weights_reproduce_their_card():
 def test_shipped_swir_weights_reproduce_their_card():
     """SNLSR/A-SNLSR: the card's log-domain PSNR on one held-out region is reproduced."""
     import torch
-    import torch.nn.functional as F  # noqa: F401
 
     from geohsr import degrade, metrics
     from geohsr import weights as W
