@@ -44,7 +44,7 @@ def test_parameter_counts_match_the_spec():
         assert abs(nbn - ref) < 1.5e3
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4, 8])
+@pytest.mark.parametrize("scale", [2, 3, 4, 5, 6, 8])
 @pytest.mark.parametrize("h,w", [(5, 7), (8, 8)])
 def test_shapes_every_scale_and_odd_sizes(scale, h, w):
     m = CoarSR(scale, CONFIGS["tiny"]).eval()
@@ -128,7 +128,7 @@ def test_dualsr_equals_fine_stage_of_coarsr_outputs(tmp_path):
     np.testing.assert_allclose(dual, sr.numpy() * norm, rtol=2e-5, atol=2e-5 * norm)
 
 
-@pytest.mark.parametrize("method,scale", [("coarsr", 2), ("coarsr", 3), ("dualsr", 4)])
+@pytest.mark.parametrize("method,scale", [("coarsr", 2), ("coarsr", 3), ("dualsr", 4), ("dualsr", 6)])
 def test_tiled_equals_whole(tmp_path, method, scale):
     ws = [_tiny_weights(tmp_path, scale)]
     if method == "dualsr":

@@ -114,6 +114,17 @@ def test_guided_pipeline_keeps_geometry_and_tiles_agree(tmp_path, method):
     assert 10 * np.log10(rng ** 2 / max(float((d ** 2).mean()), 1e-30)) > 30
 
 
+def test_ifmsr_runs_at_sensor_ratios_5_and_6(tmp_path):
+    """IFMSR has no scale-bound layer (nearest ×s upsampling, MCPA patches of 3s): ×5 and ×6 run
+    (PRISMA 30 m with its 5 m pan is ×6) and keep the geometry."""
+    for s in (5, 6):
+        cube, guide, _ = _pair(h=12, w=14, s=s)
+        w = _tiny_weights(tmp_path, "ifmsr", scale=s)
+        hr = geohsr.superresolve(cube, "ifmsr", s, guide=guide, weights=w)
+        assert hr.shape == (6, 12 * s, 14 * s) and np.isfinite(hr.values).all()
+        assert tuple(hr.rio.transform()) == pytest.approx(tuple(geo.hr_transform(cube.rio.transform(), s)))
+
+
 def test_guided_methods_need_a_guide_and_refuse_a_partial_one(tmp_path):
     cube, guide, _ = _pair()
     w = _tiny_weights(tmp_path, "mulsr")

@@ -6,6 +6,8 @@ import pytest
 import geohsr
 from conftest import shared_or_skip
 
+RS_SCALES = (3, 4)  # the shipped remote-sensing DualSR scales
+
 
 def test_bundled_demo_scene_metadata():
     cube = geohsr.open_cube(geohsr.demo_scene_path())
@@ -148,20 +150,23 @@ def test_shipped_swir_weights_reproduce_their_card():
         assert metrics.psnr(y, hl, peak=float(hl.max() - hl.min())) == pytest.approx(r["psnr_log"], abs=0.05)
 
 
-def test_remote_sensing_weights_reproduce_their_card_and_are_picked_by_wavelength():
-    """The remote-sensing DualSR ×4 weights: their card's test-scene PSNR on one test scene within
-    0.05 dB, picked by geohsr itself for a scene beyond the visible (the CAVE ones for a visible one)."""
+@pytest.mark.parametrize("scale", RS_SCALES)
+def test_remote_sensing_weights_reproduce_their_card_and_are_picked_by_wavelength(scale):
+    """The remote-sensing DualSR weights of each shipped scale: their card's test-scene PSNR on one
+    test scene within 0.05 dB, picked by geohsr itself for a scene beyond the visible (at ×4, the
+    CAVE ones for a visible one)."""
     from geohsr import degrade, metrics
     from geohsr import weights as W
     from geohsr.train.data import rs_scene
 
-    e = W.find("coarsr", 4, kind="remote sensing")
+    e = W.find("coarsr", scale, kind="remote sensing")
     if e is None:
-        pytest.skip("no shipped remote-sensing weights")
+        pytest.skip(f"no shipped remote-sensing weights at ×{scale}")
     scene = "sandiego"
     sc = rs_scene(shared_or_skip(), scene)
-    hr = sc.cube[:, :100, :100].astype(np.float32)
-    lr = degrade.bicubic_down(hr, 4).astype(np.float32)
+    n = 100 // scale * scale  # the benchmark's crop: the whole 100-px scene cut to a multiple of s
+    hr = sc.cube[:, :n, :n].astype(np.float32)
+    lr = degrade.bicubic_down(hr, scale).astype(np.float32)
     import xarray as xr
     from affine import Affine
 
@@ -169,12 +174,13 @@ def test_remote_sensing_weights_reproduce_their_card_and_are_picked_by_wavelengt
 
     cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x"), coords={"wavelength": ("band", sc.wavelength)}),
                          Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
-    out = geohsr.superresolve(cube, "dualsr", 4, dtype="float32", clip="none")
-    assert "coarsr_x4_rs_compact.safetensors" in out.attrs["geohsr_weights"]
+    out = geohsr.superresolve(cube, "dualsr", scale, dtype="float32", clip="none")
+    assert e["file"] in out.attrs["geohsr_weights"]
     got = metrics.psnr(np.clip(out.values, 0, 1), hr)
     assert got == pytest.approx(e["held_out_metrics"]["per_scene"][scene]["dualsr_rs"], abs=0.05)
-    vis = cube.isel(band=np.flatnonzero(sc.wavelength < 700))
-    assert "coarsr_x4_compact.safetensors" in geohsr.superresolve(vis, "coarsr", 4).attrs["geohsr_weights"]
+    if scale == 4:
+        vis = cube.isel(band=np.flatnonzero(sc.wavelength < 700))
+        assert "coarsr_x4_compact.safetensors" in geohsr.superresolve(vis, "coarsr", 4).attrs["geohsr_weights"]
 
 
 def test_cave_weights_carry_test_numbers_from_scenes_that_chose_nothing():
