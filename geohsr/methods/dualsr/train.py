@@ -85,8 +85,9 @@ class CoarSRTask:
 
     @torch.inference_mode()
     def validate(self) -> dict:
-        # the bicubic PSNR of a (hr, lr) pair never changes: measured at the first validation only
-        if getattr(self, "_val_bicubic", (None,))[0] is not self.val:
+        # the bicubic PSNR of the (hr, lr) pairs never changes: measured once per list of pairs
+        cached = getattr(self, "_val_bicubic", None)
+        if cached is None or cached[0] is not self.val:
             self._val_bicubic = (self.val, [metrics.psnr(bicubic_up(torch.from_numpy(lr), self.scale).numpy(), hr)
                                             for hr, lr in self.val])
         ps, ss = [], []
