@@ -56,9 +56,9 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
         if not get_method(method).guided:  # the guide did not help on this scene
             guide = None
         skipped = network_only_options(method, adapt=adapt, ensemble=ensemble)
-        notes.update(skipped)
-        adapt = None if "geohsr_adapted" in skipped else adapt
-        ensemble = ensemble and "geohsr_ensemble" not in skipped
+        notes.update({tag: note for tag, note, _ in skipped.values()})
+        adapt = None if "adapt" in skipped else adapt
+        ensemble = ensemble and "ensemble" not in skipped
     if adapt:
         from .adapt import adapt as run_adapt
 
@@ -72,17 +72,23 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     return compute(plan, chunks)
 
 
+_NETWORK_ONLY = (("adapt", "geohsr_adapted", "not adapted", "which has no network to adapt"),
+                 ("ensemble", "geohsr_ensemble", "not applied", "which has no network"))
+
+
 def network_only_options(method: str, *, adapt, ensemble) -> dict:
     """The options given that need a network which ``method`` (auto's choice) does not have:
-    ``{tag: note}`` for the product (``geohsr_adapted`` for adapt, ``geohsr_ensemble`` for the
-    self-ensemble); the caller drops those options instead of failing."""
+    ``{option: (product tag, note, reason)}`` (options ``adapt``, ``ensemble``); the caller
+    drops those options and records the notes instead of failing."""
     from .adapt import adaptable
 
+    lacking = {"adapt": bool(adapt) and not adaptable(method),
+               "ensemble": bool(ensemble) and not get_method(method).needs_weights}
     out = {}
-    if adapt and not adaptable(method):
-        out["geohsr_adapted"] = f"not adapted: auto chose {method}, which has no network to adapt"
-    if ensemble and not get_method(method).needs_weights:
-        out["geohsr_ensemble"] = f"not applied: auto chose {method}, which has no network"
+    for option, tag, head, why in _NETWORK_ONLY:
+        if lacking[option]:
+            reason = f"auto chose {method}, {why}"
+            out[option] = (tag, f"{head}: {reason}", reason)
     return out
 
 

@@ -267,12 +267,11 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
             if not get_method(method).guided:  # the guide did not help on this scene
                 guide = None
         skipped = api.network_only_options(method, adapt=adapt_minutes is not None, ensemble=ensemble)
-        for tag, option in (("geohsr_adapted", "--adapt"), ("geohsr_ensemble", "--ensemble")):
-            if tag in skipped:  # the note's reason, as a log line
-                click.echo(f"{option} skipped: " + skipped[tag].split(": ", 1)[1], err=True)
-        notes.update(skipped)
-        adapt_minutes = None if "geohsr_adapted" in skipped else adapt_minutes
-        ensemble = ensemble and "geohsr_ensemble" not in skipped
+        for option, (tag, note, reason) in skipped.items():
+            click.echo(f"--{option} skipped: {reason}", err=True)
+            notes[tag] = note
+        adapt_minutes = None if "adapt" in skipped else adapt_minutes
+        ensemble = ensemble and "ensemble" not in skipped
     if adapt_minutes is not None:
         from .adapt import adapt
 

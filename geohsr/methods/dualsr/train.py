@@ -8,6 +8,8 @@ batch (a 224-band EnMAP batch costs what a 32-band one does).
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import torch
 
@@ -83,22 +85,28 @@ class CoarSRTask:
 
     val_sam = True  # adaptation reads only PSNR
 
-    @torch.inference_mode()
-    def validate(self) -> dict:
-        # the bicubic PSNR of the (hr, lr) pairs never changes: measured once per list of pairs
-        cached = getattr(self, "_val_bicubic", None)
-        if cached is None or cached[0] is not self.val:
-            self._val_bicubic = (self.val, [metrics.psnr(bicubic_up(torch.from_numpy(lr), self.scale).numpy(), hr)
-                                            for hr, lr in self.val])
-        ps, ss = [], []
+    @cached_property
+    def _val_inputs(self) -> list:
+        """Per validation pair (``self.val``, fixed once built): the HR reference, the LR and its
+        bicubic upsampling on the device (the network's inputs) and the bicubic PSNR — none of
+        which changes between validations."""
+        out = []
         for hr, lr in self.val:
             x = torch.from_numpy(lr).to(self.device)
             bic = bicubic_up(x, self.scale)
+            out.append((hr, x, bic, metrics.psnr(bic.cpu().numpy(), hr)))
+        return out
+
+    @torch.inference_mode()
+    def validate(self) -> dict:
+        ps, pb, ss = [], [], []
+        for hr, x, bic, psnr_bicubic in self._val_inputs:
             sr = self.model.forward_cube(x[None], bic[None])[0].clamp(0, 1).cpu().numpy()
             ps.append(metrics.psnr(sr, hr))
+            pb.append(psnr_bicubic)
             if self.val_sam:
                 ss.append(metrics.sam(sr, hr))
-        out = {"psnr": float(np.mean(ps)), "psnr_bicubic": float(np.mean(self._val_bicubic[1]))}
+        out = {"psnr": float(np.mean(ps)), "psnr_bicubic": float(np.mean(pb))}
         if self.val_sam:
             out["sam"] = float(np.mean(ss))
         return out

@@ -21,16 +21,19 @@ def guide_index(rgb, model):
     return mcpa_index(rgb, model.p)
 
 
+SCALES = (2, 3, 4, 5, 6, 8)  # no layer depends on the scale (nearest ×s, MCPA patches of 3s)
+
+
 register(guided_spec(
     name="ifmsr",
     summary="IFMSR: RGB-induced feature modulation network, band by band (needs --guide)",
-    scales=(2, 3, 4, 5, 6, 8),
+    scales=SCALES,
     paper="Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023",
     configs=CONFIGS,
     build_net=build_net,
     extras={"band_triplet": band_triplet, "guide_index": guide_index},
     train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS, GUIDE_PERTURB, SWAP_BUG),
-                    scales=(2, 3, 4, 5, 6, 8)),
+                    scales=SCALES),
     tile_tolerance=5e-2,  # RMS, 32-px LR tiles (blended; the default tiles are ≥ 192 px)
     order=4,
 ))
