@@ -60,6 +60,8 @@ class Adapted:
 
     def summary(self) -> str:
         verdict = "adapted weights kept" if self.improved else "no gain on the held-out part: starting weights kept"
+        if "started_from" in self.card:  # another scale's shipped weights started it
+            verdict += f" (started from the shipped ×{self.card['started_from']['scale']} weights)"
         return (f"adaptation ({self.method} ×{self.scale}, {self.card.get('minutes', 0):.1f} min, "
                 f"{self.card.get('batches', 0)} batches): held-out PSNR {self.before_db:.2f} → "
                 f"{self.after_db:.2f} dB; {verdict}")
@@ -207,7 +209,9 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
         raise MethodError(f"adapting {spec.name} needs the scene's guide (--guide)")
     s = spec.check_scale(scale)
     _check_budget(minutes)
-    start = str(W.load_checked(spec.name, s, weights)[2])
+    out = _out_dir(out)
+    borrowed = _borrowed_start(spec, s, out) if weights is None else None
+    start = borrowed[0] if borrowed else str(W.load_checked(spec.name, s, weights)[2])
     plan = prepare(cube, spec.name, s, guide=guide, weights=start, device=device)
     device = plan.device
     data, ok, good, origin = _read_region(plan.cube, MAX_SIDE)
@@ -215,13 +219,15 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
     g = plan.guide.window(y0 * s, x0 * s, ok.shape[0] * s, ok.shape[1] * s)  # the guide, HR grid
     g = sensor.reduce(g, s)
     train_sl, held_sl = split(ok, s)
-    out = _out_dir(out)
     task = GuidedAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], g[(slice(None),) + train_sl],
                            data[(slice(None),) + held_sl], g[(slice(None),) + held_sl], s, start,
                            device=device, seed=seed, sensor=sensor)
     run = _fine_tune(task, out, lr=lr or spec.configs[task.config_name].lr / 2, minutes=minutes,
                      batches=batches, seed=seed, device=device, resume=resume, progress=progress)
-    return _conclude(spec, s, run, out, start, weights, command, device, "scene and guide", {
+    fields = {"started_from": borrowed[1]} if borrowed else {}
+    # borrowed: the starting weights (re-tagged for ×s) are what is kept when adaptation does not gain
+    return _conclude(spec, s, run, out, start, start if borrowed else weights, command, device, "scene and guide", {
+        **fields,
         "adapted_on": {
             "scene": str(plan.cube.attrs.get("source", "in-memory cube")),
             "guide": str(getattr(plan.guide, "path", None) or "in-memory guide"),
@@ -230,6 +236,27 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
             "held_out_bands": f"{min(len(good), 24)} evenly spaced bands scored",
         },
         "degradation": f"scene and guide: {sensor.describe(s)}; the guide co-registered first"})
+
+
+def _borrowed_start(spec, s: int, out: Path) -> tuple[str, dict] | None:
+    """Where no ×s weights are shipped for a guided network none of whose layers depends on the
+    scale (IFMSR, MulSR: ``extras["scale_free"]``), adaptation starts from the shipped weights of
+    the nearest scale (in ratio): written into ``out`` re-tagged for ×s, so that they can also be
+    run (and kept) at ×s. Returns (that file, its origin for the card), or None where ×s weights are
+    shipped or the network has scale-bound layers."""
+    if not spec.extras.get("scale_free") or W.find(spec.name, s) is not None:
+        return None
+    entries = spec.shipped_entries()
+    if not entries:
+        return None
+    e = min(entries, key=lambda e: (abs(np.log(int(e["scale"]) / s)), int(e["scale"])))
+    tensors, meta = W.load(W.models_dir() / e["file"], e["sha256"])
+    origin = {"file": e["file"], "scale": int(e["scale"]), "sha256": e["sha256"],
+              "why": f"no x{s} {spec.name} weights are shipped and no layer of the network depends on the "
+                     f"scale: the shipped x{e['scale']} ones, run at x{s}, start the adaptation"}
+    path = out / f"start_x{s}.safetensors"
+    W.save(tensors, path, {**meta, "scale": s, "started_from": origin})
+    return str(path), origin
 
 
 def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, device, progress, resume, lr,

@@ -136,10 +136,15 @@ def resolve(method: str, scale: int, weights=None) -> tuple[str, str | None]:
     if entry is None:
         from .errors import WeightsError
 
+        from .methods import get_method
+
         shipped = sorted({e["scale"] for e in catalog() if e["method"] == method})
+        # networks with no scale-bound layer can start from another scale's weights by adapting
+        adapt = " (or --adapt 10: adapt on this scene from the nearest shipped scale)" \
+            if shipped and get_method(method).extras.get("scale_free") else ""
         raise WeightsError(f"no shipped {method} weights for ×{scale} (shipped: "
                            f"{', '.join(f'×{s}' for s in shipped) or 'none'}); train them with "
-                           f"`geohsr train {method} --scale {scale}` and pass --weights")
+                           f"`geohsr train {method} --scale {scale}` and pass --weights{adapt}")
     return str(models_dir() / entry["file"]), entry["sha256"]
 
 

@@ -195,15 +195,19 @@ def test_training_scenes_smaller_than_a_patch_say_what_to_do():
         DualSRPatches([sc], 4, lr_patch=24)
 
 
-def test_guided_methods_adapt_with_the_scenes_real_guide(tmp_path):
-    """IFMSR adapts on the scene and its guide, both reduced by the scale: a card with the guide
-    and the held-out numbers, weights that load; without a guide it says what is missing."""
+@pytest.mark.parametrize("method,s,origin", [("ifmsr", 4, None), ("ifmsr", 3, 4), ("mulsr", 6, 8)])
+def test_guided_methods_adapt_with_the_scenes_real_guide(tmp_path, method, s, origin):
+    """IFMSR and MulSR adapt on the scene and its guide, both reduced by the scale: a card with
+    the guide and the held-out numbers, weights that load; without a guide it says what is
+    missing. At a scale with no shipped weights (IFMSR ×3: EnMAP + Sentinel-2; MulSR ×6: PRISMA)
+    the shipped weights of the nearest scale start it — no layer of either depends on the scale —
+    and the card says which; what it returns runs at ×s whether or not adapting gained."""
     import torch
 
     from geohsr.sensor import guide_low
 
-    s = 4
-    hr = smooth_field(8, 48 * s, 40 * s, seed=4).astype(np.float32)
+    rows = 64 if s > 4 else 48  # adapting at ×6 needs 60 LR rows (36 to train on, 24 held out)
+    hr = smooth_field(8, rows * s, 40 * s, seed=4).astype(np.float32)
     lr = guide_low(torch.from_numpy(hr)[None], s)[0].numpy()
     t = Affine(30.0, 0, 365000, 0, -30.0, 5807000)
     cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x"),
@@ -212,15 +216,22 @@ def test_guided_methods_adapt_with_the_scenes_real_guide(tmp_path):
     guide = geo.with_grid(xr.DataArray(rgb, dims=("band", "y", "x"),
                                        coords={"wavelength": ("band", [640.0, 550.0, 460.0])}),
                           geo.hr_transform(t, s), "EPSG:32633")
-    res = A.adapt(cube, "ifmsr", s, guide=guide, batches=2, out=tmp_path / "run", progress=False)
+    res = A.adapt(cube, method, s, guide=guide, batches=2, out=tmp_path / "run", progress=False)
     card = json.loads((tmp_path / "run" / "card.json").read_text())
-    assert card["method"] == "ifmsr" and card["batches"] == 2 and card["adapted_on"]["guide"] == "in-memory guide"
+    assert card["method"] == method and card["batches"] == 2 and card["adapted_on"]["guide"] == "in-memory guide"
     assert card["held_out_psnr_db"]["before"] == pytest.approx(res.before_db, abs=1e-3)
     assert (res.weights == str(tmp_path / "run" / "best.safetensors")) == res.improved
-    out = geohsr.superresolve(cube, "ifmsr", s, guide=guide, weights=res.weights, coregister=False)
-    assert out.shape == (8, 48 * s, 40 * s)
+    if origin is None:
+        assert "started_from" not in card
+    else:  # nothing shipped at ×s: without adaptation there is nothing to run
+        assert card["started_from"]["scale"] == origin and f"×{origin} weights" in res.summary()
+        assert res.weights is not None  # the adapted weights, or the starting ones re-tagged for ×s
+        with pytest.raises(geohsr.WeightsError, match=f"no shipped {method} weights for ×{s}"):
+            geohsr.superresolve(cube, method, s, guide=guide, coregister=False)
+    out = geohsr.superresolve(cube, method, s, guide=guide, weights=res.weights, coregister=False)
+    assert out.shape == (8, rows * s, 40 * s)
     with pytest.raises(MethodError, match="needs the scene's guide"):
-        A.adapt(cube, "ifmsr", s, batches=1, progress=False)
+        A.adapt(cube, method, s, batches=1, progress=False)
 
 
 def test_adapt_is_skipped_when_auto_picks_a_training_free_method(monkeypatch):

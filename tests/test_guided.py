@@ -114,15 +114,16 @@ def test_guided_pipeline_keeps_geometry_and_tiles_agree(tmp_path, method):
     assert 10 * np.log10(rng ** 2 / max(float((d ** 2).mean()), 1e-30)) > 30
 
 
-def test_ifmsr_runs_at_sensor_ratios_5_and_6(tmp_path):
-    """IFMSR has no scale-bound layer (nearest ×s upsampling, MCPA patches of 3s): ×5 and ×6 run
-    (PRISMA 30 m with its 5 m pan is ×6) and keep the geometry."""
-    for s in (5, 6):
-        cube, guide, _ = _pair(h=12, w=14, s=s)
-        w = _tiny_weights(tmp_path, "ifmsr", scale=s)
-        hr = geohsr.superresolve(cube, "ifmsr", s, guide=guide, weights=w)
-        assert hr.shape == (6, 12 * s, 14 * s) and np.isfinite(hr.values).all()
-        assert tuple(hr.rio.transform()) == pytest.approx(tuple(geo.hr_transform(cube.rio.transform(), s)))
+@pytest.mark.parametrize("method,s", [("ifmsr", 5), ("ifmsr", 6), ("mulsr", 6)])
+def test_guided_networks_run_at_sensor_ratios(tmp_path, method, s):
+    """IFMSR has no scale-bound layer (nearest ×s upsampling, MCPA patches of 3s): ×5 and ×6 run.
+    MulSR's branches work at s/2 and s, joined by ×2 steps: any even scale, so ×6 (PRISMA's
+    30 m with its 5 m pan) runs too. Both keep the geometry."""
+    cube, guide, _ = _pair(h=12, w=14, s=s)
+    w = _tiny_weights(tmp_path, method, scale=s)
+    hr = geohsr.superresolve(cube, method, s, guide=guide, weights=w)
+    assert hr.shape == (6, 12 * s, 14 * s) and np.isfinite(hr.values).all()
+    assert tuple(hr.rio.transform()) == pytest.approx(tuple(geo.hr_transform(cube.rio.transform(), s)))
 
 
 def test_guided_methods_need_a_guide_and_refuse_a_partial_one(tmp_path):
@@ -132,7 +133,7 @@ def test_guided_methods_need_a_guide_and_refuse_a_partial_one(tmp_path):
         geohsr.superresolve(cube, "mulsr", 4, weights=w)
     with pytest.raises(geohsr.InputError, match="covers only"):
         geohsr.superresolve(cube, "mulsr", 4, guide=guide.isel(x=slice(0, 50)), weights=w)
-    with pytest.raises(geohsr.MethodError, match="even|supports scales"):
+    with pytest.raises(geohsr.MethodError, match="scale must be even .*use ifmsr"):
         geohsr.superresolve(cube, "mulsr", 3, guide=guide, weights=w)
     with pytest.raises(geohsr.WeightsError, match="for ×4, not ×2"):
         geohsr.superresolve(cube, "mulsr", 2, guide=guide, weights=w)

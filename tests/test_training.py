@@ -257,3 +257,35 @@ def test_init_from_another_scale_loads_all_but_the_upsampler(tmp_path, make_rast
     r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "4", "--out", str(tmp_path / "bad"),
                                   "--batches", "1", "--init", str(other), *common])
     assert r.exit_code != 0 and "do not fit" in r.output and "Traceback" not in r.output
+
+
+def test_fine_tuning_keeps_the_starting_weights_unless_a_validation_beats_them(tmp_path, make_raster):
+    """``geohsr train coarsr --init <same-scale weights>``: the starting weights are validated
+    first and count as the best so far, so a run that only makes them worse (a learning rate far
+    too large) leaves them in best.safetensors, and its card and log say so. (Session 14 shipped a
+    fine-tune whose best validation was below that of the weights it started from.)"""
+    import json
+
+    from click.testing import CliRunner
+    from safetensors.torch import load_file
+
+    from geohsr.cli import main
+
+    src, _ = make_raster(bands=5, h=64, w=64)
+    common = ["--data", str(src), "--config", "tiny", "--batch", "2", "-q", "--device", "cpu", "--scale", "2",
+              "--val-every", "1"]
+    r = CliRunner().invoke(main, ["train", "coarsr", "--out", str(tmp_path / "first"), "--batches", "1", *common])
+    assert r.exit_code == 0, r.output
+    start, out = tmp_path / "first" / "best.safetensors", tmp_path / "wrecked"
+    r = CliRunner().invoke(main, ["train", "coarsr", "--out", str(out), "--batches", "2",
+                                  "--lr", "0.5", "--init", str(start), *common])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "card.json").read_text())
+    init = card["initialised_from"]
+    assert init["beaten"] is False and card["best_val_psnr_crop"] == pytest.approx(init["val_psnr_crop"])
+    a, b = load_file(str(start)), load_file(str(out / "best.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert "no validation beat the starting weights" in r.stderr
+    history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    assert [h["batch"] for h in history] == [0, 1, 2] and all(h["val"]["psnr"] < init["val_psnr_crop"]
+                                                               for h in history[1:])

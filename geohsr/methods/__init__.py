@@ -114,6 +114,7 @@ class MethodSpec:
     builder: Callable
     guided: bool = False
     scales: tuple[int, ...] | None = None  # None: any integer scale >= 2
+    scales_why: str = ""  # why some scales are out and what to use there (ends the scale error)
     halo: int = 0  # receptive field radius in LR pixels (the widest the method's models have)
     # ``halo_for(scale, weights) -> int``: the halo of the weights actually used, when smaller
     halo_for: Callable | None = None
@@ -182,8 +183,9 @@ class MethodSpec:
             raise MethodError(f"scale must be an integer >= 2, got {scale}; e.g. --scale 4")
         s = int(s)
         if self.scales is not None and s not in self.scales:
+            why = f"; {self.scales_why}" if self.scales_why else ""
             raise MethodError(f"method {self.name!r} supports scales "
-                              f"{', '.join(map(str, self.scales))}, not {s}")
+                              f"{', '.join(map(str, self.scales))}, not {s}{why}")
         return s
 
     def shipped_entries(self, scale: int | None = None) -> list[dict]:
@@ -217,7 +219,8 @@ class MethodSpec:
         ready = [s for s in cand if all(w in have for w in self.scales_of_weights(s))]
         later = [s for s in (self.scales or ()) if s not in ready]
         text = ", ".join(map(str, ready)) or "none shipped"
-        return text + (f" (train first: {', '.join(map(str, later))})" if later else "")
+        first = "train or --adapt first" if self.extras.get("scale_free") and have else "train first"
+        return text + (f" ({first}: {', '.join(map(str, later))})" if later else "")
 
     def describe(self) -> dict:
         bands = self.bands

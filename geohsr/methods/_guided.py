@@ -8,8 +8,9 @@ MulSR's row/column recurrence and IFMSR's patch search see the whole tile, so bo
 (see :func:`geohsr.tiling.tiled_map`).
 
 A guided method's spec carries in ``extras``: ``band_triplet(i, n)`` (which three bands feed band
-``i``) and, optionally, ``guide_index(rgb, model)`` (something computed once per tile from the
-guide and passed to the model, IFMSR's patch index).
+``i``), optionally ``guide_index(rgb, model)`` (something computed once per tile from the
+guide and passed to the model, IFMSR's patch index), and ``scale_free`` (no layer depends on the
+scale: adapting at a scale with no shipped weights starts from another scale's, :mod:`geohsr.adapt`).
 
 **The guide only where it informs** (:func:`guide_use`, the spec's scene-wide ``fit``): an RGB
 guide says nothing about the NIR or SWIR bands (with one, IFMSR gains ~7 dB in 400–700 nm and loses

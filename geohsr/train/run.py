@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -85,12 +86,22 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
         raise InputError(f"{data}: need at least one training and one validation scene")
     info, rec = _make_task(method, train, val, scale, config, device, seed, amp, options or {})
     task, recipe = info.task, dict(info.recipe)
+    init_info = _initialise(task.model, init) if init else None
+    # fine-tuning whole weights: they are the score to beat (partly fresh ones are not a model yet)
+    whole = init_info is not None and "not_loaded" not in init_info
     settings = TrainSettings(lr=lr or rec.lr, batch=batch or rec.batch, batches=batches,
                              halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
-                             seed=seed, max_minutes=max_minutes, device=device, threads=threads)
-    init_info = _initialise(task.model, init) if init else None
+                             seed=seed, max_minutes=max_minutes, device=device, threads=threads,
+                             validate_start=whole)
     t0 = time.time()
-    result = Trainer(task, out, settings).run(resume=resume, progress=progress)
+    trainer = Trainer(task, out, settings)
+    result = trainer.run(resume=resume, progress=progress)
+    if whole and trainer.start_score is not None:
+        init_info["val_psnr_crop"] = trainer.start_score
+        init_info["beaten"] = result["best"] > trainer.start_score
+        if not init_info["beaten"]:
+            print(f"no validation beat the starting weights ({trainer.start_score:.3f}): best.safetensors "
+                  "holds them unchanged", file=sys.stderr)
     best = out / "best.safetensors"
     recipe.update({"lr": settings.lr, "batch": settings.batch, "halve_every_batches": halve_every,
                    "batches": result["batches"], "seed": seed, "amp_bf16": amp})

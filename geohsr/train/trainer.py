@@ -59,6 +59,9 @@ class TrainSettings:
     schedule: str = "step"  # "step" (halve_every) or "cosine" (warm restarts every `cycle` batches)
     cycle: int = 0
     final_lr: float = 1e-4
+    # fine-tuning: validate the starting weights before the first batch and count them as the best
+    # so far, so a run whose validations never beat them leaves them in best.safetensors
+    validate_start: bool = False
     extra: dict = field(default_factory=dict)
 
 
@@ -143,6 +146,8 @@ class Trainer:
 
         if resume and self.load_checkpoint():
             print(f"resumed from batch {self.step}", file=sys.stderr)
+        elif self.s.validate_start:
+            self._validate_start(progress)
         t0 = time.time()
         self.task.model.train()
         # a time budget without a batch budget: the bar counts minutes, so its ETA is the budget's
@@ -174,6 +179,21 @@ class Trainer:
                 f.write(json.dumps(rec) + "\n")
         return {"batches": self.step, "best": self.best, "stopped_by_budget": stopped_by_budget,
                 "interrupted": stop["signal"] is not None}
+
+    @property
+    def start_score(self) -> float | None:
+        """The starting weights' validation score (``validate_start``), or None."""
+        rec = next((r for r in self.history if r.get("batch") == 0), None)
+        return None if rec is None else rec["val"].get(self.task.val_key)
+
+    def _validate_start(self, progress: bool) -> None:
+        rec = {"batch": 0, "loss": None, "time_s": 0.0, "val": self.validate()}
+        self.history.append(rec)
+        self.best = rec["val"].get(self.task.val_key)
+        W.save(self.task.model.state_dict(), self.out / "best.safetensors", self.task.metadata())
+        if progress:
+            print("batch 0 (starting weights): " + ", ".join(f"{k}={v:.4f}" for k, v in rec["val"].items()),
+                  file=sys.stderr)
 
     def _loop(self, t0, bar, stop):
         self._budget_hit = False

@@ -31,7 +31,7 @@ register(guided_spec(
     paper="Li, Gong, Yuan, Wang, IEEE TGRS 61, 2023",
     configs=CONFIGS,
     build_net=build_net,
-    extras={"band_triplet": band_triplet, "guide_index": guide_index},
+    extras={"band_triplet": band_triplet, "guide_index": guide_index, "scale_free": True},
     train=TrainSpec(make_task="geohsr.train.guided:make_task", options=(PER_BAND_STEPS, GUIDE_PERTURB, SWAP_BUG),
                     scales=SCALES),
     tile_tolerance=5e-2,  # RMS, 32-px LR tiles (blended; the default tiles are ≥ 192 px)
