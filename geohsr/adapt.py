@@ -38,6 +38,7 @@ from . import weights as W
 from .errors import InputError, MethodError
 
 HELD_OUT = 0.25  # share of the scene's longer side held out (validation, keep-or-not)
+FEW_HELD_OUT = 12  # LR px: a held-out strip shallower than this gets a warning (a noisy verdict)
 MAX_SIDE = 512  # scene px a side read for adaptation (a central window of larger scenes)
 BAND_WINDOW = 16  # contiguous bands per training batch on scenes with more bands
 ADAPTABLE = {"coarsr": "coarsr", "dualsr": "coarsr"}  # method -> the network adapted
@@ -96,6 +97,13 @@ def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
         raise InputError(f"the scene ({w}×{h} px) is too small to adapt at ×{scale}: it needs at least "
                          f"{10 * scale} px along its longer side ({6 * scale} to train on and "
                          f"{4 * scale} held out)")
+    if k // scale < FEW_HELD_OUT:
+        import warnings
+
+        warnings.warn(f"the held-out part is only {k // scale} LR px deep (the scene is {n} px along its longer "
+                      f"side at ×{scale}): whether adapting gained is judged on few pixels and can be wrong by a few "
+                      "tenths of a dB (benchmarks/RESULTS.md, San Diego); adapt on a larger scene if you have one",
+                      stacklevel=3)
     cut = n - k
     if axis == 0:
         return (slice(0, cut), slice(None)), (slice(cut, None), slice(None))

@@ -93,6 +93,14 @@ def test_held_out_strip_is_never_trained_on():
     train, held = A.split(ok, 2)
     assert held[1] == slice(72, None) and train[1] == slice(0, 72)  # the longer side (columns)
     assert held[0] == slice(None)
+    # a 100-px scene at ×4 keeps 6 LR rows for the verdict: said, since they can mislead
+    with pytest.warns(UserWarning, match="only 6 LR px deep"):
+        A.split(np.ones((100, 100), bool), 4)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        A.split(np.ones((256, 256), bool), 4)  # 16 LR rows: no warning
 
 
 def test_run_adapt_and_the_api_record_the_adaptation(tmp_path):
