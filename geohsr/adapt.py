@@ -215,18 +215,30 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
 
     if guide is None:
         raise MethodError(f"adapting {spec.name} needs the scene's guide (--guide)")
+    import shutil
+    import tempfile
+
     s = spec.check_scale(scale)
     _check_budget(minutes)
-    out = _out_dir(out)
-    borrowed = _borrowed_start(spec, s, out) if weights is None else None
-    start = borrowed[0] if borrowed else str(W.load_checked(spec.name, s, weights)[2])
-    plan = prepare(cube, spec.name, s, guide=guide, weights=start, device=device)
-    device = plan.device
-    data, ok, good, origin = _read_region(plan.cube, MAX_SIDE)
-    y0, x0 = origin
-    g = plan.guide.window(y0 * s, x0 * s, ok.shape[0] * s, ok.shape[1] * s)  # the guide, HR grid
-    g = sensor.reduce(g, s)
-    train_sl, held_sl = split(ok, s)
+    # another scale's weights re-tagged for ×s wait in a scratch folder until every check has
+    # passed, so a failed start (a bad guide, a scene too small) leaves nothing in --out
+    scratch = tempfile.mkdtemp(prefix="geohsr-start-")
+    try:
+        borrowed = _borrowed_start(spec, s, Path(scratch)) if weights is None else None
+        start = borrowed[0] if borrowed else str(W.load_checked(spec.name, s, weights)[2])
+        plan = prepare(cube, spec.name, s, guide=guide, weights=start, device=device)
+        device = plan.device
+        data, ok, good, origin = _read_region(plan.cube, MAX_SIDE)
+        y0, x0 = origin
+        g = plan.guide.window(y0 * s, x0 * s, ok.shape[0] * s, ok.shape[1] * s)  # the guide, HR grid
+        g = sensor.reduce(g, s)
+        train_sl, held_sl = split(ok, s)
+        out = _out_dir(out)
+        if borrowed:
+            start = str(out / Path(start).name)
+            shutil.move(borrowed[0], start)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     task = GuidedAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], g[(slice(None),) + train_sl],
                            data[(slice(None),) + held_sl], g[(slice(None),) + held_sl], s, start,
                            device=device, seed=seed, sensor=sensor)
@@ -249,7 +261,7 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
 def _borrowed_start(spec, s: int, out: Path) -> tuple[str, dict] | None:
     """Where no ×s weights are shipped for a guided network none of whose layers depends on the
     scale (IFMSR, MulSR: ``extras["scale_free"]``), adaptation starts from the shipped weights of
-    the nearest scale (in ratio): written into ``out`` re-tagged for ×s, so that they can also be
+    the nearest scale (in ratio): written into the folder ``out`` re-tagged for ×s, so that they can also be
     run (and kept) at ×s. Returns (that file, its origin for the card), or None where ×s weights are
     shipped or the network has scale-bound layers."""
     if not spec.extras.get("scale_free") or W.find(spec.name, s) is not None:

@@ -236,6 +236,11 @@ def test_guided_methods_adapt_with_the_scenes_real_guide(tmp_path, method, s, or
         assert res.weights is not None  # the adapted weights, or the starting ones re-tagged for ×s
         with pytest.raises(geohsr.WeightsError, match=f"no shipped {method} weights for ×{s}"):
             geohsr.superresolve(cube, method, s, guide=guide, coregister=False)
+        # a start that fails its checks (here: a scene too small) leaves nothing in --out
+        with pytest.raises(InputError, match="too small to adapt"):
+            A.adapt(cube.isel(y=slice(0, 8), x=slice(0, 8)), method, s, guide=guide, batches=1,
+                    out=tmp_path / "failed", progress=False)
+        assert not (tmp_path / "failed").exists()
     out = geohsr.superresolve(cube, method, s, guide=guide, weights=res.weights, coregister=False)
     assert out.shape == (8, rows * s, 40 * s)
     with pytest.raises(MethodError, match="needs the scene's guide"):
