@@ -101,7 +101,8 @@ def main(argv=None):
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--adapt-batches", type=int, default=0,
                     help="only the guided networks adapted on each scene for this many batches")
-    ap.add_argument("--methods", default="ifmsr,mulsr", help="with --adapt-batches: the methods adapted")
+    ap.add_argument("--methods", default="ifmsr", help="with --adapt-batches: the methods adapted "
+                    "(MulSR takes even scales only)")
     a = ap.parse_args(argv)
     if not DATA.is_dir():
         sys.exit(f"{DATA} not found")

@@ -27,7 +27,10 @@ from __future__ import annotations
 
 import json
 import platform
+import shutil
+import tempfile
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -98,8 +101,6 @@ def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
                          f"{10 * scale} px along its longer side ({6 * scale} to train on and "
                          f"{4 * scale} held out)")
     if k // scale < FEW_HELD_OUT:
-        import warnings
-
         warnings.warn(f"the held-out part is only {k // scale} LR px deep (the scene is {n} px along its longer "
                       f"side at ×{scale}): whether adapting gained is judged on few pixels and can be wrong by a few "
                       "tenths of a dB (benchmarks/RESULTS.md, San Diego); adapt on a larger scene if you have one",
@@ -215,9 +216,6 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
 
     if guide is None:
         raise MethodError(f"adapting {spec.name} needs the scene's guide (--guide)")
-    import shutil
-    import tempfile
-
     s = spec.check_scale(scale)
     _check_budget(minutes)
     # another scale's weights re-tagged for ×s wait in a scratch folder until every check has
@@ -337,8 +335,6 @@ def _check_budget(minutes) -> None:
 
 def _out_dir(out) -> Path:
     """The adaptation's output folder (a new temporary one when None), created."""
-    import tempfile
-
     out = Path(out) if out is not None else Path(tempfile.mkdtemp(prefix="geohsr-adapt-"))
     out.mkdir(parents=True, exist_ok=True)
     return out

@@ -135,7 +135,6 @@ def resolve(method: str, scale: int, weights=None) -> tuple[str, str | None]:
     entry = find(method, scale)
     if entry is None:
         from .errors import WeightsError
-
         from .methods import get_method
 
         shipped = sorted({e["scale"] for e in catalog() if e["method"] == method})
