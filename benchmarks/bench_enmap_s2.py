@@ -79,11 +79,14 @@ def load(name: str):
     return ref, cube.wavelength.values[good], cube.rio.transform(), cube.rio.crs
 
 
-def case(ref, wl, t, crs):
+def case(ref, wl, t, crs, lr_mtf="0.3"):
     s = SCALE
     h, w = ref.shape[1] // s * s, ref.shape[2] // s * s
     ref = ref[:, :h, :w]
-    lr = guide_low(torch.from_numpy(ref)[None], s)[0].numpy()
+    if lr_mtf == "bicubic":  # the HS sensor: MATLAB's bicubic instead of a Gaussian MTF
+        lr = np.asarray(degrade.bicubic_down(ref, s), np.float32)
+    else:
+        lr = guide_low(torch.from_numpy(ref)[None], s, float(lr_mtf))[0].numpy()
     g = degrade.project(ref, s2_response(wl)).astype(np.float32)
     g = blur(torch.from_numpy(g)[None], mtf_sigma(1, 0.15))[0].numpy()  # the guide sensor's own MTF
     g = np.stack([ndimage.shift(c, (SHIFT[0] * s, SHIFT[1] * s), order=3, mode="nearest") for c in g])
@@ -101,19 +104,27 @@ def main(argv=None):
     ap.add_argument("--scenes", default=",".join(SCENES))
     ap.add_argument("--adapt-batches", type=int, default=0,
                     help="only the guided networks adapted on each scene for this many batches")
-    ap.add_argument("--methods", default="ifmsr", help="with --adapt-batches: the methods adapted "
-                    "(MulSR takes even scales only)")
+    ap.add_argument("--methods", default=None, help="methods to run [default: every method at x3; with "
+                    "--adapt-batches: ifmsr (MulSR takes even scales only)]")
+    ap.add_argument("--lr-mtf", default="0.3", help="the HS sensor's MTF gain at its Nyquist that makes the "
+                    "LR scene, or bicubic (the protocol's default: 0.3)")
+    ap.add_argument("--mtf-gain", default="measure", help="what the guided methods are told: measure "
+                    "(geohsr's default) or a gain")
+    ap.add_argument("--adapt-psf", default="gaussian", help="with --adapt-batches: how adaptation reduces "
+                    "the scene and guide (gaussian = gain 0.3, measure = the gain measured against the guide, …)")
     a = ap.parse_args(argv)
+    mtf = a.mtf_gain if a.mtf_gain == "measure" else float(a.mtf_gain)
     if not DATA.is_dir():
         sys.exit(f"{DATA} not found")
     res = {"benchmark": "enmap_s2", "protocol": __doc__.split("\n\n")[1].replace("\n", " "),
            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
            "date": time.strftime("%Y-%m-%d"), "rows": []}
     for name in a.scenes.split(","):
-        ref, cube, guide = case(*load(name))
+        ref, cube, guide = case(*load(name), lr_mtf=a.lr_mtf)
         peak = float(ref.max())
-        runs = ([(m, dict(batches=a.adapt_batches)) for m in a.methods.split(",")] if a.adapt_batches
-                else [(m, None) for m in methods_for(SCALE)])
+        runs = ([(m, dict(batches=a.adapt_batches, psf=a.adapt_psf)) for m in (a.methods or "ifmsr").split(",")]
+                if a.adapt_batches
+                else [(m, None) for m in (a.methods.split(",") if a.methods else methods_for(SCALE))])
         for m, adapt in runs:
             guided = m == "auto" or geohsr.get_method(m).guided
             t0 = time.perf_counter()
@@ -121,7 +132,7 @@ def main(argv=None):
                 warnings.simplefilter("always")
                 try:
                     sr = geohsr.superresolve(cube, method=m, scale=SCALE, guide=guide if guided else None,
-                                             dtype="float32", adapt=adapt)
+                                             dtype="float32", adapt=adapt, mtf=mtf)
                     sr.values  # noqa: B018  (compute inside the timer)
                 except geohsr.GeohsrError as exc:
                     row = {"scene": name, "method": m, "error": str(exc)}
@@ -135,11 +146,15 @@ def main(argv=None):
                    "sam": round(metrics.sam(x, ref), 3), "ergas": round(metrics.ergas(x, ref, SCALE), 3),
                    "seconds": round(dt, 2), "guide_offset": sr.attrs.get("geohsr_guide_offset"),
                    "auto": sr.attrs.get("geohsr_auto"), "adapted": sr.attrs.get("geohsr_adapted"),
+                   "lr_mtf": a.lr_mtf, "mtf_gain": a.mtf_gain, "guide_mtf": sr.attrs.get("geohsr_guide_mtf"),
+                   "adapt_psf": a.adapt_psf if a.adapt_batches else None,
                    "warnings": sorted({str(w.message)[:160] for w in caught if "offset" in str(w.message)
                                        or "too small" in str(w.message)})}
             res["rows"].append(row)
             print(json.dumps(row), flush=True)
-    out = HERE / "results" / ("enmap_s2_adapt.json" if a.adapt_batches else "enmap_s2.json")
+    tail = "" if (a.lr_mtf, a.mtf_gain) == ("0.3", "measure") else f"_lr{a.lr_mtf}_mtf{a.mtf_gain}"
+    tail += f"_psf{a.adapt_psf}" if a.adapt_batches and a.adapt_psf != "gaussian" else ""
+    out = HERE / "results" / (("enmap_s2_adapt" if a.adapt_batches else "enmap_s2") + tail + ".json")
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
 

@@ -61,7 +61,10 @@ def main(argv=None):
     ap.add_argument("--weights", action="append", default=[], metavar="METHOD=FILE",
                     help="other weights for a learned method (rows say which)")
     ap.add_argument("--out", default=str(HERE / "results" / "real_pairs.json"))
+    ap.add_argument("--mtf-gain", default="measure", help="what MTF-GLP, GSA, DualSR-GLP and auto are "
+                    "told about the MS blur relative to the pan: measure (geohsr's default) or a gain")
     a = ap.parse_args(argv)
+    mtf = a.mtf_gain if a.mtf_gain == "measure" else float(a.mtf_gain)
     weights = dict(w.split("=", 1) for w in a.weights)
     if not DATA.is_dir():
         sys.exit(f"{DATA} not found")
@@ -76,11 +79,12 @@ def main(argv=None):
                 spec_guided = m == "auto" or geohsr.get_method(m).guided
                 t0 = time.perf_counter()
                 sr = geohsr.superresolve(cube, method=m, scale=s, guide=guide if spec_guided else None,
-                                         dtype="float32", weights=weights.get(m))
+                                         dtype="float32", weights=weights.get(m), mtf=mtf)
                 dt = time.perf_counter() - t0
                 row = {"scale": s, "pair": pair, "method": m, "chosen": sr.attrs.get("geohsr_method"),
                        "psnr": round(metrics.psnr(sr.values, ms), 3), "sam": round(metrics.sam(sr.values, ms), 3),
-                       "seconds": round(dt, 2), "weights": weights.get(m, "shipped")}
+                       "seconds": round(dt, 2), "weights": weights.get(m, "shipped"), "mtf_gain": a.mtf_gain,
+                       "guide_mtf": sr.attrs.get("geohsr_guide_mtf")}
                 res["rows"].append(row)
                 print(json.dumps(row), flush=True)
     out = Path(a.out)

@@ -128,7 +128,10 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     spec = get_method(spec.weights_of) if spec.weights_of else spec  # DualSR-GLP: DualSR's networks
     from .sensor import SensorModel
 
-    sensor = SensorModel(psf)  # a bad --psf fails before anything is read
+    if isinstance(psf, str) and psf.strip().lower() == "measure":  # the scene's blur, from its guide
+        sensor = _measured_sensor(cube, scale, guide, device)
+    else:
+        sensor = SensorModel(psf)  # a bad --psf fails before anything is read
     kw = dict(minutes=minutes, batches=batches, out=out, weights=weights, seed=seed, device=device,
               progress=progress, resume=resume, lr=lr, command=command, sensor=sensor)
     if spec.guided and spec.train is not None and spec.bands != "grid":
@@ -196,6 +199,22 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = wstr if improved else (None if shipped else weights_arg(start))
     return Adapted(spec.name, s, use, improved, before_m, after_m, out, card, tried=wstr)
+
+
+def _measured_sensor(cube, scale, guide, device):
+    """The sensor model ``psf="measure"``: the Gaussian MTF whose gain relates the scene to its guide
+    (:func:`geohsr.coregister.measure_mtf`, on the co-registered guide)."""
+    from .engine import prepare
+    from .sensor import SensorModel
+
+    if guide is None:
+        raise InputError("--adapt-psf measure measures the scene's blur against its guide: give --guide, "
+                         "or name the sensor model (gaussian:GAIN, bicubic or a PSF file)")
+    plan = prepare(cube, "mtf-glp", scale, guide=guide, device=device)  # co-registers, then measures
+    sensor = SensorModel(f"gaussian:{plan.guide.mtf_gain}")
+    sensor.source = "measured against the guide" if "why" not in plan.guide_mtf else \
+        f"assumed: not measurable against the guide, {plan.guide_mtf['why']}"
+    return sensor
 
 
 def adaptable(method: str) -> bool:

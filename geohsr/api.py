@@ -20,7 +20,7 @@ GLOBAL_TILE = 192  # smallest default tile (LR px) of global-context methods (se
 def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None, weights=None,
                  device: str = "auto", dtype=None, chunks=None, precision: str = "fp32",
                  coregister="auto", adapt: dict | None = None, clip="auto", merge: str | None = None,
-                 ensemble: bool = False) -> xr.DataArray:
+                 ensemble: bool = False, mtf="measure") -> xr.DataArray:
     """Super-resolve a georeferenced cube by an integer ``scale`` with ``method`` (``"auto"``:
     :func:`auto_method`; default: ``"auto"`` with a guide — the candidate best on this scene,
     recorded in ``attrs["geohsr_auto"]`` —, else ``"bicubic"``).
@@ -43,16 +43,21 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     digital numbers of a physical quantity —, else nothing; :func:`geohsr.engine.clip_range`).
     ``ensemble=True`` averages a learned method's output over the eight flips and 90° rotations
     of each block (self-ensemble: 8× the network's time; the gain is in ``benchmarks/RESULTS.md``);
-    ``attrs["geohsr_ensemble"]`` records it.
+    ``attrs["geohsr_ensemble"]`` records it. ``mtf``: for the methods that reduce the guide
+    through the sensor's MTF (MTF-GLP, GSA, DualSR-GLP, and ``auto``'s measurement),
+    ``"measure"`` (default) the blur of the scene relative to the guide as a Gaussian MTF gain at
+    the LR Nyquist (:func:`geohsr.coregister.measure_mtf`), or give the gain (e.g. 0.3);
+    ``attrs["geohsr_guide_mtf"]`` says which.
     """
     if merge is not None:
         return merged(cube, method, scale, merge, guide=guide, weights=weights, device=device, dtype=dtype,
-                      chunks=chunks, precision=precision, coregister=coregister, clip=clip, ensemble=ensemble)
+                      chunks=chunks, precision=precision, coregister=coregister, clip=clip, ensemble=ensemble,
+                      mtf=mtf)
     notes = {}
     if method is None:
         method = "auto" if guide is not None else "bicubic"
     if str(method).lower() == "auto":
-        method, notes = auto_method(cube, scale, guide, device)
+        method, notes = auto_method(cube, scale, guide, device, mtf=mtf)
         if not get_method(method).guided:  # the guide did not help on this scene
             guide = None
         skipped = network_only_options(method, adapt=adapt, ensemble=ensemble)
@@ -67,7 +72,7 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                          precision=precision, coregister=coregister, clip=clip, ensemble=ensemble)
+                          precision=precision, coregister=coregister, clip=clip, ensemble=ensemble, mtf=mtf)
     plan.notes.update(notes)
     return compute(plan, chunks)
 
@@ -92,9 +97,10 @@ def network_only_options(method: str, *, adapt, ensemble) -> dict:
     return out
 
 
-def auto_method(cube, scale, guide=None, device="auto") -> tuple[str, dict]:
+def auto_method(cube, scale, guide=None, device="auto", mtf="measure") -> tuple[str, dict]:
     """``method="auto"``: with a guide, the candidate best on this scene at reduced resolution
-    (:mod:`geohsr.select`); without, DualSR where shipped weights cover the scale, else bicubic.
+    (:mod:`geohsr.select`, its reduction through the scene's MTF: ``mtf`` as in
+    :func:`superresolve`); without, DualSR where shipped weights cover the scale, else bicubic.
     Returns the method and the attrs that record the choice."""
     if guide is None:
         from .methods import default_method
@@ -102,7 +108,7 @@ def auto_method(cube, scale, guide=None, device="auto") -> tuple[str, dict]:
         return default_method(int(scale)), {}
     from .select import choose, summary
 
-    name, table = choose(cube, guide, int(scale), device=device)
+    name, table = choose(cube, guide, int(scale), device=device, mtf=mtf)
     return name, {"geohsr_auto": summary(table, int(scale))}
 
 

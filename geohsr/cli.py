@@ -157,6 +157,9 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--no-coregister", is_flag=True,
               help="use the guide as it is (default: measure its offset from the scene and shift it "
                    "onto the scene when it is at least 0.1 LR px)")
+@click.option("--mtf-gain", "mtf_gain", default="measure", show_default=True, metavar="measure|GAIN",
+              help="the scene's blur relative to the guide, as a Gaussian MTF gain at the LR Nyquist, for "
+                   "mtf-glp, gsa, dualsr-glp and auto: measure it against the guide, or give it (0.15-0.95)")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N] (falls back to the CPU)")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="network arithmetic: fp32, or bf16/fp16 mixed precision (GPU; costs PSNR, "
@@ -193,7 +196,8 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
                    "it; see `geohsr adapt`")
 @click.option("--adapt-psf", "adapt_psf", default="gaussian", show_default=True, metavar="MODEL",
               help="how the scene is reduced for adaptation: gaussian (gain 0.3 at Nyquist), gaussian:GAIN, "
-                   "bicubic (MATLAB, anti-aliased) or a PSF file (.npy, or .mat with 'data')")
+                   "measure (the Gaussian measured against --guide), bicubic (MATLAB, anti-aliased) or a "
+                   "PSF file (.npy, or .mat with 'data')")
 @click.option("--ensemble", is_flag=True,
               help="average the network's output over the 8 flips and 90° rotations of each block "
                    "(self-ensemble: higher PSNR for 8× the network's time; learned methods)")
@@ -201,7 +205,8 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="for methods with a fixed band grid (snlsr, a-snlsr): return every input band, those "
                    "in the model's range from it, the others from METHOD (bicubic, dualsr, …)")
 @_subset_options
-def run(input, scale, method, output, guide, weights, no_coregister, device, precision, fmt, dtype, memory_limit, workers,
+def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, device, precision, fmt, dtype,
+        memory_limit, workers,
         block_size, batch, scheduler, resume, keep_partial, overwrite, progress, quiet, clip, adapt_minutes,
         adapt_psf, ensemble, merge, bands, wavelength_range, window, bbox, wavelengths_file):
     """Super-resolve INPUT by --scale and write the result (atomically)."""
@@ -225,9 +230,11 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
                                 block=block_size, batch=batch)
     stream.check_options(opts)  # a bad --batch / --block-size fails before anything is read
     if adapt_minutes is not None:
-        from .sensor import SensorModel
+        _check_psf(adapt_psf, guide, "--adapt-psf")  # … and a bad --adapt-psf
+    if mtf_gain.strip().lower() != "measure":
+        from .sensor import check_gain
 
-        SensorModel(adapt_psf)  # … and a bad --adapt-psf
+        mtf_gain = check_gain(mtf_gain)  # … and a bad --mtf-gain
     from .methods import get_method
 
     if method != "auto":
@@ -261,7 +268,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
         return
     notes = {}
     if method == "auto":  # the final "wrote … method X" line says which
-        method, notes = api.auto_method(cube, scale, guide, device)
+        method, notes = api.auto_method(cube, scale, guide, device, mtf=mtf_gain)
         if notes:
             click.echo(notes["geohsr_auto"], err=True)
             if not get_method(method).guided:  # the guide did not help on this scene
@@ -282,7 +289,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
         notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
                           precision=precision, coregister=not no_coregister and "auto", clip=clip,
-                          ensemble=ensemble)
+                          ensemble=ensemble, mtf=mtf_gain)
     plan.notes.update(notes)
     plan.source_subset = part
     if plan.guide_offset is not None:
@@ -290,6 +297,8 @@ def run(input, scale, method, output, guide, weights, no_coregister, device, pre
         click.echo(f"guide offset: dy {o['dy']:+.2f}, dx {o['dx']:+.2f} LR px (±{o['spread']:.2f}, "
                    f"{o['windows']} windows), {'corrected' if o['corrected'] else 'below 0.1 px, not corrected'}",
                    err=True)
+    if plan.guide_mtf is not None:
+        click.echo(f"guide MTF: {engine.mtf_note(plan.guide_mtf)}", err=True)
     gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
     with _client(scheduler) as client:
         opts.client = client
@@ -335,6 +344,18 @@ def _client(scheduler):
             yield client
 
 
+def _check_psf(psf: str, guide, option: str) -> None:
+    """A sensor model for adaptation, checked before anything is read: ``measure`` needs a guide."""
+    if psf.strip().lower() == "measure":
+        if guide is None:
+            raise click.BadParameter("measure measures the scene's blur against its guide: give --guide, or "
+                                     "name the model (gaussian:GAIN, bicubic or a PSF file)", param_hint=option)
+        return
+    from .sensor import SensorModel
+
+    SensorModel(psf)
+
+
 @main.command("adapt")
 @click.argument("input", type=click.Path(path_type=Path))
 @click.option("--scale", "-s", type=int, default=4, help="integer up-scaling factor")
@@ -353,7 +374,8 @@ def _client(scheduler):
 @click.option("--overwrite", is_flag=True, help="start afresh in an --out that holds a run")
 @click.option("--psf", default="gaussian", show_default=True, metavar="MODEL",
               help="how the scene is reduced for adaptation: gaussian (gain 0.3 at Nyquist), gaussian:GAIN, "
-                   "bicubic (MATLAB, anti-aliased) or a PSF file (.npy, or .mat with 'data')")
+                   "measure (the Gaussian measured against --guide), bicubic (MATLAB, anti-aliased) or a "
+                   "PSF file (.npy, or .mat with 'data')")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed, device, resume, overwrite, psf,
               quiet):
@@ -365,9 +387,7 @@ def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed,
     the result with `geohsr run OTHER.tif -s SCALE -m METHOD --weights "<printed --weights value>"`."""
     from .adapt import adapt
     from .io import open_cube
-    from .sensor import SensorModel
-
-    SensorModel(psf)  # a bad --psf fails before the scene is read
+    _check_psf(psf, guide, "--psf")  # a bad --psf fails before the scene is read
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise click.BadParameter(f"{out} already holds files; pass --resume to continue or --overwrite "
                                  "to start afresh", param_hint="--out")
@@ -440,10 +460,13 @@ def info(input, as_json):
               help="a real HR guide: reduced-resolution (Wald, sensor MTF) and full-resolution (QNR) "
                    "scores, with the guide's co-registration offset")
 @click.option("--no-coregister", is_flag=True, help="use the guide's georeference as it is")
+@click.option("--mtf-gain", "mtf_gain", default="measure", show_default=True, metavar="measure|GAIN",
+              help="with --guide: the scene's blur relative to the guide (Gaussian MTF gain at the LR "
+                   "Nyquist) for the reduction and the MTF-based methods: measure it, or give it (0.15-0.95)")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="write the report (.md Markdown, .html or .csv)")
 @_subset_options
-def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no_coregister, report,
+def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no_coregister, mtf_gain, report,
              bands, wavelength_range, window, bbox, wavelengths_file):
     """Wald protocol on INPUT: degrade ×scale, super-resolve, compare with the original; with
     --guide also the no-reference QNR of the full-resolution products."""
@@ -454,6 +477,10 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no
     for m in names or []:
         if m.lower() != "auto":
             get_method(m).check_scale(scale)
+    if mtf_gain.strip().lower() != "measure":
+        from .sensor import check_gain
+
+        mtf_gain = check_gain(mtf_gain)
     if guide is not None and (degradation != "bicubic" or noise):
         raise click.BadParameter("with --guide the degradation is geohsr's sensor model; drop "
                                  "--degradation/--noise", param_hint="--guide")
@@ -468,7 +495,7 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no
 
         scene = _subset(open_cube(input), bands, wavelength_range, window, bbox, wavelengths_file)[0]
     rep = run_eval(scene, names, scale, degradation=degradation, noise=noise, seed=seed, device=device,
-                   guide=guide, coregister=not no_coregister and "auto")
+                   guide=guide, coregister=not no_coregister and "auto", mtf=mtf_gain)
     text = rep.to_markdown()
     click.echo(text)
     if report is not None:

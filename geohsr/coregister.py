@@ -95,3 +95,32 @@ def coregister_guide(plan, required: bool = False) -> dict | None:
     if off["corrected"]:
         plan.guide.offset = (-off["dy"] * plan.scale, -off["dx"] * plan.scale)  # read it from there
     return off
+
+
+def measure_mtf(plan) -> dict:
+    """The blur between the (co-registered) guide and the scene as the gain of a Gaussian MTF at
+    the LR Nyquist frequency (:func:`geohsr.sensor.measure_gain`), measured on the windows the
+    offset is measured on: ``{"gain", "r2", "r2_default", "windows"}``, ``gain`` None (with
+    ``why``) when it cannot be measured."""
+    from .sensor import measure_gain
+
+    cube, s, guide = plan.cube, plan.scale, plan.guide
+    bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
+    H, W = cube.sizes["y"], cube.sizes["x"]
+    (sy, sx), wins = _windows(H, W)
+    pairs = []
+    if min(sy, sx) >= MIN_SIDE and sy * sx >= MIN_WINDOW ** 2:
+        for y0, x0 in wins:
+            raw = np.asarray(cube.isel(y=slice(y0, y0 + sy), x=slice(x0, x0 + sx)).values)[bands]
+            ok = valid_mask(raw, plan.nodata).all(0)
+            g = guide.window(y0 * s, x0 * s, sy * s, sx * s, fill=False)
+            gok = np.isfinite(g).all(0).reshape(sy, s, sx, s).all((1, 3))
+            m = ok & gok
+            if m.mean() >= MIN_VALID:
+                pairs.append((np.where(ok, raw, 0).astype(np.float32), np.nan_to_num(g), m))
+    if not pairs:
+        return {"gain": None, "why": f"the scene ({W}×{H} LR px) has no window of at least "
+                                     f"{MIN_WINDOW}×{MIN_WINDOW} LR px valid in both", "windows": 0}
+    out = measure_gain(pairs, s)
+    out["windows"] = len(pairs)
+    return out

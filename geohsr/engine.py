@@ -51,6 +51,7 @@ class Plan:
     band_map: tuple | None = None
     fitted: object = None  # MethodSpec.fit's scene-wide parameters (a float32 array)
     guide_offset: dict | None = None  # the guide's measured offset (geohsr.coregister), LR px
+    guide_mtf: dict | None = None  # the scene's MTF gain relative to the guide (set_mtf)
     clip: tuple | None = None  # (lo, hi) output values are clipped to (either None)
     # the scene as a window and band subset of its source file: (row0, col0, 1-based band indexes
     # or None), for drivers that read the file directly (geohsr run --window/--bbox/--bands)
@@ -100,6 +101,8 @@ class Plan:
             o = self.guide_offset
             hr.attrs["geohsr_guide_offset"] = (f"dy={o['dy']:+.3f} dx={o['dx']:+.3f} LR px "
                                                f"({'corrected' if o['corrected'] else 'not corrected'})")
+        if self.guide_mtf is not None:
+            hr.attrs["geohsr_guide_mtf"] = mtf_note(self.guide_mtf)
         hr = geo.with_grid(hr, geo.hr_transform(geo.cube_transform(cube), self.scale), cube.rio.crs)
         if self.out_nodata is not None:
             hr = hr.rio.write_nodata(self.out_nodata, encoded=False)
@@ -135,10 +138,12 @@ ENSEMBLE_NOTE = "self-ensemble: the network's output averaged over the 8 flips a
 
 
 def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None,
-            precision="fp32", coregister="auto", clip="auto", ensemble: bool = False) -> Plan:
+            precision="fp32", coregister="auto", clip="auto", ensemble: bool = False, mtf="measure") -> Plan:
     """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan.
     ``ensemble``: average the network's output over the eight flips and 90° rotations of each
-    block (:func:`ensemble_infer`; eight times the network's time)."""
+    block (:func:`ensemble_infer`; eight times the network's time). ``mtf``: for methods that
+    reduce the guide through the sensor MTF (:attr:`MethodSpec.uses_mtf`), ``"measure"`` it
+    against the guide (:func:`set_mtf`) or its gain at the LR Nyquist (e.g. 0.3)."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
     spec = get_method(method)
@@ -186,9 +191,47 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
             from .coregister import coregister_guide
 
             plan.guide_offset = coregister_guide(plan, required=coregister is True)
+        if spec.uses_mtf:
+            set_mtf(plan, mtf)
     if spec.fit is not None:  # scene-wide parameters, before any block
         plan.fitted = np.asarray(spec.fit(plan), dtype=np.float32)
     return plan
+
+
+def set_mtf(plan: Plan, mtf="measure") -> dict:
+    """The scene's MTF gain at the LR Nyquist relative to the guide, onto ``plan.guide.mtf_gain``
+    and ``plan.guide_mtf``: ``"measure"`` (:func:`geohsr.coregister.measure_mtf`, on the
+    co-registered guide; when it cannot be measured, a warning and ``GAIN_AT_NYQUIST``) or a
+    number (checked against ``GAIN_RANGE``)."""
+    from .sensor import GAIN_AT_NYQUIST, check_gain
+
+    if isinstance(mtf, str) and mtf.strip().lower() == "measure":
+        import warnings
+
+        from .coregister import measure_mtf
+
+        info = {**measure_mtf(plan), "measured": True}
+        if info["gain"] is None:
+            warnings.warn(f"the guide's blur relative to the scene could not be measured ({info['why']}); "
+                          f"assuming an MTF gain of {GAIN_AT_NYQUIST} at Nyquist (set one with --mtf-gain)")
+            info["gain"] = GAIN_AT_NYQUIST
+    else:
+        info = {"gain": check_gain(mtf), "measured": False}
+    plan.guide.mtf_gain = float(info["gain"])
+    plan.guide_mtf = info
+    return info
+
+
+def mtf_note(info: dict) -> str:
+    """One line on the MTF gain a plan used (logs, the product's ``geohsr_guide_mtf`` tag)."""
+    head = f"gain {info['gain']:.2f} at the LR Nyquist"
+    if not info.get("measured"):
+        return f"{head} (given)"
+    if "why" in info:
+        return f"{head} (assumed: not measurable, {info['why']})"
+    n = info["windows"]
+    return (f"{head} (measured against the guide on {n} window{'s' if n != 1 else ''}: the reduced guide's "
+            f"R² {info['r2']:.4f}, {info['r2_default']:.4f} at the default 0.3)")
 
 
 def weights_provenance(plan: Plan) -> str:
@@ -336,6 +379,8 @@ def sr_blocks(items, norm, *, method, scale, weights, device, nodata, mask_dilat
         if fitted is not None:  # in data units: a normalised method sees them normalised too
             f = fitted / np.float32(norm) if spec.fit_in_data_units and spec.normalise and norm != 1.0 else fitted
             args.append(torch.from_numpy(np.repeat(f[None], len(idx), 0)))
+        if spec.uses_mtf and guide is not None:  # the scene's MTF gain (set_mtf), one per block
+            args.append(torch.full((len(idx),), float(guide.mtf_gain)))
         y = (ensemble_infer(runner, args, precision, 1 + (guide is not None)) if ensemble
              else infer(runner, args, precision)).numpy()
         for k, i in enumerate(idx):

@@ -86,17 +86,18 @@ def degrade_for_eval(ref: np.ndarray, scale: int, degradation: str = "bicubic", 
 
 def evaluate(cube, methods=None, scale: int = 4, *, degradation: str = "bicubic",
              noise: float = 0.0, seed: int = 0, device: str = "auto", weights: dict | None = None,
-             value_scale: float | None = None, guide=None, coregister="auto"):
+             value_scale: float | None = None, guide=None, coregister="auto", mtf="measure"):
     """Evaluate ``methods`` on ``cube`` with the Wald protocol (see the module docstring).
 
     ``value_scale``: divide the reference by this instead of its maximum (e.g. 1.0 for a cube
     already in [0, 1] as the papers' CAVE protocol, 10000 for reflectance × 10000).
     With a ``guide``: :func:`evaluate_pair` (reduced-resolution and QNR scores, a :class:`PairReport`;
-    the degradation is geohsr's sensor model, ``methods=None`` the candidates of ``auto``)."""
+    the degradation is geohsr's sensor model with the scene's MTF gain, ``mtf``: measured against
+    the guide or given; ``methods=None`` the candidates of ``auto``)."""
     from .api import superresolve
 
     if guide is not None:
-        return evaluate_pair(cube, guide, methods, scale, device=device, coregister=coregister)
+        return evaluate_pair(cube, guide, methods, scale, device=device, coregister=coregister, mtf=mtf)
 
     cube = open_cube(cube)
     methods = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods or ["bicubic"])]
@@ -148,6 +149,7 @@ class PairReport:
     protocol: str
     notes: dict = field(default_factory=dict)
     ranges: pd.DataFrame | None = None  # reduced-resolution PSNR per spectral range (wavelengths known)
+    mtf: dict | None = None  # the scene's MTF gain relative to the guide (geohsr.engine.set_mtf)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -169,12 +171,14 @@ class PairReport:
                 "one the guide does not inform.\n\n" + head + rows + "\n")
 
     def _offset_line(self) -> str:
+        from .engine import mtf_note
+
         o = self.offset
-        if not o:
-            return "Guide offset: not measured (--no-coregister)."
-        return (f"Guide offset from the scene: dy = {o['dy']:+.2f}, dx = {o['dx']:+.2f} LR px "
+        line = ("Guide offset: not measured (--no-coregister)." if not o else
+                f"Guide offset from the scene: dy = {o['dy']:+.2f}, dx = {o['dx']:+.2f} LR px "
                 f"(spread {o['spread']:.2f} over {o['windows']} windows), "
                 f"{'corrected' if o['corrected'] else 'below 0.1 LR px, not corrected'}.")
+        return line + (f" Scene MTF relative to the guide: {mtf_note(self.mtf)}." if self.mtf else "")
 
     def to_markdown(self) -> str:
         red = "| method | PSNR (dB) | SSIM | SAM (°) | ERGAS | RMSE |\n|---|---|---|---|---|---|\n" + "".join(
@@ -213,12 +217,13 @@ def _masked_metrics(sr: np.ndarray, ref: np.ndarray, ok: np.ndarray, scale: int)
 
 
 def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "auto",
-                  coregister="auto") -> PairReport:
+                  coregister="auto", mtf="measure") -> PairReport:
     """Score ``methods`` (default: the candidates of ``method="auto"``; bicubic always) on a scene
     with a real HR ``guide``, with no ground truth at the guide's resolution:
 
     * reduced resolution (Wald): the scene and the co-registered guide reduced by ``scale``
-      through geohsr's sensor model (:mod:`geohsr.sensor`), super-resolved back and compared with
+      through geohsr's sensor model (:mod:`geohsr.sensor`; the Gaussian MTF of the gain measured
+      between guide and scene, or ``mtf`` when given), super-resolved back and compared with
       the scene (PSNR from one MSE over the cube with peak = the scene's largest value, SSIM, SAM,
       ERGAS, RMSE over its valid pixels);
     * full resolution: each method's product from the real scene and guide, scored by QNR
@@ -230,10 +235,11 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
     from .engine import prepare
     from .methods import get_method
     from .select import candidates, reduced_pair
-    from .sensor import GAIN_AT_NYQUIST as GAIN, guide_low
+    from .sensor import guide_low
 
     s = int(scale)
-    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, coregister=coregister)
+    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, coregister=coregister, mtf=mtf)
+    gain = plan.guide.mtf_gain
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods or candidates(s))]
     names = list(dict.fromkeys(["bicubic"] + [m for m in names if m.lower() != "bicubic"]))
     h, w = plan.cube.sizes["y"] // s * s, plan.cube.sizes["x"] // s * s
@@ -247,7 +253,7 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
     okf = valid_mask(full_lr, plan.nodata).all(0)
     pick = np.unique(np.linspace(0, full_lr.shape[0] - 1, min(QNR_MAX_BANDS, full_lr.shape[0])).astype(int))
     pan = g_hr.mean(0, keepdims=True)
-    pan_low = guide_low(torch.from_numpy(pan)[None], s)[0, 0].numpy()
+    pan_low = guide_low(torch.from_numpy(pan)[None], s, gain)[0, 0].numpy()
     ok_hr = np.repeat(np.repeat(okf, s, 0), s, 1)
     m_lr = np.where(okf, full_lr[pick], 0)
     red, full, notes, per_range = {}, {}, {}, {}
@@ -259,14 +265,14 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
         g_req = get_method(name).guided if name != "auto" else True
         try:
             sr = superresolve(lr, method=name, scale=s, guide=gd if g_req else None, device=device,
-                              dtype="float32", coregister=False).values.astype(np.float64)
+                              dtype="float32", coregister=False, mtf=gain).values.astype(np.float64)
             red[name] = _masked_metrics(sr / peak, ref / peak, ok, s)
             per_range[name] = {f"{lo}-{hi}": metrics.psnr(sr[(wl >= lo) & (wl < hi)][:, ok] / peak,
                                                          ref[(wl >= lo) & (wl < hi)][:, ok] / peak)
                                for lo, hi in spans}
             hr = superresolve(plan.cube.isel(y=slice(0, h), x=slice(0, w)), method=name, scale=s,
                               guide=guide if g_req else None, device=device, dtype="float32",
-                              coregister=coregister)
+                              coregister=coregister, mtf=gain)
             hr = np.asarray(hr.values)[plan.use_bands if plan.use_bands is not None and hr.sizes["band"]
                                        == plan.bands else slice(None)].astype(np.float64)
             full[name] = metrics.qnr(np.where(ok_hr, hr[pick], 0), m_lr, np.where(ok_hr, pan[0], 0),
@@ -282,7 +288,7 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
         ranges.index.name = "method"
     reduced.index.name = fulltab.index.name = "method"
     protocol = (f"×{s}, {len(ref)} bands, {w}×{h} LR px. Reduced resolution: scene and co-registered "
-                f"guide through a Gaussian MTF with gain {GAIN} at Nyquist, sampled ×1/{s}, "
+                f"guide through a Gaussian MTF with gain {gain:.2f} at Nyquist, sampled ×1/{s}, "
                 f"super-resolved ×{s} and compared with the scene (PSNR from one MSE over the cube, "
                 f"peak = the scene's maximum {peak:g}; SSIM Gaussian 11/1.5; SAM mean degrees; "
                 f"ERGAS 100/s; valid pixels). Full resolution: QNR = (1 − D_λ)(1 − D_S), α = β = p = q = 1 "
@@ -290,4 +296,4 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
                 f"{metrics.qnr_block(s)} LR / {metrics.qnr_block(s) * s} HR px, "
                 f"{len(pick)} evenly spaced bands, P = the mean of the guide's bands, P_LR = P through "
                 "the same MTF and sampling.")
-    return PairReport(reduced, fulltab, plan.guide_offset, protocol, notes, ranges)
+    return PairReport(reduced, fulltab, plan.guide_offset, protocol, notes, ranges, plan.guide_mtf)

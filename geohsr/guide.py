@@ -16,6 +16,7 @@ from affine import Affine
 from . import geo
 from .errors import InputError
 from .io import open_cube
+from .sensor import GAIN_AT_NYQUIST
 
 RGB_NM = (640.0, 550.0, 460.0)
 
@@ -108,6 +109,7 @@ class GuideSource:
         self.aligned = _aligned_origin(t, g.rio.crs, t_hr, self.dst_crs)
         self.lo, self.hi = 0.0, 1.0
         self.offset = (0.0, 0.0)  # (dy, dx) HR px the guide is read shifted by (co-registration)
+        self.mtf_gain = GAIN_AT_NYQUIST  # the scene's MTF gain relative to the guide (engine.set_mtf)
         self.lo, self.hi = self._stats()
 
     def _warp(self, transform: Affine, h: int, w: int) -> np.ndarray:

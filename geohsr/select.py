@@ -1,8 +1,9 @@
 """``method="auto"`` with a guide: the candidates measured on the user's own scene, the best kept.
 
 The scene (a central crop of at most ``MAX_SIDE`` LR px a side) is reduced by the scale with
-geohsr's sensor model (:mod:`geohsr.sensor`: Gaussian MTF, gain 0.3 at Nyquist, then sampling),
-and so is the co-registered guide (it lands on the scene's own grid). Every candidate
+geohsr's sensor model (:mod:`geohsr.sensor`: a Gaussian MTF, by default of the gain measured
+between the guide and the scene (:func:`geohsr.coregister.measure_mtf`), then sampling), and so
+is the co-registered guide (it lands on the scene's own grid). Every candidate
 super-resolves the reduced scene with the reduced guide back to the scene's grid (Wald's
 protocol); PSNR (one MSE over the cube, peak = the crop's maximum) is measured on the held-out
 second half of the crop along its longer side (the first half is reported too) and the best candidate runs on the real
@@ -67,9 +68,10 @@ def reduced_pair(plan, y0: int, x0: int, ch: int, cw: int):
     ref = np.asarray(cube.isel(y=slice(y0, y0 + ch), x=slice(x0, x0 + cw)).values)[bands]
     ok = valid_mask(ref, plan.nodata).all(0)
     ref = np.where(ok, ref, 0).astype(np.float32)
-    low = guide_low(torch.from_numpy(ref)[None], s)[0].numpy()
+    gain = plan.guide.mtf_gain  # the scene's own MTF (engine.set_mtf)
+    low = guide_low(torch.from_numpy(ref)[None], s, gain)[0].numpy()
     g = plan.guide.window(y0 * s, x0 * s, ch * s, cw * s)  # the guide on the window's HR grid
-    g_low = guide_low(torch.from_numpy(g)[None], s)[0].numpy()  # … on the window's own grid
+    g_low = guide_low(torch.from_numpy(g)[None], s, gain)[0].numpy()  # … on the window's own grid
     t = geo.cube_transform(cube) @ Affine.translation(x0, y0)
     lr = geo.with_grid(xr.DataArray(low, dims=("band", "y", "x"),
                                     coords={k: ("band", v.values[bands]) for k, v in cube.coords.items()
@@ -79,14 +81,15 @@ def reduced_pair(plan, y0: int, x0: int, ch: int, cw: int):
     return ref, ok, lr, gd, g
 
 
-def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tuple[str, list[dict]]:
+def choose(cube, guide, scale: int, *, device: str = "auto", names=None, mtf="measure") -> tuple[str, list[dict]]:
     """The best candidate for this scene and guide, and the table ``[{method, psnr_held_out,
-    psnr_other_half}]`` (best first)."""
+    psnr_other_half}]`` (best first). ``mtf``: the scene's MTF gain, or ``"measure"``
+    (:func:`geohsr.engine.prepare`); the candidates run with it on the reduced pair."""
     from .api import superresolve
     from .engine import prepare
 
     s = int(scale)
-    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device)  # opens, checks, co-registers
+    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, mtf=mtf)  # opens, checks, co-registers, MTF
     y0, x0, ch, cw = central_crop(plan.cube, s)
     ref, ok, lr, gd, _ = reduced_pair(plan, y0, x0, ch, cw)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
@@ -101,7 +104,7 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None) -> tupl
             with warnings.catch_warnings():  # the candidates' own notes are not the user's business here
                 warnings.simplefilter("ignore")
                 sr = superresolve(lr, method=name, scale=s, guide=gd if spec.guided else None, device=device,
-                                  dtype="float32", coregister=False).values
+                                  dtype="float32", coregister=False, mtf=plan.guide.mtf_gain).values
         except Exception as exc:  # noqa: BLE001  (a candidate that cannot run is left out, said why)
             rows.append({"method": name, "psnr_held_out": None, "psnr_other_half": None,
                          "note": str(exc).splitlines()[0][:120]})

@@ -70,7 +70,9 @@ class SensorModel:
     * ``"bicubic"``: MATLAB's anti-aliased bicubic ×1/s (:func:`geohsr.degrade.bicubic_down`: how
       the shipped weights' training pairs were made);
     * a file: a measured PSF (``.npy``, or ``.mat`` with the kernel under ``data``) on the HR grid,
-      applied as A-SNLSR does (:func:`geohsr.degrade.psf_stride`: correlation, stride s)."""
+      applied as A-SNLSR does (:func:`geohsr.degrade.psf_stride`: correlation, stride s);
+    * (``"measure"``, in :func:`geohsr.adapt.adapt` only: the Gaussian of the gain measured between
+      the scene and its guide.)"""
 
     def __init__(self, psf=None):
         from pathlib import Path
@@ -135,5 +137,77 @@ class SensorModel:
         if self.kind == "psf":
             return (f"the PSF in {self.source} ({self.kernel.shape[0]}×{self.kernel.shape[0]} HR px), "
                     f"correlation with stride {scale} (geohsr.degrade.psf_stride)")
-        return (f"Gaussian MTF, gain {self.gain:g} at the LR Nyquist frequency, then sampling at the LR "
-                "pixel centres (geohsr.sensor.guide_low)")
+        return (f"Gaussian MTF, gain {self.gain:g} at the LR Nyquist frequency"
+                + (f" ({self.source})" if self.source else "")
+                + ", then sampling at the LR pixel centres (geohsr.sensor.guide_low)")
+
+
+# -- the blur between a guide and the scene, measured --------------------------------------------
+GAIN_RANGE = (0.15, 0.95)  # gains measured or accepted (0.15: 3σ stays within the fusion halo)
+GAIN_STEP = 0.01
+MEASURE_COMPONENTS = 20  # principal components of the scene the reduced guide is projected on
+MIN_FIT = 0.5  # R² below this: the guide explains too little of the scene to measure its blur
+
+
+def check_gain(gain) -> float:
+    """A gain at the LR Nyquist given by the user, checked against ``GAIN_RANGE``."""
+    from .errors import InputError
+
+    try:
+        g = float(gain)
+    except (TypeError, ValueError):
+        g = float("nan")
+    lo, hi = GAIN_RANGE
+    if not lo <= g <= hi:
+        raise InputError(f"the MTF gain at Nyquist must lie between {lo} and {hi} (e.g. 0.3), not {gain!r}; "
+                         "or 'measure' to measure it against the guide")
+    return g
+
+
+def measure_gain(pairs, scale: int) -> dict:
+    """The Gaussian MTF that best relates an HR guide to the LR scene.
+
+    ``pairs``: ``[(hs (L, h, w), guide (G, s·h, s·w), valid (h, w))]`` windows of the scene (LR) and
+    of the co-registered guide (HR), same footprint. For every candidate gain ``G`` the guide is
+    reduced to the LR grid (:func:`guide_low`) and projected onto the span of the scene's first
+    ``MEASURE_COMPONENTS`` principal components (the guide's bands are combinations of the
+    scene's spectra, whatever its band count); the share of the reduced guide's variance that the
+    scene explains, R², peaks at the blur the scene has relative to the guide (its own MTF less the
+    guide's). Coarse grid, then ``GAIN_STEP`` around the best. Returns ``{"gain", "r2",
+    "r2_default"}`` (``r2_default``: at ``GAIN_AT_NYQUIST``), or ``{"gain": None, "r2", "why"}``
+    when the guide explains less than ``MIN_FIT`` of the scene at any gain."""
+    import numpy as np
+
+    interior = []
+    for hs, g, m in pairs:  # the windows' reflected edges do not count
+        m = m.copy()
+        e = 2
+        m[:e], m[-e:], m[:, :e], m[:, -e:] = False, False, False, False
+        interior.append(m)
+    x = np.concatenate([hs[:, m] for (hs, _, _), m in zip(pairs, interior)], 1).T.astype(np.float64)
+    x -= x.mean(0)
+    k = max(1, min(MEASURE_COMPONENTS, x.shape[1], x.shape[0] // 10))
+    u = np.linalg.svd(x, full_matrices=False)[0][:, :k]  # orthonormal basis of the scene's variance
+    guides = [torch.from_numpy(np.ascontiguousarray(g, dtype=np.float32))[None] for _, g, _ in pairs]
+
+    def r2(gain: float) -> float:
+        y = np.concatenate([guide_low(g, scale, gain)[0].numpy()[:, m] for g, m in zip(guides, interior)],
+                           1).T.astype(np.float64)
+        y -= y.mean(0)
+        tot = float((y * y).sum())
+        res = y - u @ (u.T @ y)
+        return 1.0 - float((res * res).sum()) / tot if tot > 0 else 0.0
+
+    lo, hi = GAIN_RANGE
+    scores = {round(g, 2): r2(g) for g in np.arange(lo, hi + 1e-9, 0.05)}
+    best = max(scores, key=scores.get)
+    for g in np.arange(max(lo, best - 0.04), min(hi, best + 0.04) + 1e-9, GAIN_STEP):
+        g = round(float(g), 2)
+        if g not in scores:
+            scores[g] = r2(g)
+    best = max(scores, key=scores.get)
+    if scores[best] < MIN_FIT:
+        return {"gain": None, "r2": scores[best],
+                "why": f"the guide explains only {scores[best]:.2f} of the scene's detail (R²)"}
+    default = scores.get(GAIN_AT_NYQUIST)
+    return {"gain": best, "r2": scores[best], "r2_default": r2(GAIN_AT_NYQUIST) if default is None else default}

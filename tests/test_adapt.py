@@ -313,3 +313,37 @@ def test_the_sensor_model_of_adaptation_is_a_choice(tmp_path):
     r = CliRunner().invoke(main, ["adapt", str(tmp_path / "x.tif"), "-s", "2", "--out", str(tmp_path / "o"),
                                   "--psf", "gaussian:7"])
     assert r.exit_code != 0 and "between 0 and 1" in r.output
+
+
+def test_adaptation_can_take_the_blur_measured_against_the_guide(tmp_path):
+    """``psf="measure"``: the scene's MTF gain is measured against its guide and adaptation reduces
+    scene and guide with it (a scene made with gain 0.6: the card says about 0.6, measured); without
+    a guide, one line saying what to give."""
+    import torch
+
+    from geohsr.sensor import guide_low
+
+    s = 4
+    hr = smooth_field(8, 48 * s, 40 * s, seed=4).astype(np.float64)
+    yy, xx = np.mgrid[0:48 * s, 0:40 * s]
+    hr = (hr * (1 + 0.15 * np.sin(xx * 1.1) * np.cos(yy * 0.9) + 0.3 * smooth_field(1, 48 * s, 40 * s, seed=11,
+                                                                                      offset=0.0)[0])).astype(np.float32)
+    lr = guide_low(torch.from_numpy(hr)[None], s, 0.6)[0].numpy()
+    t = Affine(30.0, 0, 365000, 0, -30.0, 5807000)
+    cube = geo.with_grid(xr.DataArray(lr, dims=("band", "y", "x"),
+                                      coords={"wavelength": ("band", np.linspace(420, 690, 8))}), t, "EPSG:32633")
+    guide = geo.with_grid(xr.DataArray(np.stack([hr[7], hr[4], hr[1]]) / hr.max(), dims=("band", "y", "x"),
+                                       coords={"wavelength": ("band", [640.0, 550.0, 460.0])}),
+                          geo.hr_transform(t, s), "EPSG:32633")
+    A.adapt(cube, "ifmsr", s, guide=guide, batches=1, out=tmp_path / "run", progress=False, psf="measure")
+    card = json.loads((tmp_path / "run" / "card.json").read_text())
+    deg = card["degradation"]
+    assert "(measured against the guide)" in deg, deg
+    gain = float(deg.split("gain ")[1].split()[0])
+    assert abs(gain - 0.6) <= 0.03, deg
+    with pytest.raises(InputError, match="give --guide"):
+        A.adapt(cube, "dualsr", s, batches=1, progress=False, psf="measure")
+    src = geohsr.save_cube(cube, tmp_path / "lr.tif")
+    r = CliRunner().invoke(main, ["run", str(src), "-s", "4", "--adapt", "1", "--adapt-psf", "measure",
+                                  "-o", str(tmp_path / "o.tif")])
+    assert r.exit_code != 0 and "give --guide" in r.output and not (tmp_path / "o.tif").exists()

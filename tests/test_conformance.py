@@ -142,8 +142,10 @@ def test_method_conforms(name, tmp_path, trained):
     if spec.fit is not None:  # the scene-wide parameters, one copy per block
         from geohsr.engine import prepare
 
-        fitted = prepare(cube, name, s, guide=guide, device="cpu").fitted
-        args.append(torch.from_numpy(np.repeat(fitted[None], 2, 0)))
+        plan = prepare(cube, name, s, guide=guide, device="cpu")
+        args.append(torch.from_numpy(np.repeat(plan.fitted[None], 2, 0)))
+        if spec.uses_mtf:  # … and the scene's MTF gain, measured against the guide
+            args.append(torch.full((2,), plan.guide.mtf_gain))
 
     both = runner.batch(*args)
     for k in range(2):

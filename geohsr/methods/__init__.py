@@ -147,8 +147,8 @@ class MethodSpec:
     # comma-separated in ``weights`` (DualSR ×4: the ×4 and ×2 CoarSR); default ``(scale,)``
     weight_scales: Callable | None = None
     # ``fit(plan) -> np.ndarray``: parameters fitted once per scene before any block (classical
-    # fusion's regression at low resolution); the runner gets them, one copy per block, as its
-    # last argument, so every block of a scene uses the same ones. ``fit_in_data_units``: they are
+    # fusion's regression at low resolution); the runner gets them, one copy per block, after the
+    # LR blocks and guide windows, so every block of a scene uses the same ones. ``fit_in_data_units``: they are
     # linear in the data, and a ``normalise`` method gets them divided by the scene's normalisation
     fit: Callable | None = None
     fit_in_data_units: bool = False
@@ -158,6 +158,10 @@ class MethodSpec:
     # remote-sensing or close-range ones, from its wavelengths) when none are given; None: default
     pick_weights: Callable | None = None
     guide_channels: str = "rgb"  # guided methods: "rgb" (three channels in [0, 1]) or "all" bands
+    # guided methods that reduce the guide through the sensor MTF (classical fusion): prepare
+    # measures the blur between guide and scene (geohsr.coregister.measure_mtf) or takes the user's,
+    # and the runner gets that gain as one more argument, a (B,) tensor after the fitted parameters
+    uses_mtf: bool = False
     # the RMS difference between 32-px LR tiles and one whole-scene tile, relative to the data's
     # range, the conformance test holds the method to (local methods: crop-only tiling, exact up
     # to float rounding; global-context methods blend overlapping tiles)

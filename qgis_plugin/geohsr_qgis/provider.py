@@ -87,7 +87,7 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
     INPUT, METHOD, SCALE, GUIDE, WEIGHTS, DEVICE, OUTPUT = (
         "INPUT", "METHOD", "SCALE", "GUIDE", "WEIGHTS", "DEVICE", "OUTPUT")
     ADAPT, CLIP, DTYPE, FORMAT, MEMORY = "ADAPT", "CLIP", "DTYPE", "FORMAT", "MEMORY_LIMIT"
-    ADAPT_PSF, ENSEMBLE = "ADAPT_PSF", "ENSEMBLE"
+    ADAPT_PSF, ENSEMBLE, MTF_GAIN = "ADAPT_PSF", "ENSEMBLE", "MTF_GAIN"
 
     def __init__(self, method_names=None):
         super().__init__()
@@ -125,6 +125,13 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterRasterLayer(self.GUIDE, "High-resolution guide (RGB/pan)", optional=True)
         p.setHelp("For guided methods (MulSR, IFMSR, MTF-GLP, GSA, DualSR-GLP; and auto, which then measures "
                   "them on the scene): a high-resolution image (pan, RGB(N), multispectral) of the same area.")
+        self.addParameter(p)
+        p = QgsProcessingParameterString(self.MTF_GAIN, "Scene blur relative to the guide (MTF gain)",
+                                         defaultValue="measure")
+        p.setHelp("For MTF-GLP, GSA, DualSR-GLP and auto: measure (the Gaussian MTF gain at the scene's "
+                  "Nyquist that best relates the guide to the scene) or a gain between 0.15 and 0.95, "
+                  "e.g. 0.3 (geohsr run --mtf-gain).")
+        p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(p)
         p = QgsProcessingParameterFile(self.WEIGHTS, "Weights file", optional=True,
                                        fileFilter="safetensors (*.safetensors)")
@@ -185,6 +192,9 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         guide = self.parameterAsRasterLayer(parameters, self.GUIDE, context)
         if guide is not None:
             args += ["--guide", _layer_path(guide)]
+            mtf = (self.parameterAsString(parameters, self.MTF_GAIN, context) or "measure").strip()
+            if mtf.lower() != "measure":
+                args += ["--mtf-gain", mtf]
         weights = self.parameterAsFile(parameters, self.WEIGHTS, context)
         if weights:
             args += ["--weights", weights]

@@ -102,6 +102,14 @@ def test_bad_input_gives_the_cli_message(provider, tmp_path):
         _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "bicubic", "SCALE": 2,
                                      "ENSEMBLE": True, "OUTPUT": str(tmp_path / "bad.tif")})
     assert not (tmp_path / "bad.tif").exists()
+    from osgeo import gdal
+
+    guide = tmp_path / "guide.tif"
+    gdal.Translate(str(guide), str(enmap_tile()), bandList=[45, 28, 12], xRes=15, yRes=15, resampleAlg="bilinear")
+    with pytest.raises(QgsProcessingException, match=r"must lie between 0.15 and 0.95"):  # MTF_GAIN reaches the CLI
+        _run("geohsr:superresolve", {"INPUT": str(enmap_tile()), "METHOD": "mtf-glp", "SCALE": 2,
+                                     "GUIDE": str(guide), "MTF_GAIN": "2", "OUTPUT": str(tmp_path / "bad.tif")})
+    assert not (tmp_path / "bad.tif").exists()
 
 
 class _CancelOnProgress(QgsProcessingFeedback):

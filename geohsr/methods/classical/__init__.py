@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import math
 
+from ...sensor import GAIN_RANGE
 from .. import MethodSpec, Runner, register
 from . import fusion
 
 # how far an HR pixel sees, in LR px: the bicubic upsampling (2) of the guide's low-pass, whose LR
-# samples take the MTF blur (3σ ≈ 1.5 LR px, plus rounding to whole HR px: 2) at the four cubic
-# taps of the unfiltered downsampling (2 HR px: 1), + 2 for the nodata fill (as bicubic's halo)
-HALO = 2 + int(math.ceil(3 * fusion.mtf_sigma(1))) + 1 + 2
+# samples take the MTF blur (3σ ≤ 1.9 LR px at the smallest gain accepted, plus rounding to whole
+# HR px: 2) at the four cubic taps of the unfiltered downsampling (2 HR px: 1), + 2 for the nodata
+# fill (as bicubic's halo)
+HALO = 2 + int(math.ceil(3 * fusion.mtf_sigma(1, GAIN_RANGE[0]))) + 1 + 2
 
 
 def _runner(fn):
     def build(scale, weights, device):
-        def run(x, guide, coef):
-            return fn(x, guide, coef, scale)
+        def run(x, guide, coef, gain):  # gain: the scene's MTF gain, (B,) (MethodSpec.uses_mtf)
+            return fn(x, guide, coef, scale, gain)
 
         return Runner(run, device)
 
@@ -27,7 +29,7 @@ def _runner(fn):
 
 
 _COMMON = dict(guided=True, scales=None, halo=HALO, context="local", band_axis="joint",
-               normalise=False, needs_weights=False, guide_channels="all")
+               normalise=False, needs_weights=False, guide_channels="all", uses_mtf=True)
 
 register(MethodSpec(
     name="mtf-glp",

@@ -3,9 +3,10 @@
 Both methods share one sensor model and one regression, fitted once per scene at low resolution
 (so every block of a scene uses the same coefficients and tiling is exact):
 
-* **sensor MTF**: a Gaussian whose response at the LR Nyquist frequency is ``GAIN_AT_NYQUIST``
-  (0.3, the generic value of the pansharpening literature); its standard deviation in HR pixels
-  is ``σ = s·√(−2 ln G) / π``;
+* **sensor MTF**: a Gaussian whose response at the LR Nyquist frequency is the scene's gain
+  ``G`` — measured against the guide by default (:func:`geohsr.coregister.measure_mtf`), given by
+  the user, or ``GAIN_AT_NYQUIST`` (0.3, the generic value of the pansharpening literature) —;
+  its standard deviation in HR pixels is ``σ = s·√(−2 ln G) / π``;
 * **the guide at low resolution**: the guide blurred by that MTF and sampled at the LR pixel
   centres (area-aligned cubic, :func:`geohsr.resize.imresize`), ``G↓``; back on the HR grid by
   bicubic interpolation, ``G↓↑`` (the generalised Laplacian pyramid's low-pass);
@@ -38,18 +39,27 @@ def _up(x: torch.Tensor, scale: int) -> torch.Tensor:
     return imresize(x, scale=scale, a=-0.5, antialias=False)
 
 
-def glp_detail(up: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> torch.Tensor:
+def _gain(gain) -> float:
+    """A scene's MTF gain as a number: the runners get it as a ``(B,)`` tensor (one scene: all equal)."""
+    if gain is None:
+        return GAIN_AT_NYQUIST
+    return float(gain.reshape(-1)[0]) if isinstance(gain, torch.Tensor) else float(gain)
+
+
+def glp_detail(up: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int, gain=None) -> torch.Tensor:
     """The detail MTF-GLP adds to the bicubic upsampling ``up`` (B, L, H, W): per band
-    ``Σ_j a_kj (G_j − G↓↑_j)``, ``coef`` (B, L, G + 1) (the intercept cancels)."""
-    detail = g - _up(guide_low(g, scale), scale)
+    ``Σ_j a_kj (G_j − G↓↑_j)``, ``coef`` (B, L, G + 1) (the intercept cancels); ``G↓`` through the
+    Gaussian MTF of ``gain`` at the LR Nyquist (default ``GAIN_AT_NYQUIST``)."""
+    detail = g - _up(guide_low(g, scale, _gain(gain)), scale)
     b, l, h, w = up.shape
     return torch.bmm(coef[:, :, :-1].to(up.dtype), detail.reshape(b, -1, h * w)).view(b, l, h, w)
 
 
-def glp(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> torch.Tensor:
+def glp(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int, gain=None) -> torch.Tensor:
     """MTF-GLP hypersharpening of a batch: ``x`` (B, L, h, w), ``g`` (B, G, s·h, s·w),
-    ``coef`` (B, L, G + 1) (the last column, the intercept, cancels in the detail)."""
-    detail = g - _up(guide_low(g, scale), scale)
+    ``coef`` (B, L, G + 1) (the last column, the intercept, cancels in the detail); ``gain``: the
+    scene's MTF gain (:func:`glp_detail`)."""
+    detail = g - _up(guide_low(g, scale, _gain(gain)), scale)
     up = _up(x, scale)
     b, l, h, w = up.shape
     up.view(b, l, h * w).baddbmm_(coef[:, :, :-1].to(up.dtype), detail.reshape(b, -1, h * w))
@@ -71,9 +81,10 @@ def gsa_detail(up: torch.Tensor, g: torch.Tensor, coef: torch.Tensor) -> torch.T
     return gk * d
 
 
-def gsa(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int) -> torch.Tensor:
+def gsa(x: torch.Tensor, g: torch.Tensor, coef: torch.Tensor, scale: int, gain=None) -> torch.Tensor:
     """GSA of a batch: ``coef`` (B, L + 1, 3): rows ``k < L`` hold (w_k, g_k, 0); the last row
-    (b, gain, offset) of the intensity regression and of the matching ``P_eq = gain·P + offset``."""
+    (b, gain, offset) of the intensity regression and of the matching ``P_eq = gain·P + offset``.
+    (The MTF ``gain`` enters only the fit, at low resolution.)"""
     up = _up(x, scale)
     gk, d = _gsa_terms(up, g, coef)
     return up.addcmul_(gk, d)
@@ -97,6 +108,7 @@ def lr_windows(plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
     cube, s, guide = plan.cube, plan.scale, plan.guide
     bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
     H, W = cube.sizes["y"], cube.sizes["x"]
+    gain = guide.mtf_gain
     out = []
     for y0, x0, h, w in _windows(H, W):
         t, l = min(FIT_MARGIN, y0), min(FIT_MARGIN, x0)
@@ -107,7 +119,7 @@ def lr_windows(plan) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         raw = fill_invalid(raw.astype(np.float32), valid)  # nodata never enters the reduced pass
         gw = guide.window((y0 - t) * s, (x0 - l) * s, raw.shape[1] * s, raw.shape[2] * s, fill=False)
         gfin = np.isfinite(gw).all(0)
-        gl = guide_low(torch.from_numpy(np.nan_to_num(gw))[None], s)[0].numpy()
+        gl = guide_low(torch.from_numpy(np.nan_to_num(gw))[None], s, gain)[0].numpy()
         if gfin.all():
             gok = np.ones(gl.shape[1:], dtype=bool)
         else:  # LR pixels whose sensor footprint holds no guide hole
@@ -140,9 +152,9 @@ def informing_bands(plan) -> np.ndarray | None:
     return np.abs(hwl[:, None] - gwl[None, :]) <= INFORM_NM
 
 
-def reduced_detail_stats(windows, scale: int, detail_fn):
+def reduced_detail_stats(windows, scale: int, detail_fn, gain: float = GAIN_AT_NYQUIST):
     """Wald's protocol on the fit windows: each LR window reduced by the scale through the sensor
-    model and fused with its guide↓; ``detail_fn(up, g)`` gives the detail the method adds to the
+    model (the Gaussian MTF of ``gain``) and fused with its guide↓; ``detail_fn(up, g)`` gives the detail the method adds to the
     bicubic upsampling ``up`` of the reduced window. Per HS band ``(⟨d, r⟩, ⟨d, d⟩, ⟨r, r⟩)`` with
     ``d`` that detail and ``r`` the true detail (window − ``up``) over the valid interior pixels,
     or None when no window has ``GATE_MIN``·s LR px a side."""
@@ -155,7 +167,7 @@ def reduced_detail_stats(windows, scale: int, detail_fn):
         e = scale  # the interior: reflected window edges do not count
         m_[:e], m_[-e:], m_[:, :e], m_[:, -e:] = False, False, False, False
         ref = torch.from_numpy(np.ascontiguousarray(hs[:, :h, :w], dtype=np.float32))[None]
-        up = _up(guide_low(ref, scale), scale)  # float32 throughout: the fast kernels
+        up = _up(guide_low(ref, scale, gain), scale)  # float32 throughout: the fast kernels
         d = detail_fn(up, torch.from_numpy(np.ascontiguousarray(g[:, :h, :w], dtype=np.float32))[None])
         keep = torch.from_numpy(np.flatnonzero(m_))
         d = d[0].reshape(d.shape[1], -1).index_select(1, keep).double()
@@ -204,12 +216,12 @@ def fit_glp(plan) -> np.ndarray:
     hs, g = lr_samples(windows)
     _check(hs.shape[1], "mtf-glp")
     gm, hm = g.mean(1, keepdims=True), hs.mean(1, keepdims=True)
-    s = plan.scale
+    s, mtf = plan.scale, plan.guide.mtf_gain
 
     def gated(a):  # the coefficients scaled by their measured injection gain, and the error left
         coef = torch.from_numpy(np.concatenate([a, np.zeros((len(a), 1))], 1))[None]
         beta, err = injection_gain(reduced_detail_stats(
-            windows, s, lambda up, gg: glp_detail(up, gg, coef, s)), len(a))
+            windows, s, lambda up, gg: glp_detail(up, gg, coef, s, mtf), mtf), len(a))
         return a * beta[:, None], err
 
     a, err = gated(_lstsq((g - gm).T, (hs - hm).T).T)  # (L, G): every guide band
@@ -246,5 +258,5 @@ def fit_gsa(plan) -> np.ndarray:
     out[-1] = (b, gain, off)
     s, coef = plan.scale, torch.from_numpy(out.copy())[None]
     out[:-1, 1] *= injection_gain(reduced_detail_stats(
-        windows, s, lambda up, gg: gsa_detail(up, gg, coef)), len(hm))[0]
+        windows, s, lambda up, gg: gsa_detail(up, gg, coef), plan.guide.mtf_gain), len(hm))[0]
     return out.astype(np.float32)

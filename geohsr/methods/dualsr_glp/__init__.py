@@ -30,11 +30,11 @@ from ..dualsr import (HALO as DUALSR_HALO, _block_stat, _finish, _halo_dualsr, b
 def _build(scale, weights, device):
     planes = dualsr_planes(scale, weights, device)
 
-    def run(x, g, coef):  # x normalised, coef normalised by the engine (data units / scale)
+    def run(x, g, coef, gain):  # x normalised, coef normalised by the engine (data units / scale)
         with torch.inference_mode():
             y = planes(x)
             u = y[:, :x.shape[1]]
-            u += glp_detail(u, g.to(u.dtype), coef, scale)
+            u += glp_detail(u, g.to(u.dtype), coef, scale, gain)
         return y
 
     return Runner(run, device)
@@ -62,6 +62,7 @@ register(MethodSpec(
     build_net=build_net,
     pick_weights=lambda s, cube: pick_weights(s, cube, weight_scales(s)),
     guide_channels="all",
+    uses_mtf=True,
     paper="DualSR (Li et al., IEEE TIP 2022) + MTF-GLP hypersharpening (Aiazzi et al. 2006; Selva et al. 2015)",
     order=9,
 ))
