@@ -203,7 +203,7 @@ def set_mtf(plan: Plan, mtf="measure") -> dict:
     and ``plan.guide_mtf``: ``"measure"`` (:func:`geohsr.coregister.measure_mtf`, on the
     co-registered guide; when it cannot be measured, a warning and ``GAIN_AT_NYQUIST``) or a
     number (checked against ``GAIN_RANGE``)."""
-    from .sensor import GAIN_AT_NYQUIST, check_gain
+    from .sensor import GAIN_AT_NYQUIST, check_gain, own_gain
 
     if isinstance(mtf, str) and mtf.strip().lower() == "measure":
         import warnings
@@ -215,6 +215,9 @@ def set_mtf(plan: Plan, mtf="measure") -> dict:
             warnings.warn(f"the guide's blur relative to the scene could not be measured ({info['why']}); "
                           f"assuming an MTF gain of {GAIN_AT_NYQUIST} at Nyquist (set one with --mtf-gain)")
             info["gain"] = GAIN_AT_NYQUIST
+        else:  # the scene sensor's own MTF: the measured blur plus the guide sensor's own
+            info["relative"] = info["gain"]
+            info["gain"] = own_gain(info["relative"], plan.scale)
     else:
         info = {"gain": check_gain(mtf), "measured": False}
     plan.guide.mtf_gain = float(info["gain"])
@@ -230,8 +233,9 @@ def mtf_note(info: dict) -> str:
     if "why" in info:
         return f"{head} (assumed: not measurable, {info['why']})"
     n = info["windows"]
-    return (f"{head} (measured against the guide on {n} window{'s' if n != 1 else ''}: the reduced guide's "
-            f"R² {info['r2']:.4f}, {info['r2_default']:.4f} at the default 0.3)")
+    return (f"{head} (measured against the guide: {info['relative']:.2f} relative to it, R² {info['r2']:.4f} "
+            f"({info['r2_default']:.4f} at 0.3) on {n} window{'s' if n != 1 else ''}, plus the guide's own MTF "
+            "taken as 0.3 at its Nyquist)")
 
 
 def weights_provenance(plan: Plan) -> str:

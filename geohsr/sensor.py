@@ -149,6 +149,16 @@ MEASURE_COMPONENTS = 20  # principal components of the scene the reduced guide i
 MIN_FIT = 0.5  # R² below this: the guide explains too little of the scene to measure its blur
 
 
+def own_gain(relative: float, scale: int, guide_gain: float = GAIN_AT_NYQUIST) -> float:
+    """The scene sensor's own MTF gain at the LR Nyquist from the gain measured relative to the
+    guide: the guide is itself blurred by its sensor (taken as a Gaussian of ``guide_gain`` at the
+    guide's Nyquist), so the measured blur is the scene's less the guide's, and Gaussian variances
+    add: ``σ² = σ_rel² + σ_guide²``. Clamped to ``GAIN_RANGE``."""
+    sigma = math.hypot(mtf_sigma(scale, relative), mtf_sigma(1, guide_gain))
+    g = math.exp(-0.5 * (math.pi * sigma / scale) ** 2)
+    return float(min(max(g, GAIN_RANGE[0]), GAIN_RANGE[1]))
+
+
 def check_gain(gain) -> float:
     """A gain at the LR Nyquist given by the user, checked against ``GAIN_RANGE``."""
     from .errors import InputError

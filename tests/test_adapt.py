@@ -317,8 +317,9 @@ def test_the_sensor_model_of_adaptation_is_a_choice(tmp_path):
 
 def test_adaptation_can_take_the_blur_measured_against_the_guide(tmp_path):
     """``psf="measure"``: the scene's MTF gain is measured against its guide and adaptation reduces
-    scene and guide with it (a scene made with gain 0.6: the card says about 0.6, measured); without
-    a guide, one line saying what to give."""
+    scene and guide with the scene sensor's own gain (a scene made with gain 0.6 from a guide with no
+    blur of its own: the card says about 0.6 relative, and the own gain that adds the guide's
+    generic MTF); without a guide, one line saying what to give."""
     import torch
 
     from geohsr.sensor import guide_low
@@ -338,9 +339,10 @@ def test_adaptation_can_take_the_blur_measured_against_the_guide(tmp_path):
     A.adapt(cube, "ifmsr", s, guide=guide, batches=1, out=tmp_path / "run", progress=False, psf="measure")
     card = json.loads((tmp_path / "run" / "card.json").read_text())
     deg = card["degradation"]
-    assert "(measured against the guide)" in deg, deg
-    gain = float(deg.split("gain ")[1].split()[0])
-    assert abs(gain - 0.6) <= 0.03, deg
+    assert "(measured against the guide: " in deg, deg
+    rel = float(deg.split("measured against the guide: ")[1].split()[0])
+    assert abs(rel - 0.6) <= 0.03, deg
+    assert float(deg.split("gain ")[1].split()[0]) == pytest.approx(geohsr.sensor.own_gain(rel, s), abs=1e-3)
     with pytest.raises(InputError, match="give --guide"):
         A.adapt(cube, "dualsr", s, batches=1, progress=False, psf="measure")
     src = geohsr.save_cube(cube, tmp_path / "lr.tif")
