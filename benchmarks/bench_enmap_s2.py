@@ -14,11 +14,15 @@ machine. `auto` chooses on the LR scene and guide alone (it never sees the refer
 
     python benchmarks/bench_enmap_s2.py [--scenes enmap_a,enmap_b,indian_pines] [--adapt-batches N]
 
-``--adapt-batches N`` adds the learned guided methods adapted on the scene itself (``adapt=dict(
+``--adapt-batches N`` adds the learned methods (``--methods``) adapted on the scene itself (``adapt=dict(
 batches=N)``: the LR scene and its guide reduced once more by 3 through the same sensor model;
 IFMSR has no ×3 weights, so the shipped ×4 ones start it) — the issue's ``geohsr run enmap.tif -s 3
 -m ifmsr --guide s2.tif --adapt 10`` with a batch budget instead of minutes, so that the numbers do
-not depend on the machine's load. Those rows go to ``results/enmap_s2_adapt.json``.
+not depend on the machine's load. Those rows go to ``results/enmap_s2_adapt.json``. A method
+without a guide (DualSR) adapts on the scene alone; with ``--adapt-psf measure`` the guide serves
+only to measure the scene's MTF (``geohsr adapt … --guide s2.tif --psf measure``).
+``--lr-mtf`` makes the LR scene with another blur (a Gaussian gain, or ``bicubic``); ``--mtf-gain``
+is what the MTF-based methods are told (default: measure it).
 """
 
 from __future__ import annotations
@@ -131,8 +135,15 @@ def main(argv=None):
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
                 try:
-                    sr = geohsr.superresolve(cube, method=m, scale=SCALE, guide=guide if guided else None,
-                                             dtype="float32", adapt=adapt, mtf=mtf)
+                    if adapt and not guided:  # a network without a guide: the guide only measures the MTF
+                        from geohsr.adapt import adapt as run_adapt
+
+                        done = run_adapt(cube, m, SCALE, guide=guide, progress=False, **adapt)
+                        sr = geohsr.superresolve(cube, method=m, scale=SCALE, dtype="float32", weights=done.weights)
+                        sr.attrs["geohsr_adapted"] = done.summary()
+                    else:
+                        sr = geohsr.superresolve(cube, method=m, scale=SCALE, guide=guide if guided else None,
+                                                 dtype="float32", adapt=adapt, mtf=mtf)
                     sr.values  # noqa: B018  (compute inside the timer)
                 except geohsr.GeohsrError as exc:
                     row = {"scene": name, "method": m, "error": str(exc)}
@@ -154,6 +165,7 @@ def main(argv=None):
             print(json.dumps(row), flush=True)
     tail = "" if (a.lr_mtf, a.mtf_gain) == ("0.3", "measure") else f"_lr{a.lr_mtf}_mtf{a.mtf_gain}"
     tail += f"_psf{a.adapt_psf}" if a.adapt_batches and a.adapt_psf != "gaussian" else ""
+    tail += f"_{a.methods.replace(',', '-')}" if a.adapt_batches and a.methods not in (None, "ifmsr") else ""
     out = HERE / "results" / (("enmap_s2_adapt" if a.adapt_batches else "enmap_s2") + tail + ".json")
     out.write_text(json.dumps(res, indent=1) + "\n")
     print(f"wrote {out}")
