@@ -158,8 +158,8 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="use the guide as it is (default: measure its offset from the scene and shift it "
                    "onto the scene when it is at least 0.1 LR px)")
 @click.option("--mtf-gain", "mtf_gain", default="measure", show_default=True, metavar="measure|GAIN",
-              help="the scene's blur relative to the guide, as a Gaussian MTF gain at the LR Nyquist, for "
-                   "mtf-glp, gsa, dualsr-glp and auto: measure it against the guide, or give it (0.15-0.95)")
+              help="the scene sensor's MTF as a Gaussian gain at the LR Nyquist, for mtf-glp, gsa, dualsr-glp "
+                   "and auto: measure it against the guide, or give it (0.15-0.95)")
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N] (falls back to the CPU)")
 @click.option("--precision", type=click.Choice(["fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="network arithmetic: fp32, or bf16/fp16 mixed precision (GPU; costs PSNR, "
@@ -387,6 +387,7 @@ def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed,
     the result with `geohsr run OTHER.tif -s SCALE -m METHOD --weights "<printed --weights value>"`."""
     from .adapt import adapt
     from .io import open_cube
+
     _check_psf(psf, guide, "--psf")  # a bad --psf fails before the scene is read
     if out.exists() and any(out.iterdir()) and not (resume or overwrite):
         raise click.BadParameter(f"{out} already holds files; pass --resume to continue or --overwrite "
@@ -461,8 +462,8 @@ def info(input, as_json):
                    "scores, with the guide's co-registration offset")
 @click.option("--no-coregister", is_flag=True, help="use the guide's georeference as it is")
 @click.option("--mtf-gain", "mtf_gain", default="measure", show_default=True, metavar="measure|GAIN",
-              help="with --guide: the scene's blur relative to the guide (Gaussian MTF gain at the LR "
-                   "Nyquist) for the reduction and the MTF-based methods: measure it, or give it (0.15-0.95)")
+              help="with --guide: the scene sensor's MTF (Gaussian gain at the LR Nyquist) for the reduction "
+                   "and the MTF-based methods: measure it against the guide, or give it (0.15-0.95)")
 @click.option("--report", type=click.Path(path_type=Path), default=None,
               help="write the report (.md Markdown, .html or .csv)")
 @_subset_options

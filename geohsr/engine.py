@@ -51,7 +51,7 @@ class Plan:
     band_map: tuple | None = None
     fitted: object = None  # MethodSpec.fit's scene-wide parameters (a float32 array)
     guide_offset: dict | None = None  # the guide's measured offset (geohsr.coregister), LR px
-    guide_mtf: dict | None = None  # the scene's MTF gain relative to the guide (set_mtf)
+    guide_mtf: dict | None = None  # the scene's MTF gain, measured against the guide or given (set_mtf)
     clip: tuple | None = None  # (lo, hi) output values are clipped to (either None)
     # the scene as a window and band subset of its source file: (row0, col0, 1-based band indexes
     # or None), for drivers that read the file directly (geohsr run --window/--bbox/--bands)
@@ -199,10 +199,11 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
 
 
 def set_mtf(plan: Plan, mtf="measure") -> dict:
-    """The scene's MTF gain at the LR Nyquist relative to the guide, onto ``plan.guide.mtf_gain``
-    and ``plan.guide_mtf``: ``"measure"`` (:func:`geohsr.coregister.measure_mtf`, on the
-    co-registered guide; when it cannot be measured, a warning and ``GAIN_AT_NYQUIST``) or a
-    number (checked against ``GAIN_RANGE``)."""
+    """The scene sensor's MTF gain at the LR Nyquist, onto ``plan.guide.mtf_gain`` and
+    ``plan.guide_mtf``: ``"measure"`` — the blur beyond the guide's
+    (:func:`geohsr.coregister.measure_mtf`, on the co-registered guide) plus the guide sensor's own
+    (:func:`geohsr.sensor.own_gain`); when it cannot be measured, a warning and ``GAIN_AT_NYQUIST``
+    — or a number (checked against ``GAIN_RANGE``)."""
     from .sensor import GAIN_AT_NYQUIST, check_gain, own_gain
 
     if isinstance(mtf, str) and mtf.strip().lower() == "measure":

@@ -149,7 +149,7 @@ class PairReport:
     protocol: str
     notes: dict = field(default_factory=dict)
     ranges: pd.DataFrame | None = None  # reduced-resolution PSNR per spectral range (wavelengths known)
-    mtf: dict | None = None  # the scene's MTF gain relative to the guide (geohsr.engine.set_mtf)
+    mtf: dict | None = None  # the scene's MTF gain, measured against the guide or given (engine.set_mtf)
 
     @property
     def table(self) -> pd.DataFrame:
@@ -178,7 +178,7 @@ class PairReport:
                 f"Guide offset from the scene: dy = {o['dy']:+.2f}, dx = {o['dx']:+.2f} LR px "
                 f"(spread {o['spread']:.2f} over {o['windows']} windows), "
                 f"{'corrected' if o['corrected'] else 'below 0.1 LR px, not corrected'}.")
-        return line + (f" Scene MTF relative to the guide: {mtf_note(self.mtf)}." if self.mtf else "")
+        return line + (f" Scene MTF: {mtf_note(self.mtf)}." if self.mtf else "")
 
     def to_markdown(self) -> str:
         red = "| method | PSNR (dB) | SSIM | SAM (°) | ERGAS | RMSE |\n|---|---|---|---|---|---|\n" + "".join(

@@ -137,7 +137,7 @@ class SensorModel:
         if self.kind == "psf":
             return (f"the PSF in {self.source} ({self.kernel.shape[0]}×{self.kernel.shape[0]} HR px), "
                     f"correlation with stride {scale} (geohsr.degrade.psf_stride)")
-        return (f"Gaussian MTF, gain {self.gain:g} at the LR Nyquist frequency"
+        return (f"Gaussian MTF, gain {self.gain:.3g} at the LR Nyquist frequency"
                 + (f" ({self.source})" if self.source else "")
                 + ", then sampling at the LR pixel centres (geohsr.sensor.guide_low)")
 

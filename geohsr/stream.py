@@ -350,7 +350,8 @@ class _Job:
                 "weights": None if w is None else [str(Path(p).resolve()) for p in w.split(",")],
                 "dtype": plan.out_dtype.name, "format": self.fmt, "side": self.side, "halo": plan.halo,
                 "guide": None if plan.guide is None else str(getattr(plan.guide, "path", None)),
-                "precision": plan.precision, "batch": self.nbatch, "ensemble": plan.ensemble}
+                "precision": plan.precision, "batch": self.nbatch, "ensemble": plan.ensemble,
+                "mtf_gain": None if plan.guide_mtf is None else round(float(plan.guide.mtf_gain), 6)}
 
     def load_state(self) -> bool:
         """The journal's state when resuming a matching run (True), else a fresh one (False)."""

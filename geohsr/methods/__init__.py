@@ -148,8 +148,9 @@ class MethodSpec:
     weight_scales: Callable | None = None
     # ``fit(plan) -> np.ndarray``: parameters fitted once per scene before any block (classical
     # fusion's regression at low resolution); the runner gets them, one copy per block, after the
-    # LR blocks and guide windows, so every block of a scene uses the same ones. ``fit_in_data_units``: they are
-    # linear in the data, and a ``normalise`` method gets them divided by the scene's normalisation
+    # LR blocks and guide windows, so every block of a scene uses the same ones.
+    # ``fit_in_data_units``: they are linear in the data, and a ``normalise`` method gets them
+    # divided by the scene's normalisation
     fit: Callable | None = None
     fit_in_data_units: bool = False
     # the method whose shipped weights this one runs with (DualSR-GLP: "dualsr"); default its own
@@ -159,7 +160,7 @@ class MethodSpec:
     pick_weights: Callable | None = None
     guide_channels: str = "rgb"  # guided methods: "rgb" (three channels in [0, 1]) or "all" bands
     # guided methods that reduce the guide through the sensor MTF (classical fusion): prepare
-    # measures the blur between guide and scene (geohsr.coregister.measure_mtf) or takes the user's,
+    # measures the scene's MTF against the guide (engine.set_mtf) or takes the user's gain,
     # and the runner gets that gain as one more argument, a (B,) tensor after the fitted parameters
     uses_mtf: bool = False
     # the RMS difference between 32-px LR tiles and one whole-scene tile, relative to the data's

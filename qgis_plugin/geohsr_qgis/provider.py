@@ -126,11 +126,11 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p.setHelp("For guided methods (MulSR, IFMSR, MTF-GLP, GSA, DualSR-GLP; and auto, which then measures "
                   "them on the scene): a high-resolution image (pan, RGB(N), multispectral) of the same area.")
         self.addParameter(p)
-        p = QgsProcessingParameterString(self.MTF_GAIN, "Scene blur relative to the guide (MTF gain)",
+        p = QgsProcessingParameterString(self.MTF_GAIN, "Scene sensor's MTF gain (measure or 0.15-0.95)",
                                          defaultValue="measure")
-        p.setHelp("For MTF-GLP, GSA, DualSR-GLP and auto: measure (the Gaussian MTF gain at the scene's "
-                  "Nyquist that best relates the guide to the scene) or a gain between 0.15 and 0.95, "
-                  "e.g. 0.3 (geohsr run --mtf-gain).")
+        p.setHelp("For MTF-GLP, GSA, DualSR-GLP and auto: measure (the scene's blur measured against the "
+                  "guide, plus the guide sensor's own) or the Gaussian MTF gain at the scene's Nyquist, "
+                  "between 0.15 and 0.95, e.g. 0.3 (geohsr run --mtf-gain).")
         p.setFlags(p.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
         self.addParameter(p)
         p = QgsProcessingParameterFile(self.WEIGHTS, "Weights file", optional=True,

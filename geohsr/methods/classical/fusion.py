@@ -154,8 +154,8 @@ def informing_bands(plan) -> np.ndarray | None:
 
 def reduced_detail_stats(windows, scale: int, detail_fn, gain: float = GAIN_AT_NYQUIST):
     """Wald's protocol on the fit windows: each LR window reduced by the scale through the sensor
-    model (the Gaussian MTF of ``gain``) and fused with its guide↓; ``detail_fn(up, g)`` gives the detail the method adds to the
-    bicubic upsampling ``up`` of the reduced window. Per HS band ``(⟨d, r⟩, ⟨d, d⟩, ⟨r, r⟩)`` with
+    model (the Gaussian MTF of ``gain``) and fused with its guide↓; ``detail_fn(up, g)`` gives the
+    detail the method adds to the bicubic upsampling ``up`` of the reduced window. Per HS band ``(⟨d, r⟩, ⟨d, d⟩, ⟨r, r⟩)`` with
     ``d`` that detail and ``r`` the true detail (window − ``up``) over the valid interior pixels,
     or None when no window has ``GATE_MIN``·s LR px a side."""
     dr = dd = rr = None
