@@ -541,19 +541,20 @@ def _summed(stats: dict) -> tuple[float, float]:
 
 
 def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, guide=None, device="auto",
-             dtype=None, overwrite=False, precision="fp32", coregister="auto", ensemble=False,
+             dtype=None, overwrite=False, precision="fp32", coregister="auto", ensemble=False, mtf="measure",
              **options) -> Path:
     """Super-resolve the raster file ``src`` into ``dst`` (GTiff, COG or ENVI), streaming.
 
     ``options`` (:class:`StreamOptions`): ``workers`` blocks run concurrently (threads here, or
     the cluster's workers with ``client``; default 1 for networks on the CPU, else 2); ``batch``
     blocks per device batch (``auto``: 1 on the CPU, up to 4 on a GPU, :func:`choose_batch`);
-    ``memory_limit_mb``, ``block``, ``resume``, ``keep_partial``, ``progress``, ``flush_seconds``."""
+    ``memory_limit_mb``, ``block``, ``resume``, ``keep_partial``, ``progress``, ``flush_seconds``.
+    ``mtf``: as in :func:`geohsr.superresolve`."""
     opts = StreamOptions(**options)
     check_options(opts)
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
     plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
-                   precision=precision, coregister=coregister, ensemble=ensemble)
+                   precision=precision, coregister=coregister, ensemble=ensemble, mtf=mtf)
     return run_plan(plan, dst, fmt, opts)
 
 

@@ -190,3 +190,22 @@ def test_the_mtf_gain_on_the_command_line(tmp_path):
         assert "must lie between 0.15 and 0.95" in r.output and len(r.output.strip().splitlines()) == 1, r.output
     with pytest.raises(geohsr.InputError, match="between 0.15 and 0.95"):
         geohsr.superresolve(cube, method="mtf-glp", scale=3, guide=guide, mtf=0.99)
+
+
+def test_a_resumed_run_with_another_mtf_gain_starts_over(tmp_path):
+    """The streamed run's journal signature holds the MTF gain: a --resume after changing
+    --mtf-gain does not mix blocks fused with two low-passes."""
+    from geohsr.engine import prepare
+    from geohsr.stream import StreamOptions, _Job, run_file
+
+    cube, guide, _ = _pair(2, 3, h=40, w=44, gain=0.5)
+    src, gpath = geohsr.save_cube(cube, tmp_path / "lr.tif"), geohsr.save_cube(guide, tmp_path / "g.tif")
+
+    def sig(mtf):
+        plan = prepare(str(src), "mtf-glp", 2, guide=str(gpath), mtf=mtf)
+        return _Job(plan, tmp_path / "o.tif", "GTiff", StreamOptions(progress="none")).signature()
+
+    assert sig(0.3)["mtf_gain"] == 0.3 and sig(0.3) == sig(0.3) and sig(0.3) != sig(0.45)
+    assert sig("measure") == sig("measure") and abs(sig("measure")["mtf_gain"] - 0.3) > 0.02
+    out = run_file(src, tmp_path / "o.tif", method="mtf-glp", scale=2, guide=str(gpath), mtf=0.45, progress="none")
+    assert geohsr.open_cube(out).attrs["geohsr_guide_mtf"] == "gain 0.45 at the LR Nyquist (given)"
