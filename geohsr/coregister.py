@@ -28,6 +28,27 @@ def _windows(h: int, w: int, n: int = 4):
     return (sy, sx), [(int(y), int(x)) for y in ys for x in xs]
 
 
+def _window_pairs(plan):
+    """``((rows, cols), windows)``: the windows of the scene (its used bands) and of the guide on the
+    same footprint that are valid in both on at least ``MIN_VALID`` of their pixels, as
+    ``[(scene (L, h, w), scene valid (h, w), guide (G, s·h, s·w) with NaN holes, valid in both)]``;
+    ``windows`` None when the scene is smaller than a window."""
+    cube, s, guide = plan.cube, plan.scale, plan.guide
+    bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
+    (sy, sx), wins = _windows(cube.sizes["y"], cube.sizes["x"])
+    if min(sy, sx) < MIN_SIDE or sy * sx < MIN_WINDOW ** 2:
+        return (sy, sx), None
+    out = []
+    for y0, x0 in wins:
+        raw = np.asarray(cube.isel(y=slice(y0, y0 + sy), x=slice(x0, x0 + sx)).values)[bands]
+        ok = valid_mask(raw, plan.nodata).all(0)
+        g = guide.window(y0 * s, x0 * s, sy * s, sx * s, fill=False)
+        m = ok & np.isfinite(g).all(0).reshape(sy, s, sx, s).all((1, 3))
+        if m.mean() >= MIN_VALID:
+            out.append((raw, ok, g, m))
+    return (sy, sx), out
+
+
 def estimate_offset(plan) -> dict:
     """``{"dy", "dx", "spread", "windows"}`` in LR pixels between ``plan.guide`` and the scene."""
     import torch
@@ -35,25 +56,15 @@ def estimate_offset(plan) -> dict:
 
     from .sensor import guide_low
 
-    cube, s, guide = plan.cube, plan.scale, plan.guide
-    bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
-    H, W = cube.sizes["y"], cube.sizes["x"]
-    (sy, sx), wins = _windows(H, W)
-    if min(sy, sx) < MIN_SIDE or sy * sx < MIN_WINDOW ** 2:
+    s = plan.scale
+    (sy, sx), windows = _window_pairs(plan)
+    if windows is None:
+        W, H = plan.cube.sizes["x"], plan.cube.sizes["y"]
         raise InputError(f"the scene ({W}×{H} LR px) is too small to estimate the guide's offset "
                          f"(at least {MIN_WINDOW}×{MIN_WINDOW}, or as many pixels with "
                          f"{MIN_SIDE} a side); pass --no-coregister")
-    pairs = []
-    for y0, x0 in wins:
-        raw = np.asarray(cube.isel(y=slice(y0, y0 + sy), x=slice(x0, x0 + sx)).values)[bands]
-        ok = valid_mask(raw, plan.nodata).all(0)
-        g = guide.window(y0 * s, x0 * s, sy * s, sx * s, fill=False)
-        gok = np.isfinite(g).all(0).reshape(sy, s, sx, s).all((1, 3))
-        m = ok & gok
-        if m.mean() < MIN_VALID:
-            continue
-        gl = guide_low(torch.from_numpy(np.nan_to_num(g))[None], s)[0].numpy().mean(0)
-        pairs.append((raw.astype(np.float64), gl.astype(np.float64), m))
+    pairs = [(raw.astype(np.float64), guide_low(torch.from_numpy(np.nan_to_num(g))[None], s)[0].numpy()
+              .mean(0).astype(np.float64), m) for raw, _, g, m in windows]
     if not pairs:
         raise InputError("the guide and the scene overlap too little (no window of "
                          f"{sx}×{sy} LR px valid in both) to estimate the guide's offset; "
@@ -104,23 +115,12 @@ def measure_mtf(plan) -> dict:
     ``why``) when it cannot be measured."""
     from .sensor import measure_gain
 
-    cube, s, guide = plan.cube, plan.scale, plan.guide
-    bands = plan.use_bands if plan.use_bands is not None else list(range(plan.bands))
-    H, W = cube.sizes["y"], cube.sizes["x"]
-    (sy, sx), wins = _windows(H, W)
-    pairs = []
-    if min(sy, sx) >= MIN_SIDE and sy * sx >= MIN_WINDOW ** 2:
-        for y0, x0 in wins:
-            raw = np.asarray(cube.isel(y=slice(y0, y0 + sy), x=slice(x0, x0 + sx)).values)[bands]
-            ok = valid_mask(raw, plan.nodata).all(0)
-            g = guide.window(y0 * s, x0 * s, sy * s, sx * s, fill=False)
-            gok = np.isfinite(g).all(0).reshape(sy, s, sx, s).all((1, 3))
-            m = ok & gok
-            if m.mean() >= MIN_VALID:
-                pairs.append((np.where(ok, raw, 0).astype(np.float32), np.nan_to_num(g), m))
-    if not pairs:
+    _, windows = _window_pairs(plan)
+    if not windows:
+        W, H = plan.cube.sizes["x"], plan.cube.sizes["y"]
         return {"gain": None, "why": f"the scene ({W}×{H} LR px) has no window of at least "
                                      f"{MIN_WINDOW}×{MIN_WINDOW} LR px valid in both", "windows": 0}
-    out = measure_gain(pairs, s)
+    pairs = [(np.where(ok, raw, 0).astype(np.float32), np.nan_to_num(g), m) for raw, ok, g, m in windows]
+    out = measure_gain(pairs, plan.scale)
     out["windows"] = len(pairs)
     return out
