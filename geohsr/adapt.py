@@ -129,7 +129,15 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     from .sensor import SensorModel
 
     if isinstance(psf, str) and psf.strip().lower() == "measure":  # the scene's blur, from its guide
-        sensor = _measured_sensor(cube, scale, guide, device)
+        if guide is None:
+            raise InputError("--adapt-psf measure measures the scene's blur against its guide: give --guide, "
+                             "or name the sensor model (gaussian:GAIN, bicubic or a PSF file)")
+        from .engine import mtf_source, prepare
+
+        # the guide with every band, co-registered, and the MTF measured on it as the fusion methods do
+        plan = prepare(cube, "mtf-glp", scale, guide=guide, device=device, fit=False)
+        sensor = SensorModel(f"gaussian:{plan.guide.mtf_gain}")
+        sensor.source = mtf_source(plan.guide_mtf)
     else:
         sensor = SensorModel(psf)  # a bad --psf fails before anything is read
     kw = dict(minutes=minutes, batches=batches, out=out, weights=weights, seed=seed, device=device,
@@ -199,24 +207,6 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = wstr if improved else (None if shipped else weights_arg(start))
     return Adapted(spec.name, s, use, improved, before_m, after_m, out, card, tried=wstr)
-
-
-def _measured_sensor(cube, scale, guide, device):
-    """The sensor model ``psf="measure"``: the Gaussian MTF whose gain relates the scene to its guide
-    (:func:`geohsr.coregister.measure_mtf`, on the co-registered guide)."""
-    from .engine import prepare
-    from .sensor import SensorModel
-
-    if guide is None:
-        raise InputError("--adapt-psf measure measures the scene's blur against its guide: give --guide, "
-                         "or name the sensor model (gaussian:GAIN, bicubic or a PSF file)")
-    plan = prepare(cube, "mtf-glp", scale, guide=guide, device=device)  # co-registers, then measures
-    sensor = SensorModel(f"gaussian:{plan.guide.mtf_gain}")
-    info = plan.guide_mtf
-    sensor.source = (f"assumed: not measurable against the guide, {info['why']}" if "why" in info else
-                     f"measured against the guide: {info['relative']:.2f} relative to it, plus the guide's "
-                     "own MTF taken as 0.3 at its Nyquist")
-    return sensor
 
 
 def adaptable(method: str) -> bool:

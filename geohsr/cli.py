@@ -231,10 +231,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
     stream.check_options(opts)  # a bad --batch / --block-size fails before anything is read
     if adapt_minutes is not None:
         _check_psf(adapt_psf, guide, "--adapt-psf")  # … and a bad --adapt-psf
-    if mtf_gain.strip().lower() != "measure":
-        from .sensor import check_gain
-
-        mtf_gain = check_gain(mtf_gain)  # … and a bad --mtf-gain
+    mtf_gain = _check_mtf(mtf_gain)  # … and a bad --mtf-gain
     from .methods import get_method
 
     if method != "auto":
@@ -342,6 +339,15 @@ def _client(scheduler):
                               "check the address or use --scheduler local:2") from None
         with client:
             yield client
+
+
+def _check_mtf(value: str):
+    """``--mtf-gain``: ``"measure"``, or the gain checked against its range (a one-line error)."""
+    if value.strip().lower() == "measure":
+        return "measure"
+    from .sensor import check_gain
+
+    return check_gain(value)
 
 
 def _check_psf(psf: str, guide, option: str) -> None:
@@ -478,10 +484,7 @@ def evaluate(input, methods_, scale, degradation, noise, seed, device, guide, no
     for m in names or []:
         if m.lower() != "auto":
             get_method(m).check_scale(scale)
-    if mtf_gain.strip().lower() != "measure":
-        from .sensor import check_gain
-
-        mtf_gain = check_gain(mtf_gain)
+    mtf_gain = _check_mtf(mtf_gain)
     if guide is not None and (degradation != "bicubic" or noise):
         raise click.BadParameter("with --guide the degradation is geohsr's sensor model; drop "
                                  "--degradation/--noise", param_hint="--guide")

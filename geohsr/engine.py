@@ -138,12 +138,15 @@ ENSEMBLE_NOTE = "self-ensemble: the network's output averaged over the 8 flips a
 
 
 def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto", dtype=None,
-            precision="fp32", coregister="auto", clip="auto", ensemble: bool = False, mtf="measure") -> Plan:
+            precision="fp32", coregister="auto", clip="auto", ensemble: bool = False, mtf="measure",
+            fit: bool = True) -> Plan:
     """Validate the request (method, scale, guide, data type, nodata, weights) into a Plan.
     ``ensemble``: average the network's output over the eight flips and 90° rotations of each
     block (:func:`ensemble_infer`; eight times the network's time). ``mtf``: for methods that
     reduce the guide through the sensor MTF (:attr:`MethodSpec.uses_mtf`), ``"measure"`` it
-    against the guide (:func:`set_mtf`) or its gain at the LR Nyquist (e.g. 0.3)."""
+    against the guide (:func:`set_mtf`) or its gain at the LR Nyquist (e.g. 0.3). ``fit=False``
+    skips the method's scene-wide fit (callers that want only the checked, co-registered guide and
+    the scene's MTF: ``auto``'s choice, ``evaluate --guide``, adaptation's measured sensor model)."""
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
     spec = get_method(method)
@@ -193,7 +196,7 @@ def prepare(cube, method: str, scale, *, guide=None, weights=None, device="auto"
             plan.guide_offset = coregister_guide(plan, required=coregister is True)
         if spec.uses_mtf:
             set_mtf(plan, mtf)
-    if spec.fit is not None:  # scene-wide parameters, before any block
+    if fit and spec.fit is not None:  # scene-wide parameters, before any block
         plan.fitted = np.asarray(spec.fit(plan), dtype=np.float32)
     return plan
 
@@ -226,17 +229,21 @@ def set_mtf(plan: Plan, mtf="measure") -> dict:
     return info
 
 
+def mtf_source(info: dict) -> str:
+    """Where a plan's MTF gain (:func:`set_mtf`) came from, in words."""
+    if not info.get("measured"):
+        return "given"
+    if "why" in info:
+        return f"assumed: not measurable, {info['why']}"
+    n = info["windows"]
+    return (f"measured against the guide: {info['relative']:.2f} relative to it, R² {info['r2']:.4f} "
+            f"({info['r2_default']:.4f} at 0.3) on {n} window{'s' if n != 1 else ''}, plus the guide's own MTF "
+            "taken as 0.3 at its Nyquist")
+
+
 def mtf_note(info: dict) -> str:
     """One line on the MTF gain a plan used (logs, the product's ``geohsr_guide_mtf`` tag)."""
-    head = f"gain {info['gain']:.2f} at the LR Nyquist"
-    if not info.get("measured"):
-        return f"{head} (given)"
-    if "why" in info:
-        return f"{head} (assumed: not measurable, {info['why']})"
-    n = info["windows"]
-    return (f"{head} (measured against the guide: {info['relative']:.2f} relative to it, R² {info['r2']:.4f} "
-            f"({info['r2_default']:.4f} at 0.3) on {n} window{'s' if n != 1 else ''}, plus the guide's own MTF "
-            "taken as 0.3 at its Nyquist)")
+    return f"gain {info['gain']:.2f} at the LR Nyquist ({mtf_source(info)})"
 
 
 def weights_provenance(plan: Plan) -> str:

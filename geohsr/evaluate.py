@@ -238,7 +238,7 @@ def evaluate_pair(cube, guide, methods=None, scale: int = 4, *, device: str = "a
     from .sensor import guide_low
 
     s = int(scale)
-    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, coregister=coregister, mtf=mtf)
+    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, coregister=coregister, mtf=mtf, fit=False)
     gain = plan.guide.mtf_gain
     names = [m.strip() for m in (methods.split(",") if isinstance(methods, str) else methods or candidates(s))]
     names = list(dict.fromkeys(["bicubic"] + [m for m in names if m.lower() != "bicubic"]))

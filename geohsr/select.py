@@ -89,7 +89,7 @@ def choose(cube, guide, scale: int, *, device: str = "auto", names=None, mtf="me
     from .engine import prepare
 
     s = int(scale)
-    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, mtf=mtf)  # opens, checks, co-registers, MTF
+    plan = prepare(cube, "mtf-glp", s, guide=guide, device=device, mtf=mtf, fit=False)  # checks, co-registers, MTF
     y0, x0, ch, cw = central_crop(plan.cube, s)
     ref, ok, lr, gd, _ = reduced_pair(plan, y0, x0, ch, cw)
     peak = float(np.abs(ref[:, ok]).max()) or 1.0
