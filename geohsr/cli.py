@@ -536,7 +536,8 @@ def _registry_params() -> list:
               click.Option(["--scale", "-s"], type=click.Choice([str(s) for s in scales]), default="4",
                            show_default=True, help="scale factor"),
               click.Option(["--config"], type=click.Choice(configs), default="compact", show_default=True,
-                           help="model size: paper (published), compact (CPU) or tiny (tests)")]
+                           help="model size: paper (published), compact (CPU), medium (DualSR/CoarSR: compact's width, "
+                                "the paper's depth; grown from compact weights with --init) or tiny (tests)")]
     params = []
     seen: dict = {}
     for sp in specs:

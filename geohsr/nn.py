@@ -34,6 +34,14 @@ class ResBlock(nn.Module):
     def forward(self, x):
         return x + self.body(x)
 
+    def make_identity(self) -> None:
+        """Zero the last convolution (its weight-norm magnitude and bias): the block then passes
+        its input through unchanged, and training grows it from there (a network deepened this
+        way computes what the shallower one did)."""
+        last = [m for m in self.body if isinstance(m, nn.Conv2d)][-1]
+        last.parametrizations.weight.original0.data.zero_()
+        last.bias.data.zero_()
+
 
 def res_body(n: int, blocks: int, bn: bool = False) -> nn.Sequential:
     return nn.Sequential(*[ResBlock(n, bn) for _ in range(blocks)])

@@ -141,6 +141,26 @@ def test_training_on_many_bands_samples_a_band_window():
     assert lr.shape[1] == 120
 
 
+def test_band_windows_reach_every_band_of_every_scene():
+    """Scenes of different band counts (the remote-sensing split: SAMSON 156 bands, AVIRIS up to
+    191): each sample's window lies within its own scene, so the last bands of the larger scenes
+    train too (a window drawn over the smallest count never reached them)."""
+    rng = np.random.default_rng(0)
+    small = Scene("small", np.zeros((40, 32, 32), np.float32))
+    big = Scene("big", np.broadcast_to(np.arange(1, 101, dtype=np.float32)[:, None, None], (100, 32, 32)).copy())
+    p = DualSRPatches([small, big], 2, lr_patch=8, rescales=(1.0,))
+    seen = set()
+    for _ in range(250):
+        _, hr = p.sample(rng, 4, band_window=32)
+        assert hr.shape == (4, 32, 16, 16)
+        for h in hr:
+            if h[0, 0, 0] > 0:  # a window of the 100-band scene: contiguous bands
+                first = int(round(h[0, 0, 0]))
+                assert np.array_equal(h[:, 0, 0], np.arange(first, first + 32, dtype=np.float32))
+                seen.update(range(first, first + 32))
+    assert seen == set(range(1, 101))
+
+
 @pytest.mark.parametrize("s", [3, 5, 6])
 def test_coarsr_and_dualsr_take_any_integer_scale(tmp_path, s):
     import torch

@@ -289,3 +289,36 @@ def test_fine_tuning_keeps_the_starting_weights_unless_a_validation_beats_them(t
     history = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
     assert [h["batch"] for h in history] == [0, 1, 2] and all(h["val"]["psnr"] < init["val_psnr_crop"]
                                                                for h in history[1:])
+
+
+def test_init_grows_a_shallower_network_into_a_deeper_config(tmp_path, make_raster):
+    """``geohsr train coarsr --config medium --init <compact weights>``: the residual blocks the
+    compact file lacks start as the identity, so the deeper network computes exactly what the
+    compact one does; that start is validated like any whole start (kept unless beaten), and the
+    card says how many blocks were grown."""
+    import json
+
+    from click.testing import CliRunner
+    from geohsr import weights as W
+    from geohsr.cli import main
+    from geohsr.methods.dualsr.config import CONFIGS
+    from geohsr.methods.dualsr.net import CoarSR
+
+    src, _ = make_raster(bands=5, h=48, w=48)
+    start = W.models_dir() / "coarsr_x2_compact.safetensors"
+    out = tmp_path / "medium"
+    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "2", "--config", "medium", "--out", str(out),
+                                  "--batches", "0", "--init", str(start), "--data", str(src), "--batch", "2",
+                                  "-q", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "card.json").read_text())
+    init = card["initialised_from"]
+    assert "not_loaded" not in init and init["grown"].startswith("12 residual blocks")
+    assert card["best_val_psnr_crop"] == pytest.approx(init["val_psnr_crop"])
+    deep, shallow = CoarSR(2, CONFIGS["medium"].arch), CoarSR(2, CONFIGS["compact"].arch)
+    W.load_into(deep, W.load(out / "best.safetensors")[0], "medium")
+    W.load_into(shallow, W.load(start)[0], "compact")
+    lr = torch.rand(1, 4, 10, 10)
+    bic = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic")
+    with torch.no_grad():
+        torch.testing.assert_close(deep.forward_cube(lr, bic), shallow.forward_cube(lr, bic), rtol=0, atol=1e-6)

@@ -162,18 +162,20 @@ class DualSRPatches:
     def sample(self, rng: np.random.Generator, batch: int,
                band_window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lr (B, L, p, p), hr (B, L, p·s, p·s)) float32; with ``band_window`` (scenes with more
-        bands) a random window of that many contiguous bands, the same for the whole batch."""
+        bands) each sample is a random window of that many contiguous bands of its own scene, so
+        every band of every scene is trained on. (Until session 17 one window start was drawn per
+        batch over the *smallest* band count of all scenes: with SAMSON's 156 bands among the
+        remote-sensing scenes, the last 5–35 bands of the others — their SWIR2 — never trained.)"""
         hr_size = self.lr_patch * self.scale
         nb = min(img.shape[0] for img in self.images)
-        b0, nw = 0, None
-        if band_window is not None and nb > band_window:
-            b0, nw = int(rng.integers(0, nb - band_window + 1)), band_window
+        nw = band_window if band_window is not None and nb > band_window else None
         hrs = []
         for _ in range(batch):
             img = self.images[rng.integers(len(self.images))]
             y = rng.integers(0, img.shape[1] - hr_size + 1)
             x = rng.integers(0, img.shape[2] - hr_size + 1)
-            p = img[b0:b0 + nw if nw else None, y:y + hr_size, x:x + hr_size]
+            b0 = int(rng.integers(0, img.shape[0] - nw + 1)) if nw else 0
+            p = img[b0:b0 + nw if nw else nb, y:y + hr_size, x:x + hr_size]
             hrs.append(np.ascontiguousarray(_augment5(p, int(rng.integers(5)))))
         hr = np.stack(hrs)
         lr = degrade.bicubic_down(hr, self.scale).astype(np.float32)

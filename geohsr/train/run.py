@@ -126,11 +126,27 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
     return {"out": str(out), **result, "sha256": card["sha256"]}
 
 
+def _grow(model: torch.nn.Module, fit: dict) -> list[str]:
+    """Residual blocks of ``model`` none of whose parameters are in ``fit`` (the weights of a
+    shallower config): made the identity (:meth:`geohsr.nn.ResBlock.make_identity`), so the
+    deeper network starts from the shallower one's output. Their module names."""
+    from ..nn import ResBlock
+
+    grown = []
+    for name, m in model.named_modules():
+        if isinstance(m, ResBlock) and not any(f"{name}.{k}" in fit for k, _ in m.named_parameters()):
+            m.make_identity()
+            grown.append(name)
+    return grown
+
+
 def _initialise(model: torch.nn.Module, init) -> dict:
     """Load ``init`` (safetensors) into ``model``. Weights of another scale fit except for the
     scale-dependent layers (CoarSR's sub-pixel upsampler): those keep their fresh initialisation
-    and are listed in the card; a file of which less than half the model's parameters fit (another
-    method or config) is refused with a one-line error."""
+    and are listed in the card. Weights of a shallower config (fewer residual blocks per body,
+    e.g. ``compact`` into ``medium``) fit with the missing blocks made the identity: the start is
+    the shallower model itself, validated like any whole start. A file of which less than half the
+    model's parameters fit (another method or width) is refused with a one-line error."""
     init = Path(init)
     tensors, meta = W.load(init)
     own = model.state_dict()
@@ -144,7 +160,10 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     model.load_state_dict(fit, strict=False)
     info = {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
             "scale": meta.get("scale")}
-    fresh = sorted(k for k in own if k not in fit)
+    grown = _grow(model, fit)
+    if grown:
+        info["grown"] = f"{len(grown)} residual blocks added as the identity (a deeper config than the file's)"
+    fresh = sorted(k for k in own if k not in fit and not any(k.startswith(g + ".") for g in grown))
     if fresh:
         info["not_loaded"] = fresh
         info["loaded_share_of_parameters"] = round(share, 4)

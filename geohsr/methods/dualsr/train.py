@@ -3,7 +3,7 @@
 L1 between each predicted band and the HR band, **one optimiser step per band** (forward band
 ``i`` with the detached state of band ``i−1``, loss, step), Adam β = (0.9, 0.999). Scenes with
 more than ``TRAIN_BAND_WINDOW`` bands train on a random window of that many contiguous bands per
-batch (a 224-band EnMAP batch costs what a 32-band one does).
+sample, drawn within the sample's own scene (a 224-band EnMAP batch costs what a 32-band one does).
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ class CoarSRTask:
         self.per_band_steps = per_band_steps
         self.amp = amp  # bf16 autocast of the forward passes (CUDA; works but is slow on CPUs without bf16)
         self.patches = DualSRPatches(train, scale, lr_patch or CONFIGS[config].patch)
-        # one Adam step per band: on scenes with more than TRAIN_BAND_WINDOW bands a batch takes a
-        # random window of that many contiguous bands, so its cost does not grow with the band count
+        # one Adam step per band: on scenes with more than TRAIN_BAND_WINDOW bands each sample takes a
+        # random window of that many contiguous bands of its scene, so the cost does not grow with
+        # the band count
         self.band_window = TRAIN_BAND_WINDOW
         self.val = []
         for sc in val:  # centre crops, LR by MATLAB bicubic (Wald protocol)
@@ -121,7 +122,7 @@ def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskI
     """``geohsr train coarsr|dualsr``: CoarSR ×scale (DualSR's fine stage needs no training)."""
     task = CoarSRTask(train, val, scale, config, lr_patch=options.get("patch"), device=device, seed=seed, amp=amp)
     recipe = {"loss": "L1", "steps": f"one Adam step per band (a window of {task.band_window} contiguous "
-                                      "bands per batch on scenes with more)", "lr_patch": task.patches.lr_patch,
+                                      "bands of its scene per sample on scenes with more)", "lr_patch": task.patches.lr_patch,
               "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
               "degradation": "MATLAB bicubic x1/s (anti-aliased)"}
     return TaskInfo(task, recipe, "coarsr", ["coarsr", "dualsr"], task.metadata()["config"])
