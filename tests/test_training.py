@@ -322,21 +322,3 @@ def test_init_grows_a_shallower_network_into_a_deeper_config(tmp_path, make_rast
     bic = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic")
     with torch.no_grad():
         torch.testing.assert_close(deep.forward_cube(lr, bic), shallow.forward_cube(lr, bic), rtol=0, atol=1e-6)
-
-
-def test_patch_pairs_are_cut_from_the_whole_reduced_scene():
-    """Each LR patch is the crop of the whole scene's reduction at the HR crop's position, flipped
-    or rotated with it — what a scene looks like at inference — not the HR patch reduced on its own
-    (whose mirrored edges would leak into the outer LR pixels)."""
-    from geohsr import degrade
-
-    tr, _ = _scenes()
-    p = DualSRPatches(tr[:1], 2, 8, rescales=(1.0,))
-    whole, low = p.images[0], degrade.bicubic_down(p.images[0], 2)
-    lr, hr = p.sample(np.random.default_rng(3), 8)
-    own = degrade.bicubic_down(hr, 2)
-    assert np.abs(own - lr).max() > 1e-4  # the borders differ from a patch-wise reduction
-    for lo, hi in zip(lr, hr):
-        hits = [(y, x, k) for y in range(low.shape[1] - 7) for x in range(low.shape[2] - 7) for k in range(5)
-                if np.array_equal(_augment5(whole[:, 2 * y:2 * y + 16, 2 * x:2 * x + 16], k), hi)]
-        assert hits and any(np.allclose(_augment5(low[:, y:y + 8, x:x + 8], k), lo, atol=1e-6) for y, x, k in hits)

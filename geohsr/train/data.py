@@ -142,29 +142,18 @@ class DualSRPatches:
     Each sample: a scene, a rescale factor in {1, 0.75, 0.5} (MATLAB bicubic of the whole scene,
     precomputed), a random HR crop of ``lr_patch·s``, one of the five augmentations, LR =
     MATLAB bicubic ×1/s. Deterministic for a given ``numpy.random.Generator``.
-
-    The LR is reduced from the **whole** (rescaled) image once and cut at the crop's LR position,
-    as a scene is reduced at inference. (The paper's scripts, and geohsr until session 17, reduced
-    each HR patch on its own: the patch's mirrored edges then leak into its outer LR pixels — at
-    ×4 the outer ring of a 16-px LR patch, a quarter of its pixels, is off by about a quarter of
-    the typical super-resolution residual — pairs no real scene contains.) The five augmentations
-    commute with the area-aligned reduction, so flipping or rotating the LR crop gives the LR of
-    the flipped or rotated HR crop.
     """
 
     def __init__(self, scenes: list[Scene], scale: int, lr_patch: int = 32,
                  rescales: tuple[float, ...] = (1.0, 0.75, 0.5)):
         self.scale, self.lr_patch = scale, lr_patch
         hr = lr_patch * scale
-        self.images, self.lows = [], []
+        self.images = []
         for sc in scenes:
             for f in rescales:
                 img = sc.cube if f == 1.0 else degrade.imresize(sc.cube, scale=f)
                 if min(img.shape[1:]) > hr:
-                    img = img[:, :img.shape[1] // scale * scale, :img.shape[2] // scale * scale]
-                    img = np.ascontiguousarray(img, dtype=np.float32)
-                    self.images.append(img)
-                    self.lows.append(degrade.bicubic_down(img, scale).astype(np.float32))
+                    self.images.append(np.ascontiguousarray(img, dtype=np.float32))
         if not self.images:
             raise InputError(f"no training image is larger than a {hr}×{hr} HR patch ({lr_patch} LR px at "
                              f"×{scale}); give scenes of more than {hr} px a side, or a configuration with "
@@ -180,19 +169,17 @@ class DualSRPatches:
         hr_size = self.lr_patch * self.scale
         nb = min(img.shape[0] for img in self.images)
         nw = band_window if band_window is not None and nb > band_window else None
-        s, p = self.scale, self.lr_patch
-        hrs, lrs = [], []
+        hrs = []
         for _ in range(batch):
-            i = rng.integers(len(self.images))
-            img, low = self.images[i], self.lows[i]
-            y = int(rng.integers(0, low.shape[1] - p + 1))
-            x = int(rng.integers(0, low.shape[2] - p + 1))
+            img = self.images[rng.integers(len(self.images))]
+            y = rng.integers(0, img.shape[1] - hr_size + 1)
+            x = rng.integers(0, img.shape[2] - hr_size + 1)
             b0 = int(rng.integers(0, img.shape[0] - nw + 1)) if nw else 0
-            bands = slice(b0, b0 + nw if nw else nb)
-            k = int(rng.integers(5))
-            hrs.append(np.ascontiguousarray(_augment5(img[bands, y * s:(y + p) * s, x * s:(x + p) * s], k)))
-            lrs.append(np.ascontiguousarray(_augment5(low[bands, y:y + p, x:x + p], k)))
-        return np.stack(lrs), np.stack(hrs)
+            p = img[b0:b0 + nw if nw else nb, y:y + hr_size, x:x + hr_size]
+            hrs.append(np.ascontiguousarray(_augment5(p, int(rng.integers(5)))))
+        hr = np.stack(hrs)
+        lr = degrade.bicubic_down(hr, self.scale).astype(np.float32)
+        return lr, hr
 
 
 def isotropic_kernel_mulsr(size: int, sigma: float, centred: bool = True) -> np.ndarray:
