@@ -159,6 +159,15 @@ def test_band_windows_reach_every_band_of_every_scene():
                 assert np.array_equal(h[:, 0, 0], np.arange(first, first + 32, dtype=np.float32))
                 seen.update(range(first, first + 32))
     assert seen == set(range(1, 101))
+    # a scene narrower than the window (31-band CAVE): the window narrows, still reaching every band
+    cave = Scene("cave", np.zeros((31, 32, 32), np.float32))
+    p = DualSRPatches([cave, big], 2, lr_patch=8, rescales=(1.0,))
+    seen = set()
+    for _ in range(250):
+        _, hr = p.sample(rng, 4, band_window=32)
+        assert hr.shape == (4, 31, 16, 16)
+        seen.update(int(round(v)) for h in hr for v in h[:, 0, 0] if v > 0)
+    assert seen == set(range(1, 101))
 
 
 @pytest.mark.parametrize("s", [3, 5, 6])

@@ -14,6 +14,11 @@ NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 QUICK = {  # notebook: [(committed source, what runs here)]
     # 30 + 30 adaptation batches take ~4 of the suite's minutes on 2 cores; 4 + 4 run the same code
     "07_adapt_to_your_scene.ipynb": [("batches=30,", "batches=4,")],
+    # the three ×4 models on a 96-px crop instead of 192 (~1.5 of the suite's minutes)
+    "03_rgb_guided.ipynb": [("S, N = 4, 192", "S, N = 4, 96")],
+    # the Landsat-7 pair's top-left quarter: `evaluate` and `auto` score every method (~1.5 minutes)
+    "06_real_pair.ipynb": [('["cropped_im"].astype', '["cropped_im"][:200, :200].astype'),
+                           ('["cropped_gray"].astype', '["cropped_gray"][:400, :400].astype')],
 }
 
 

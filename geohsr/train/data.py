@@ -165,17 +165,19 @@ class DualSRPatches:
         bands) each sample is a random window of that many contiguous bands of its own scene, so
         every band of every scene is trained on. (Until session 17 one window start was drawn per
         batch over the *smallest* band count of all scenes: with SAMSON's 156 bands among the
-        remote-sensing scenes, the last 5–35 bands of the others — their SWIR2 — never trained.)"""
+        remote-sensing scenes, the last 5–35 bands of the others — their SWIR2 — never trained.)
+        When a scene has fewer bands than ``band_window`` (31-band CAVE next to remote-sensing
+        scenes), the window narrows to the smallest band count, still drawn within each scene."""
         hr_size = self.lr_patch * self.scale
         nb = min(img.shape[0] for img in self.images)
-        nw = band_window if band_window is not None and nb > band_window else None
+        nw = nb if band_window is None else min(nb, band_window)  # the batch's band count
         hrs = []
         for _ in range(batch):
             img = self.images[rng.integers(len(self.images))]
             y = rng.integers(0, img.shape[1] - hr_size + 1)
             x = rng.integers(0, img.shape[2] - hr_size + 1)
-            b0 = int(rng.integers(0, img.shape[0] - nw + 1)) if nw else 0
-            p = img[b0:b0 + nw if nw else nb, y:y + hr_size, x:x + hr_size]
+            b0 = int(rng.integers(0, img.shape[0] - nw + 1)) if img.shape[0] > nw else 0
+            p = img[b0:b0 + nw, y:y + hr_size, x:x + hr_size]
             hrs.append(np.ascontiguousarray(_augment5(p, int(rng.integers(5)))))
         hr = np.stack(hrs)
         lr = degrade.bicubic_down(hr, self.scale).astype(np.float32)
