@@ -574,6 +574,9 @@ def _method_options(ctx, spec) -> dict:
 @click.option("--data", type=click.Path(exists=True, path_type=Path), default=None,
               help="CAVE root (fixed scene split), a folder of rasters, or one raster "
                    "(methods trained from scenes: DualSR, CoarSR, MulSR, IFMSR)")
+@click.option("--add-train", type=click.Path(exists=True, path_type=Path), multiple=True,
+              help="also train on the training scenes of this data (as --data; repeatable); "
+                   "validation stays --data's, e.g. --data <shared>/data --add-train <shared>/data/cave")
 @click.option("--source", type=click.Path(exists=True, path_type=Path), multiple=True,
               help="SNLSR/A-SNLSR: scene(s) with HR data in --source-range (repeatable)")
 @click.option("--target", type=click.Path(exists=True, path_type=Path), multiple=True,
@@ -596,7 +599,7 @@ def _method_options(ctx, spec) -> dict:
               help="start from these weights (same method and config; e.g. a x4 model to "
                    "fine-tune at x8 or on your own sensor)")
 @click.option("--quiet", "-q", is_flag=True)
-def train(method, scale, config, data, source, target, out, resume, batches, batch, lr, halve_every,
+def train(method, scale, config, data, add_train, source, target, out, resume, batches, batch, lr, halve_every,
           val_every, ckpt_every, max_minutes, seed, device, threads, amp, init, quiet, **method_options):
     """Train METHOD; writes best.safetensors and a model card into --out."""
     from .methods import get_method, resolve_device
@@ -615,6 +618,8 @@ def train(method, scale, config, data, source, target, out, resume, batches, bat
         raise click.UsageError(f"--init is not available for {spec.name} (its band grid is fixed by the data)")
     if "data" in ts.inputs and data is None:
         raise click.UsageError(f"{spec.name} trains from --data (a CAVE root, a folder of rasters or a raster)")
+    if add_train and "data" not in ts.inputs:
+        raise click.UsageError(f"--add-train is for methods trained from --data, not {spec.name}")
     if "source" in ts.inputs and not source:
         raise click.UsageError(f"{spec.name} trains from --source scenes (HR data of --source-range)")
     if "target" in ts.inputs and not target:
@@ -624,7 +629,7 @@ def train(method, scale, config, data, source, target, out, resume, batches, bat
                        halve_every=halve_every, val_every=val_every, ckpt_every=ckpt_every,
                        max_minutes=max_minutes, seed=seed, device=str(resolve_device(device)),
                        threads=threads, progress=not quiet, command=_train_command(ctx, spec), amp=amp,
-                       init=init)
+                       init=init, **({"add_train": add_train} if add_train else {}))
     click.echo(json.dumps(res))
 
 
@@ -636,9 +641,9 @@ def _train_command(ctx, spec) -> str:
     parts = ["geohsr train", spec.name]
     if p.get("data") is not None:
         parts += ["--data", str(p["data"])]
-    for opt in ("source", "target"):
+    for opt in ("add_train", "source", "target"):
         for v in p.get(opt) or ():
-            parts += [f"--{opt}", str(v)]
+            parts += [f"--{opt.replace('_', '-')}", str(v)]
     parts += ["--scale", str(p["scale"]), "--out", str(p["out"]), "--config", p["config"],
               "--batches", str(p["batches"])]
     for opt in ("batch", "lr", "halve_every", "val_every", "ckpt_every", "max_minutes", "seed",

@@ -322,3 +322,30 @@ def test_init_grows_a_shallower_network_into_a_deeper_config(tmp_path, make_rast
     bic = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic")
     with torch.no_grad():
         torch.testing.assert_close(deep.forward_cube(lr, bic), shallow.forward_cube(lr, bic), rtol=0, atol=1e-6)
+
+
+def test_add_train_joins_training_scenes_and_keeps_the_validation(tmp_path, make_raster):
+    """``--add-train B``: B's training scenes join --data's (ahead of them; bands of different counts
+    mix), validation stays --data's, and the card and its command say so; methods not trained from
+    --data refuse it with one line."""
+    import json
+
+    from click.testing import CliRunner
+    from geohsr.cli import main
+
+    a, _ = make_raster("a.tif", bands=5, h=64, w=64)
+    b, _ = make_raster("b.tif", bands=8, h=64, w=64, seed=3)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(main, ["train", "coarsr", "--data", str(a), "--add-train", str(b), "--scale", "2",
+                                  "--config", "tiny", "--batches", "2", "--val-every", "1", "--threads", "1",
+                                  "--out", str(out), "-q"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["data"]["train_scenes"] == ["b[:75%]", "a[:75%]"]
+    assert card["data"]["val_scenes"] == ["a[75%:]"]
+    assert card["data"]["added_train"] == [{"path": str(b), "kind": "raster (row split)", "train_scenes": ["b[:75%]"]}]
+    assert f"--data {a} --add-train {b}" in card["command"]
+    r = CliRunner().invoke(main, ["train", "snlsr", "--source", str(a), "--add-train", str(b),
+                                  "--out", str(tmp_path / "s")])
+    assert r.exit_code != 0 and "--add-train is for methods trained from --data" in r.output
+    assert not (tmp_path / "s").exists()

@@ -75,15 +75,23 @@ def train(method, scale: int, out, *, data=None, source=(), target=(), options=N
 def train_method(method, data, scale: int, out, *, config="compact", resume=False, batches=2000,
                  batch=None, lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None,
                  seed=1, device="cpu", threads=None, progress=True, command="", amp=False,
-                 options: dict | None = None, init=None) -> dict:
+                 options: dict | None = None, init=None, add_train=()) -> dict:
     """Train ``method`` on ``data`` into the run folder ``out`` (best.safetensors + card.json).
 
     ``init``: a safetensors file of the same architecture (any scale where the network's weights
-    do not depend on it) to start from instead of a random initialisation (fine-tuning)."""
+    do not depend on it) to start from instead of a random initialisation (fine-tuning).
+    ``add_train``: more data (each as ``data``) whose *training* scenes join ``data``'s, placed
+    ahead of them; validation stays ``data``'s (e.g. CAVE beside the remote-sensing split, to keep
+    the visible-band detail the remote-sensing scenes alone teach less of)."""
     out = Path(out)
     train, val, kind = _split_scenes(data)
     if not train or not val:
         raise InputError(f"{data}: need at least one training and one validation scene")
+    added = []
+    for extra in reversed(list(add_train)):
+        more, _, more_kind = _split_scenes(extra)
+        train = list(more) + list(train)
+        added.insert(0, {"path": str(extra), "kind": more_kind, "train_scenes": [sc.name for sc in more]})
     info, rec = _make_task(method, train, val, scale, config, device, seed, amp, options or {})
     task, recipe = info.task, dict(info.recipe)
     init_info = _initialise(task.model, init) if init else None
@@ -111,7 +119,8 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
         "parameters": sum(p.numel() for p in task.model.parameters()),
         "data": {"kind": kind, "path": str(data), "train_scenes": task.train_scenes,
                  "val_scenes": task.val_scenes,
-                 **({"test_scenes": list(RS_SPLIT["test"])} if kind == "remote sensing" else {})},
+                 **({"test_scenes": list(RS_SPLIT["test"])} if kind == "remote sensing" else {}),
+                 **({"added_train": added} if added else {})},
         "normalisation": task.metadata()["normalisation"],
         "recipe": recipe,
         "best_val_psnr_crop": result["best"],
@@ -120,7 +129,8 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
         "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform(),
                        "minutes_this_session": round((time.time() - t0) / 60, 1)},
         "sha256": W.sha256(best),
-        "licence": info.licence + _data_licence(kind, data),
+        "licence": info.licence + _data_licence(kind, data)
+                   + "".join(_data_licence(a["kind"], a["path"]) for a in added),
     }
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     return {"out": str(out), **result, "sha256": card["sha256"]}
