@@ -214,6 +214,10 @@ def model_card_markdown(e: dict) -> str:
         wl = e["wavelength"]
         bands = (f"fixed grid of {len(wl)} bands, {wl[0]:.0f}–{wl[-1]:.0f} nm (FWHM {e.get('fwhm', 0):.1f} nm); "
                  "inputs are resampled onto it")
+    elif e["method"] == "coarsr" and data.get("kind") == "remote sensing" and data.get("added_train"):
+        bands = ("any count (band-recurrent); trained on airborne scenes of 156–191 bands, ~370–2500 nm, "
+                 "together with 31-band CAVE 400–700 nm, in windows of 31 contiguous bands; geohsr uses these "
+                 "weights for scenes whose bands reach beyond 720 nm or whose wavelengths are unknown")
     elif e["method"] == "coarsr" and data.get("kind") == "remote sensing":
         bands = ("any count (band-recurrent); trained on airborne scenes of 156–191 bands, ~370–2500 nm, "
                  "in windows of 32 contiguous bands; geohsr uses these weights for scenes whose bands "
@@ -234,7 +238,8 @@ def model_card_markdown(e: dict) -> str:
                   f"| target-range scenes | {', '.join(data['target'])} ({e.get('range')} nm): {data.get('target_use')} |",
                   f"| split | {data.get('split')} |"]
     else:
-        lines += [f"| training data | {data.get('kind')} `{data.get('path')}` |",
+        added = "".join(f" + {a['kind']} `{a['path']}` (training scenes only)" for a in data.get("added_train", []))
+        lines += [f"| training data | {data.get('kind')} `{data.get('path')}`{added} |",
                   f"| train scenes | {', '.join(data.get('train_scenes', []))} |",
                   f"| validation (held-out) scenes | {', '.join(data.get('val_scenes', []))} |"]
         if data.get("test_scenes"):
