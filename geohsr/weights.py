@@ -214,7 +214,8 @@ def model_card_markdown(e: dict) -> str:
         wl = e["wavelength"]
         bands = (f"fixed grid of {len(wl)} bands, {wl[0]:.0f}–{wl[-1]:.0f} nm (FWHM {e.get('fwhm', 0):.1f} nm); "
                  "inputs are resampled onto it")
-    elif e["method"] == "coarsr" and data.get("kind") == "remote sensing" and data.get("added_train"):
+    elif e["method"] == "coarsr" and data.get("kind") == "remote sensing" and any(
+            a.get("kind") == "CAVE" for a in data.get("added_train", [])):
         bands = ("any count (band-recurrent); trained on airborne scenes of 156–191 bands, ~370–2500 nm, "
                  "together with 31-band CAVE 400–700 nm, in windows of 31 contiguous bands; geohsr uses these "
                  "weights for scenes whose bands reach beyond 720 nm or whose wavelengths are unknown")

@@ -162,6 +162,7 @@ def test_band_windows_reach_every_band_of_every_scene():
     # a scene narrower than the window (31-band CAVE): the window narrows, still reaching every band
     cave = Scene("cave", np.zeros((31, 32, 32), np.float32))
     p = DualSRPatches([cave, big], 2, lr_patch=8, rescales=(1.0,))
+    assert p.window(32) == p.window() == 31  # what the card's recipe states
     seen = set()
     for _ in range(250):
         _, hr = p.sample(rng, 4, band_window=32)

@@ -345,6 +345,22 @@ def test_add_train_joins_training_scenes_and_keeps_the_validation(tmp_path, make
     assert card["data"]["val_scenes"] == ["a[75%:]"]
     assert card["data"]["added_train"] == [{"path": str(b), "kind": "raster (row split)", "train_scenes": ["b[:75%]"]}]
     assert f"--data {a} --add-train {b}" in card["command"]
+    # resuming the run with other scenes (the --add-train forgotten) is refused; the checkpoint stays
+    state = (out / "checkpoint" / "state.json").read_bytes()
+    r = CliRunner().invoke(main, ["train", "coarsr", "--data", str(a), "--scale", "2", "--config", "tiny",
+                                  "--batches", "4", "--threads", "1", "--out", str(out), "--resume", "-q"])
+    assert r.exit_code != 0
+    assert "--resume with other training scenes (1: a[:75%]) than the run it resumes (2: b[:75%], a[:75%])" in r.output
+    assert (out / "checkpoint" / "state.json").read_bytes() == state
+    # several --add-train: their scenes in the order given, ahead of --data's
+    c, _ = make_raster("c.tif", bands=6, h=64, w=64, seed=4)
+    r = CliRunner().invoke(main, ["train", "coarsr", "--data", str(a), "--add-train", str(c), "--add-train", str(b),
+                                  "--scale", "2", "--config", "tiny", "--batches", "1", "--threads", "1",
+                                  "--out", str(tmp_path / "run2"), "-q"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((tmp_path / "run2" / "card.json").read_text())
+    assert card["data"]["train_scenes"] == ["c[:75%]", "b[:75%]", "a[:75%]"]
+    assert [x["train_scenes"] for x in card["data"]["added_train"]] == [["c[:75%]"], ["b[:75%]"]]
     r = CliRunner().invoke(main, ["train", "snlsr", "--source", str(a), "--add-train", str(b),
                                   "--out", str(tmp_path / "s")])
     assert r.exit_code != 0 and "--add-train is for methods trained from --data" in r.output

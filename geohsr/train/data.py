@@ -159,6 +159,12 @@ class DualSRPatches:
                              f"×{scale}); give scenes of more than {hr} px a side, or a configuration with "
                              "smaller patches (--config tiny), or a smaller --scale")
 
+    def window(self, band_window: int | None = None) -> int:
+        """The band count of every batch :meth:`sample` draws: ``band_window``, narrowed to the
+        smallest band count of the scenes (all of it when ``band_window`` is None)."""
+        nb = min(img.shape[0] for img in self.images)
+        return nb if band_window is None else min(nb, band_window)
+
     def sample(self, rng: np.random.Generator, batch: int,
                band_window: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(lr (B, L, p, p), hr (B, L, p·s, p·s)) float32; with ``band_window`` (scenes with more
@@ -169,8 +175,7 @@ class DualSRPatches:
         When a scene has fewer bands than ``band_window`` (31-band CAVE next to remote-sensing
         scenes), the window narrows to the smallest band count, still drawn within each scene."""
         hr_size = self.lr_patch * self.scale
-        nb = min(img.shape[0] for img in self.images)
-        nw = nb if band_window is None else min(nb, band_window)  # the batch's band count
+        nw = self.window(band_window)
         hrs = []
         for _ in range(batch):
             img = self.images[rng.integers(len(self.images))]

@@ -87,11 +87,10 @@ def train_method(method, data, scale: int, out, *, config="compact", resume=Fals
     train, val, kind = _split_scenes(data)
     if not train or not val:
         raise InputError(f"{data}: need at least one training and one validation scene")
-    added = []
-    for extra in reversed(list(add_train)):
-        more, _, more_kind = _split_scenes(extra)
-        train = list(more) + list(train)
-        added.insert(0, {"path": str(extra), "kind": more_kind, "train_scenes": [sc.name for sc in more]})
+    splits = [(extra, _split_scenes(extra)) for extra in add_train]
+    added = [{"path": str(extra), "kind": more_kind, "train_scenes": [sc.name for sc in more]}
+             for extra, (more, _, more_kind) in splits]
+    train = [sc for _, (more, _, _) in splits for sc in more] + list(train)
     info, rec = _make_task(method, train, val, scale, config, device, seed, amp, options or {})
     task, recipe = info.task, dict(info.recipe)
     init_info = _initialise(task.model, init) if init else None

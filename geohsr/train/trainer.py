@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .. import weights as W
+from ..errors import InputError
 
 
 class BatchInterrupted(Exception):
@@ -109,7 +110,7 @@ class Trainer:
         t, meta = _optim_tensors(self.opt)
         W.save(t, self.ckpt / "optim.safetensors", {"optim": meta})
         state = {"step": self.step, "best": self.best, "history": self.history,
-                 "settings": asdict(self.s)}
+                 "settings": asdict(self.s), "scenes": self._scenes()}
         tmp = self.ckpt / ".state.json.tmp"
         tmp.write_text(json.dumps(state, indent=1))
         tmp.replace(self.ckpt / "state.json")
@@ -118,12 +119,24 @@ class Trainer:
         if not (self.ckpt / "state.json").is_file():
             return False
         state = json.loads((self.ckpt / "state.json").read_text())
+        was, now = state.get("scenes"), self._scenes()
+        if was is not None and now is not None and was != now:
+            key = "train" if was["train"] != now["train"] else "val"
+            raise InputError(f"{self.out}: --resume with other {'training' if key == 'train' else 'validation'} "
+                             f"scenes ({len(now[key])}: {_names(now[key])}) than the run it resumes "
+                             f"({len(was[key])}: {_names(was[key])}); give the same --data/--add-train, "
+                             "or train into a new folder")
         tensors, _ = W.load(self.ckpt / "model.safetensors")
         W.load_into(self.task.model, tensors, self.ckpt)
         ot, ometa = W.load(self.ckpt / "optim.safetensors")
         _load_optim(self.opt, ot, ometa["optim"])
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
         return True
+
+    def _scenes(self) -> dict | None:
+        """The task's training and validation scene names (None for tasks that name none)."""
+        train = getattr(self.task, "train_scenes", None)
+        return None if train is None else {"train": list(train), "val": list(getattr(self.task, "val_scenes", []))}
 
     # -- loop -------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
@@ -248,3 +261,7 @@ class Trainer:
             self.history.append(rec)
             if self.step % self.s.ckpt_every == 0:
                 self.save_checkpoint()
+
+
+def _names(scenes: list[str], shown: int = 3) -> str:
+    return ", ".join(scenes[:shown]) + (f", … {len(scenes) - shown} more" if len(scenes) > shown else "")

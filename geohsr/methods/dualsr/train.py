@@ -121,7 +121,7 @@ class CoarSRTask:
 def make_task(train, val, scale, config, *, device, seed, amp, options) -> TaskInfo:
     """``geohsr train coarsr|dualsr``: CoarSR ×scale (DualSR's fine stage needs no training)."""
     task = CoarSRTask(train, val, scale, config, lr_patch=options.get("patch"), device=device, seed=seed, amp=amp)
-    window = min(task.band_window, min(img.shape[0] for img in task.patches.images))  # the sampler's
+    window = task.patches.window(task.band_window)
     recipe = {"loss": "L1", "steps": f"one Adam step per band (a window of {window} contiguous "
                                       "bands of its scene per sample on scenes with more)", "lr_patch": task.patches.lr_patch,
               "augment": "rescale {1, .75, .5} x crop x {id, rot180, rot90, rot270, vflip}",
