@@ -120,12 +120,11 @@ class Trainer:
             return False
         state = json.loads((self.ckpt / "state.json").read_text())
         was, now = state.get("scenes"), self._scenes()
-        if was is not None and now is not None and was != now:
-            key = "train" if was["train"] != now["train"] else "val"
-            raise InputError(f"{self.out}: --resume with other {'training' if key == 'train' else 'validation'} "
-                             f"scenes ({len(now[key])}: {_names(now[key])}) than the run it resumes "
-                             f"({len(was[key])}: {_names(was[key])}); give the same --data/--add-train, "
-                             "or train into a new folder")
+        for key, what in (("train", "training"), ("val", "validation")):
+            if was is not None and now is not None and was[key] != now[key]:
+                raise InputError(f"{self.out}: --resume with other {what} scenes ({len(now[key])}: "
+                                 f"{_names(now[key])}) than the run it resumes ({len(was[key])}: "
+                                 f"{_names(was[key])}); give the same --data/--add-train, or train into a new folder")
         tensors, _ = W.load(self.ckpt / "model.safetensors")
         W.load_into(self.task.model, tensors, self.ckpt)
         ot, ometa = W.load(self.ckpt / "optim.safetensors")
@@ -136,7 +135,7 @@ class Trainer:
     def _scenes(self) -> dict | None:
         """The task's training and validation scene names (None for tasks that name none)."""
         train = getattr(self.task, "train_scenes", None)
-        return None if train is None else {"train": list(train), "val": list(getattr(self.task, "val_scenes", []))}
+        return None if train is None else {"train": list(train), "val": list(self.task.val_scenes)}
 
     # -- loop -------------------------------------------------------------------------------
     def lr_at(self, step: int) -> float:
