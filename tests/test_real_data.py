@@ -6,7 +6,7 @@ import pytest
 import geohsr
 from conftest import shared_or_skip
 
-RS_SCALES = (3, 4, 6)  # the shipped remote-sensing DualSR scales
+RS_SCALES = (3, 4, 6, 8)  # the shipped remote-sensing DualSR scales
 
 
 def test_bundled_demo_scene_metadata():
