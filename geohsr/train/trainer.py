@@ -120,8 +120,8 @@ class Trainer:
             return False
         state = json.loads((self.ckpt / "state.json").read_text())
         was, now = state.get("scenes"), self._scenes()
-        for key, what in (("train", "training"), ("val", "validation")):
-            if was is not None and now is not None and was[key] != now[key]:
+        for key, what in (("train", "training"), ("val", "validation")) if was and now else ():
+            if was[key] != now[key]:
                 raise InputError(f"{self.out}: --resume with other {what} scenes ({len(now[key])}: "
                                  f"{_names(now[key])}) than the run it resumes ({len(was[key])}: "
                                  f"{_names(was[key])}); give the same --data/--add-train, or train into a new folder")
