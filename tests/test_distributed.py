@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -7,12 +9,18 @@ import geohsr
 @pytest.fixture(scope="module")
 def client():
     distributed = pytest.importorskip("distributed")
+    # the nanny sets OMP_NUM_THREADS=1 (and MKL_, OPENBLAS_, MALLOC_TRIM_) in this process's
+    # environment for its workers and leaves it there: every later subprocess of the suite (CLI
+    # runs, notebook kernels) would run torch on one thread. Put the environment back.
+    environ = dict(os.environ)
     cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                        dashboard_address=None, silence_logs=40)
     c = distributed.Client(cluster)
     yield c
     c.close()
     cluster.close()
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def test_superresolve_under_a_distributed_client(client, make_raster, tmp_path):
@@ -38,7 +46,6 @@ def test_streamed_run_on_the_cluster_equals_local(client, make_raster, tmp_path)
 
 
 def test_a_worker_dying_does_not_corrupt_the_output(client, tmp_path):
-    import os
     import signal
     import threading
     import time
