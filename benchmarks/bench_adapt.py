@@ -130,7 +130,7 @@ def main() -> None:
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "date": time.strftime("%Y-%m-%d")}}
         rec["psf"] = None if args.psf == "gaussian" else args.psf  # None: the default sensor model
-        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget"))
+        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed"))
         print(json.dumps(rec), flush=True)
 
 
