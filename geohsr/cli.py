@@ -406,6 +406,8 @@ def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed,
                 out=out, weights=weights, seed=seed, device=device, progress=not quiet, resume=resume,
                 command=" ".join(sys.argv), guide=guide, psf=psf)
     click.echo(res.summary(), err=True)
+    if not res.improved and res.tried:  # the verdict of a small held-out part can be wrong: say where they are
+        click.echo(f"the adapted weights stay in {out}; to use them all the same: --weights {res.tried}", err=True)
     click.echo(f"--weights {res.weights}" if res.weights else "--weights (the shipped ones: adaptation did not help)")
 
 

@@ -1,6 +1,7 @@
 """Scene adaptation (geohsr.adapt, `geohsr adapt`, `geohsr run --adapt`, superresolve(adapt=...))."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -130,6 +131,24 @@ def test_adapt_command_keeps_weights_and_refuses_a_used_folder(tmp_path):
     assert "--weights" in r.output and (run / "card.json").is_file()
     r = CliRunner().invoke(main, ["adapt", str(src), "-s", "2", "--out", str(run), "--batches", "1", "-q"])
     assert r.exit_code != 0 and "--resume" in r.output
+
+
+def test_adapt_command_that_keeps_the_start_says_where_the_adapted_weights_are(tmp_path, monkeypatch):
+    # a held-out part of a few pixels can decide wrongly: the user may take the adapted weights anyway
+    real = A.adapt
+    monkeypatch.setattr(A, "adapt", lambda *a, **k: real(*a, **{**k, "lr": 0.5}))  # wrecks the network
+    src = tmp_path / "s.tif"
+    write_raster(src, _scene().values)
+    run = tmp_path / "run"
+    r = CliRunner().invoke(main, ["adapt", str(src), "-s", "2", "-m", "coarsr", "--out", str(run), "--batches", "2",
+                                 "-q"])
+    assert r.exit_code == 0, r.output
+    assert "starting weights kept" in r.output and "--weights (the shipped ones" in r.output
+    line = next(ln for ln in r.output.splitlines() if ln.startswith("the adapted weights stay in"))
+    tried = line.split("--weights ", 1)[1]
+    assert Path(tried).is_file() and Path(tried).parent == run
+    hr = geohsr.superresolve(geohsr.open_cube(src), "coarsr", 2, weights=tried)
+    assert hr.sizes["x"] == 2 * 96
 
 
 def test_training_on_many_bands_samples_a_band_window():
