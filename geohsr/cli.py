@@ -281,7 +281,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
 
         res = adapt(cube, method, scale, minutes=adapt_minutes, weights=weights, device=device, guide=guide,
                     progress=not quiet and progress == "bar", command=" ".join(sys.argv), psf=adapt_psf)
-        click.echo(res.summary(), err=True)
+        _echo_adapted(res)
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
@@ -316,6 +316,15 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
     click.echo(f"wrote {path} ({w * plan.scale}×{h * plan.scale} px, {b} bands, {plan.out_dtype}, "
                f"method {plan.spec.name} ×{plan.scale})", err=True)
     click.echo(str(path))
+
+
+def _echo_adapted(res) -> None:
+    """The adaptation's verdict on stderr; when it kept the starting weights, where the adapted ones
+    are (the verdict of a small held-out part can be wrong)."""
+    click.echo(res.summary(), err=True)
+    if not res.improved and res.tried:
+        click.echo(f"the adapted weights stay in {res.out}; to use them all the same: --weights {res.tried}",
+                   err=True)
 
 
 @contextlib.contextmanager
@@ -405,9 +414,7 @@ def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed,
     res = adapt(open_cube(input), method, scale, minutes=None if batches else minutes, batches=batches,
                 out=out, weights=weights, seed=seed, device=device, progress=not quiet, resume=resume,
                 command=" ".join(sys.argv), guide=guide, psf=psf)
-    click.echo(res.summary(), err=True)
-    if not res.improved and res.tried:  # the verdict of a small held-out part can be wrong: say where they are
-        click.echo(f"the adapted weights stay in {out}; to use them all the same: --weights {res.tried}", err=True)
+    _echo_adapted(res)
     click.echo(f"--weights {res.weights}" if res.weights else "--weights (the shipped ones: adaptation did not help)")
 
 

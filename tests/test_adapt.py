@@ -138,7 +138,7 @@ def test_adapt_command_that_keeps_the_start_says_where_the_adapted_weights_are(t
     real = A.adapt
     monkeypatch.setattr(A, "adapt", lambda *a, **k: real(*a, **{**k, "lr": 0.5}))  # wrecks the network
     src = tmp_path / "s.tif"
-    write_raster(src, _scene().values)
+    write_raster(src, _scene(bands=8).values)
     run = tmp_path / "run"
     r = CliRunner().invoke(main, ["adapt", str(src), "-s", "2", "-m", "coarsr", "--out", str(run), "--batches", "2",
                                  "-q"])
@@ -149,6 +149,11 @@ def test_adapt_command_that_keeps_the_start_says_where_the_adapted_weights_are(t
     assert Path(tried).is_file() and Path(tried).parent == run
     hr = geohsr.superresolve(geohsr.open_cube(src), "coarsr", 2, weights=tried)
     assert hr.sizes["x"] == 2 * 96
+    # `run --adapt` says it too (its folder is a temporary one that stays)
+    r = CliRunner().invoke(main, ["run", str(src), "-s", "2", "-m", "coarsr", "--adapt", "0.01", "-q",
+                                 "-o", str(tmp_path / "o.tif")])
+    assert r.exit_code == 0, r.output
+    assert "starting weights kept" in r.output and "the adapted weights stay in" in r.output
 
 
 def test_training_on_many_bands_samples_a_band_window():
