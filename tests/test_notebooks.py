@@ -12,16 +12,17 @@ import pytest
 NB_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 NOTEBOOKS = sorted(NB_DIR.glob("*.ipynb"))
 QUICK = {  # notebook: [(committed source, what runs here)]
-    # every 4th of the demo scene's 224 bands (DualSR ×4 on all of them is ~2.5 of the suite's
-    # minutes on 2 cores; the wheel check runs the whole demo scene through the same model)
+    # every 4th of the demo scene's 224 bands (whole notebook: 80 s on 2 cores, ~28 s so; the
+    # wheel check runs the whole demo scene through the same model)
     "01_quickstart.ipynb": [("demo_scene_path())\n", "demo_scene_path()).isel(band=slice(None, None, 4))\n")],
-    # 30 + 30 adaptation batches take ~4 of the suite's minutes on 2 cores; 4 + 4 run the same code
-    # and every 4th of the 218 good bands (adaptation and the three ×4 runs scale with the bands)
+    # 30 + 30 adaptation batches (whole notebook: 247 s on 2 cores, ~30 s so); 4 + 4 run the same
+    # code and every 4th of the 218 good bands (adaptation and the three ×4 runs scale with the bands)
     "07_adapt_to_your_scene.ipynb": [("batches=30,", "batches=4,"),
                                      ("np.flatnonzero(scene.good_band.values))", "np.flatnonzero(scene.good_band.values)[::4])")],
-    # the three ×4 models on a 96-px crop instead of 192 (~1.5 of the suite's minutes)
+    # the three ×4 models on a 96-px crop instead of 192 (whole notebook: 98 s on 2 cores, ~27 s so)
     "03_rgb_guided.ipynb": [("S, N = 4, 192", "S, N = 4, 96")],
-    # the Landsat-7 pair's top-left quarter: `evaluate` and `auto` score every method (~1.5 minutes)
+    # the Landsat-7 pair's top-left quarter: `evaluate` and `auto` score every method (whole
+    # notebook: 106 s on 2 cores, ~26 s so)
     "06_real_pair.ipynb": [('["cropped_im"].astype', '["cropped_im"][:200, :200].astype'),
                            ('["cropped_gray"].astype', '["cropped_gray"][:400, :400].astype')],
 }
