@@ -52,7 +52,7 @@ GUIDED_CROP = 160  # px a side (the scenes are 100–145 px; EnMAP 128 × 64)
 
 
 def cave_files() -> list[dict]:
-    return [e for e in W.catalog() if e.get("data", {}).get("kind") == "CAVE"]
+    return W.of_kind("CAVE")
 
 
 def cut(sc: Scene, which: str) -> Scene | None:

@@ -48,11 +48,7 @@ OUT = HERE / "results" / "rs_weights.jsonl"
 
 def shipped(kind: str) -> dict:
     """{scale: path} of the shipped CoarSR weights trained on ``kind`` data."""
-    out = {}
-    for e in W.catalog():
-        if e["method"] == "coarsr" and e.get("data", {}).get("kind") == kind:
-            out[int(e["scale"])] = str(W.models_dir() / e["file"])
-    return out
+    return {int(e["scale"]): str(W.models_dir() / e["file"]) for e in W.of_kind(kind, "coarsr")}
 
 
 def wstr(files: dict, s: int, method: str):

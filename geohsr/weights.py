@@ -41,12 +41,17 @@ def catalog() -> list[dict]:
     return json.loads(p.read_text())["weights"]
 
 
+def of_kind(kind: str | None, method: str | None = None) -> list[dict]:
+    """Catalogue entries of weights trained on ``kind`` data ("CAVE", "remote sensing"; any when
+    None), of ``method``'s network when given."""
+    return [e for e in catalog() if (kind is None or e.get("data", {}).get("kind") == kind)
+            and (method is None or e["method"] == method)]
+
+
 def find(method: str, scale: int, config: str | None = None, kind: str | None = None) -> dict | None:
     """The catalogue entry for ``method`` at ``scale`` (preferring ``config`` when given; only
     weights trained on ``kind`` data — "CAVE", "remote sensing" — when given)."""
-    hits = [e for e in catalog() if e["method"] == method and int(e["scale"]) == int(scale)]
-    if kind is not None:
-        hits = [e for e in hits if e.get("data", {}).get("kind") == kind]
+    hits = [e for e in of_kind(kind, method) if int(e["scale"]) == int(scale)]
     if config is not None:
         hits = [e for e in hits if e.get("config") == config] or hits
     # the paper-size model when shipped, else the compact one

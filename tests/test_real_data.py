@@ -8,7 +8,7 @@ from conftest import shared_or_skip
 from geohsr import weights as _W
 
 # every shipped remote-sensing scale, read from the catalogue (a new file is tested without editing this)
-RS_SCALES = sorted({int(e["scale"]) for e in _W.catalog() if e.get("data", {}).get("kind") == "remote sensing"})
+RS_SCALES = sorted({int(e["scale"]) for e in _W.of_kind("remote sensing")})
 
 
 def test_bundled_demo_scene_metadata():
@@ -78,8 +78,7 @@ def test_shipped_weights_reproduce_their_card_on_one_scene():
     from geohsr import weights as W
     from geohsr.train.data import read_cave_scene
 
-    entries = [e for e in W.catalog() if e["method"] == "coarsr" and e.get("held_out_metrics", {}).get("per_scene")
-               and e.get("data", {}).get("kind") == "CAVE"]
+    entries = [e for e in W.of_kind("CAVE", "coarsr") if e.get("held_out_metrics", {}).get("per_scene")]
     if not entries:
         pytest.skip("no shipped weights with per-scene held-out metrics")
     e = max(entries, key=lambda e: e["scale"])  # the largest scale: the smallest LR, the quickest run
