@@ -10,9 +10,10 @@ generic value of the pansharpening literature (≈ 0.99 LR px of blur at any sca
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
 
 
 GAIN_AT_NYQUIST = 0.3
@@ -24,6 +25,8 @@ def mtf_sigma(scale: int, gain: float = GAIN_AT_NYQUIST) -> float:
 
 
 def _gauss_kernel(sigma: float) -> torch.Tensor:
+    import torch  # here, not at the top: the CLI and the registry read this module's constants
+
     r = max(1, int(math.ceil(3.0 * sigma)))
     x = torch.arange(-r, r + 1, dtype=torch.float64)
     k = torch.exp(-0.5 * (x / sigma) ** 2)
@@ -31,6 +34,8 @@ def _gauss_kernel(sigma: float) -> torch.Tensor:
 
 
 def _blur_axis(y: torch.Tensor, k: torch.Tensor, dim: int) -> torch.Tensor:
+    import torch.nn.functional as F
+
     r, n = k.numel() // 2, y.shape[dim]
     pad = (r, r, 0, 0) if dim == -1 else (0, 0, r, r)
     y = F.pad(y, pad, mode="reflect" if n > r else "replicate")
@@ -128,6 +133,8 @@ class SensorModel:
                 raise InputError(f"the PSF ({k}×{k} HR px) is smaller than the scale ×{scale}")
             y = psf_stride(flat[:, 0], self.kernel, scale)
             return y.reshape(lead + y.shape[-2:])
+        import torch
+
         y = guide_low(torch.from_numpy(flat), scale, self.gain).numpy()
         return y.reshape(lead + y.shape[-2:])
 
@@ -187,6 +194,7 @@ def measure_gain(pairs, scale: int) -> dict:
     "r2_default"}`` (``r2_default``: at ``GAIN_AT_NYQUIST``), or ``{"gain": None, "r2", "why"}``
     when the guide explains less than ``MIN_FIT`` of the scene at any gain."""
     import numpy as np
+    import torch
 
     interior = []
     for hs, g, m in pairs:  # the windows' reflected edges do not count

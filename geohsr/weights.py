@@ -12,12 +12,14 @@ import hashlib
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 
 from .errors import WeightsError
+
+if TYPE_CHECKING:
+    import torch
 
 
 def models_dir() -> Path:
@@ -66,6 +68,8 @@ def save(state: dict, path, metadata: dict | None = None) -> str:
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in state.items()}
     meta = {k: json.dumps(v) for k, v in (metadata or {}).items()}
     tmp = path.with_name(f".{path.name}.tmp")
+    from safetensors.torch import save_file
+
     save_file(tensors, str(tmp), metadata=meta)
     os.replace(tmp, path)
     return sha256(path)
@@ -91,7 +95,7 @@ def read_metadata(path) -> dict:
     from safetensors import safe_open
 
     try:
-        with safe_open(str(path), framework="pt") as f:
+        with safe_open(str(path), framework="numpy") as f:  # the header only: no torch needed
             meta = f.metadata() or {}
     except (SafetensorError, OSError, ValueError) as exc:
         raise WeightsError(f"{path}: not a valid safetensors file ({exc}); re-download or retrain it") from None
@@ -125,6 +129,8 @@ def load(path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tens
                                f"{expected_sha256[:12]}…; the file is corrupt or was altered — "
                                "restore it from the repository")
     meta = read_metadata(path)
+    from safetensors.torch import load_file
+
     try:
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:

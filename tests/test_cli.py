@@ -78,6 +78,31 @@ def test_methods_lists_bicubic_first():
     assert json.loads(out)[0]["name"] == "bicubic"
 
 
+def test_listing_and_help_do_not_load_torch(make_raster):
+    """`import geohsr`, `geohsr --help`, `methods` (the QGIS provider's method list at QGIS start-up),
+    `info` and the commands' help load neither torch nor a network: torch comes with the first run."""
+    path, _ = make_raster()
+    code = (
+        "import sys, geohsr\n"
+        "from geohsr.cli import main\n"
+        f"for args in (['--help'], ['methods', '--json'], ['info', {str(path)!r}], ['run', '--help'],"
+        " ['train', '--help'], ['adapt', '--help']):\n"
+        "    try:\n"
+        "        main(args)\n"
+        "    except SystemExit as e:\n"
+        "        assert not e.code, (args, e.code)\n"
+        "assert [m['name'] for m in geohsr.methods()][0] == 'bicubic'\n"
+        "loaded = sorted(m for m in sys.modules if m == 'torch' or m.startswith(('torch.', 'geohsr.methods.dualsr.net')))\n"
+        "assert not loaded, loaded[:5]\n"
+        "geohsr.superresolve  # the lazy names resolve; running a method loads torch\n"
+        "import numpy as np, xarray as xr\n"
+        "geohsr.superresolve(xr.DataArray(np.ones((2, 8, 8), 'f4'), dims=('band', 'y', 'x')), 'bicubic', 2)\n"
+        "assert 'torch' in sys.modules and callable(geohsr.evaluate) and callable(geohsr.methods)\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
 @pytest.mark.parametrize("args,message", [
     (["run", "{missing}"], "no such file"),
     (["run", "{text}"], "not a readable raster"),

@@ -10,7 +10,8 @@ from geohsr import weights as W
 from geohsr.errors import WeightsError
 from geohsr.methods.dualsr import HALO, fine_stage
 from geohsr.methods.dualsr.config import CONFIGS as _SIZES
-from geohsr.methods.dualsr.net import CoarSR, CoarSRConfig, neighbour_indices, receptive_field
+from geohsr.methods.dualsr.config import receptive_field
+from geohsr.methods.dualsr.net import CoarSR, CoarSRConfig, neighbour_indices
 from geohsr.nn import fuse_weight_norm
 from geohsr.resize import imresize
 

@@ -22,11 +22,12 @@ import importlib
 import pkgutil
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import MethodError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -257,6 +258,8 @@ class Runner:
     ``runner(x[, guide])`` runs one CPU block ``(bands, h, w)`` and returns CPU planes."""
 
     def __init__(self, batch: Callable, device: torch.device):
+        import torch
+
         self.batch = batch
         self.device = torch.device(device)
 
@@ -325,6 +328,8 @@ def methods() -> list[dict]:
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     """``auto`` → CUDA when available, else CPU. A device asked for by name that this machine does
     not have (``cuda`` without CUDA, ``cuda:7`` with two GPUs) is an error: ``auto`` is the fallback."""
+    import torch
+
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -347,6 +352,8 @@ def worker_device(device: str | torch.device | None = "auto") -> torch.device:
     worker asked for ``auto``/``cuda`` on a machine with several visible GPUs takes GPU
     ``worker name mod count`` (LocalCluster names its workers 0, 1, …), so each worker holds
     one model on its own GPU. (dask-cuda's ``LocalCUDACluster`` instead shows each worker one GPU.)"""
+    import torch
+
     dev = resolve_device(device)
     if dev.type != "cuda" or dev.index is not None or torch.cuda.device_count() < 2:
         return dev
@@ -371,6 +378,8 @@ def load_runner(name: str, scale: int, weights: str | None, device: str):
 
 @functools.lru_cache(maxsize=16)
 def _build_runner(name: str, scale: int, weights: str | None, device: str):
+    import torch
+
     spec = get_method(name)
     return spec.builder(scale, weights, torch.device(device))
 

@@ -25,12 +25,15 @@ from __future__ import annotations
 
 import warnings
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from .. import weights as W
-from ..nn import fuse_weight_norm
 from . import MethodSpec, Runner, get_method
+
+if TYPE_CHECKING:  # torch loads when a runner is built, not when the method registers
+    import torch
 
 HALO = 16  # LR pixels of overlap between tiles (blended)
 ASSUMED_RGB_NM = (610.0, 550.0, 465.0)  # a guide without wavelengths, where nothing can be measured
@@ -38,6 +41,10 @@ BAND_BATCH = 8  # bands pushed through the network together
 
 
 def build_guided(method: str, scale: int, weights, device: torch.device):
+    import torch
+
+    from ..nn import fuse_weight_norm
+
     spec = get_method(method)
     tensors, meta, path = W.load_checked(method, scale, weights)
     model = spec.build_net(scale, meta["config"])
@@ -76,6 +83,8 @@ def _unguided(scale: int, device: torch.device):
 def guided_runner(method: str):
     """The ``builder`` of a guided method's :class:`MethodSpec`."""
     def build(scale, weights, device):
+        import torch
+
         spec = get_method(method)
         model = build_guided(method, scale, weights, device)
         triplet = spec.extras["band_triplet"]
@@ -138,6 +147,8 @@ def _ranges_text(idx: np.ndarray, wl) -> str:
 def _measured_use(plan) -> np.ndarray | None:
     """Per band: does the guided network beat the unguided one at reduced resolution (a central crop
     of the scene and its guide reduced by the scale, Wald)? None when the scene is too small."""
+    import torch
+
     from ..errors import InputError
     from ..methods import load_runner
     from ..select import central_crop, reduced_pair

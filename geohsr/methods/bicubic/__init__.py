@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import torch
-
-from ...resize import imresize
 from .. import MethodSpec, Runner, register
 
 
-def _build(scale: int, weights, device: torch.device) -> Runner:
+def _build(scale: int, weights, device) -> Runner:
+    import torch
+
+    from ...resize import imresize
+
     def run(x: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             return imresize(x, scale=scale, a=-0.5, antialias=False)

@@ -20,17 +20,20 @@ with the ×s model alone, i.e. one back-projection onto the LR input — ``Ud = 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from ... import weights as W
 from ...errors import WeightsError
 from ...metrics import sam_degrees_torch
-from ...nn import fuse_weight_norm
-from ...resize import imresize
 from .. import MethodSpec, Runner, TrainOption, TrainSpec, register
-from .config import CONFIGS
-from .net import CoarSR, CoarSRConfig, receptive_field
+from .config import CONFIGS, CoarSRConfig, receptive_field
+
+if TYPE_CHECKING:  # the network and torch load when a runner is built, not when the method registers
+    import torch
+
+    from .net import CoarSR
 
 # receptive field of the paper config in LR pixels: head 1 + 2 ASFM × (4·2 + 2) + fuse 1 +
 # upsampler/tail 2 = 24; + up to 4 for the fine stage's resizes (×2); + 2 for the nodata fill.
@@ -84,6 +87,9 @@ def _halo_dualsr(scale: int, weights) -> int:
 
 def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarSR:
     """CoarSR ×``scale`` with ``weights`` (a path) or the shipped weights for that scale."""
+    from ...nn import fuse_weight_norm
+    from .net import CoarSR
+
     path, sha = _locate(scale, weights)
     tensors, meta = W.load(path, sha)
     config = _config_of(meta)
@@ -100,6 +106,10 @@ def build_coarsr(scale: int, weights: str | None, device: torch.device) -> CoarS
 def coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
     """CoarSR on a (bands, h, w) cube, or a batch (B, bands, h, w) of them, with its MATLAB/PIL
     bicubic skip."""
+    import torch
+
+    from ...resize import imresize
+
     bic = imresize(x, scale=scale, a=-0.5, antialias=False)
     with torch.inference_mode():
         if x.dim() == 4:
@@ -110,6 +120,8 @@ def coarse(model: CoarSR, x: torch.Tensor, scale: float) -> torch.Tensor:
 def fine_stage(u: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, float]:
     """One DualSR back-projection step on whole cubes: returns (SR, λ). ``u`` (L, H, W) is the
     ×s output, ``v`` (L, H/2, W/2) the ×s/2 output on the same LR input."""
+    from ...resize import imresize
+
     ud = imresize(u, size=tuple(v.shape[-2:]), a=-0.5, antialias=True)
     lam = min(float(sam_degrees_torch(ud, v).double().mean()), 1.0)
     return u + imresize(lam * (v - ud), size=tuple(u.shape[-2:]), a=-0.5, antialias=False), lam
@@ -127,6 +139,10 @@ def _build_coarsr_runner(scale, weights, device):
 def dualsr_planes(scale, weights, device):
     """DualSR's block function ``x (B, bands, h, w) -> (B, 2·bands + 1, s·h, s·w)``: U, R and the
     per-pixel angle (λ and ``SR = U + λ·R`` come scene-wide, :func:`_finish`)."""
+    import torch
+
+    from ...resize import imresize
+
     wmap = _weights_pair(weights)
     f = back_factor(scale)
     main = build_coarsr(scale, wmap.get(scale), device)
@@ -197,6 +213,8 @@ def weight_scales(scale: int) -> tuple[int, ...]:
 
 def build_net(scale: int, arch) -> CoarSR:
     """An untrained CoarSR ×``scale`` of ``arch`` (a :class:`CoarSRConfig`, its dict, or a size name)."""
+    from .net import CoarSR
+
     cfg = arch if isinstance(arch, CoarSRConfig) else _config_of({"config": arch})
     return CoarSR(scale, cfg)
 

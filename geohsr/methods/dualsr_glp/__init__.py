@@ -18,16 +18,17 @@ Measured first as an experiment on the six Landsat-7 MS + real pan pairs at ×2
 
 from __future__ import annotations
 
-import torch
-
 from .. import MethodSpec, Runner, register
-from ..classical import HALO as FUSION_HALO
-from ..classical.fusion import fit_glp, glp_detail
+from ..classical import HALO as FUSION_HALO, deferred_fit
 from ..dualsr import (HALO as DUALSR_HALO, _block_stat, _finish, _halo_dualsr, build_net, dualsr_planes,
                       pick_weights, weight_scales)
 
 
 def _build(scale, weights, device):
+    import torch
+
+    from ..classical.fusion import glp_detail
+
     planes = dualsr_planes(scale, weights, device)
 
     def run(x, g, coef, gain):  # x normalised, coef normalised by the engine (data units / scale)
@@ -56,7 +57,7 @@ register(MethodSpec(
     block_stat=_block_stat,
     finish=_finish,
     weight_scales=weight_scales,
-    fit=fit_glp,
+    fit=deferred_fit("fit_glp"),
     fit_in_data_units=True,  # the regression coefficients: divided by the scene's normalisation
     weights_of="dualsr",
     build_net=build_net,

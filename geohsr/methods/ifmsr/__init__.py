@@ -6,18 +6,21 @@ from __future__ import annotations
 from .. import TrainOption, TrainSpec, register
 from .._guided import guided_spec
 from ..mulsr import GUIDE_PERTURB, PER_BAND_STEPS
-from .config import CONFIGS
-from .net import IFMSR, band_triplet, mcpa_index
+from .config import CONFIGS, band_triplet
 
 SWAP_BUG = TrainOption("swap-bug", "reproduce the official code's channel-swap bug")
 
 
-def build_net(scale: int, arch: dict) -> IFMSR:
+def build_net(scale: int, arch: dict):
+    from .net import IFMSR
+
     return IFMSR(scale, n=arch["n"], modules=arch["modules"], swap_bug=bool(arch.get("swap_bug", False)))
 
 
 def guide_index(rgb, model):
     """The patch index MCPA takes, computed once per tile from the RGB."""
+    from .net import mcpa_index
+
     return mcpa_index(rgb, model.p)
 
 

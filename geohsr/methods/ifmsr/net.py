@@ -14,18 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...nn import Unit, wn_conv2d
-
-
-def band_triplet(i: int, n: int) -> tuple[int, int, int]:
-    """IFMSR's order (x_{i−1}, x_i, x_{i+1}), current band in the middle; boundaries
-    i = 0 → (1, 0, 2), i = L−1 → (L−2, L−1, L−3); clamped for fewer than 3 bands."""
-    if i == 0:
-        t = (1, 0, 2)
-    elif i == n - 1:
-        t = (n - 2, n - 1, n - 3)
-    else:
-        t = (i - 1, i, i + 1)
-    return tuple(min(max(k, 0), n - 1) for k in t)
+from .config import band_triplet  # torch-free, beside the size table
 
 
 def _pad_to(x: torch.Tensor, p: int) -> tuple[torch.Tensor, tuple[int, int, int, int]]:

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from .. import TrainOption, TrainSpec, register
 from .._guided import guided_spec
-from .config import CONFIGS
-from .net import MulSR, band_triplet
+from .config import CONFIGS, band_triplet
 
 PER_BAND_STEPS = TrainOption("per-band-steps", "the papers' one optimiser step per band "
                              "(default: one random band per sample, one step per batch)")
@@ -19,7 +18,9 @@ GUIDE_PERTURB = TrainOption("guide-perturb", "share of samples (0-1) whose synth
 SCALES = (2, 4, 6, 8, 16)
 
 
-def build_net(scale: int, arch: dict) -> MulSR:
+def build_net(scale: int, arch: dict):
+    from .net import MulSR
+
     return MulSR(scale, n=arch["n"], n_sge=arch["n_sge"])
 
 

@@ -14,18 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ...nn import Unit, wn_conv2d, wn_conv3d
-
-
-def band_triplet(i: int, n: int) -> tuple[int, int, int]:
-    """MulSR's band order (x_{i−1}, x_{i+1}, x_i): the current band last. Boundaries:
-    i = 0 → (1, 2, 0); i = L−1 → (L−2, L−3, L−1); indices clamped for fewer than 3 bands."""
-    if i == 0:
-        t = (1, 2, 0)
-    elif i == n - 1:
-        t = (n - 2, n - 3, n - 1)
-    else:
-        t = (i - 1, i + 1, i)
-    return tuple(min(max(k, 0), n - 1) for k in t)
+from .config import band_triplet  # torch-free, beside the size table
 
 
 class CrossFusion(nn.Module):

@@ -11,15 +11,18 @@ attention sees a whole tile, so both are global-context methods (overlapping, bl
 from __future__ import annotations
 
 import functools
-
-import torch
+from typing import TYPE_CHECKING
 
 from ... import weights as W
 from ...errors import WeightsError
 from ...transforms import from_log, to_log
 from .. import MethodSpec, Runner, TrainOption, TrainSpec, register
 from .config import ASNLSR_CONFIGS, SNLSR_CONFIGS
-from .net import SNLSR, SNLSRConfig
+
+if TYPE_CHECKING:  # the network and torch load when a runner is built, not when the method registers
+    import torch
+
+    from .net import SNLSR
 
 HALO = 8
 
@@ -45,6 +48,8 @@ def build_swir(method: str, scale: int, weights, device: torch.device):
 
 def _runner(method):
     def build(scale, weights, device):
+        import torch
+
         model = build_swir(method, scale, weights, device)
 
         def run(x):
@@ -58,6 +63,8 @@ def _runner(method):
 
 
 def build_net(scale: int, arch: dict) -> SNLSR:
+    from .net import SNLSR, SNLSRConfig
+
     return SNLSR(scale, SNLSRConfig(**arch))
 
 
