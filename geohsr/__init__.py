@@ -18,7 +18,7 @@ from .errors import GeohsrError, InputError, MethodError, OutputError, WeightsEr
 
 __version__ = "0.1.0"
 
-__getattr__, __dir__, _lazy_all = _lazy.attach(__name__, submod_attrs={
+__getattr__, _, _ = _lazy.attach(__name__, submod_attrs={
     "api": ["spectral_range", "superresolve"],
     "evaluate": ["evaluate"],
     "io": ["open_cube", "save_cube"],
@@ -54,5 +54,5 @@ __all__ = [
 ]
 
 
-def __dir__():  # noqa: F811  (the lazy names and the eager ones)
-    return sorted(set(__all__) | set(_lazy_all))
+def __dir__():  # the lazy names are in __all__ with the eager ones
+    return sorted(__all__)

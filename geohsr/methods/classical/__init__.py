@@ -17,12 +17,18 @@ from .. import MethodSpec, Runner, register
 HALO = 2 + int(math.ceil(3 * mtf_sigma(1, GAIN_RANGE[0]))) + 1 + 2
 
 
-def _runner(name: str):
-    """The builder of :mod:`.fusion`'s ``name`` (imported when a run starts: torch loads then)."""
-    def build(scale, weights, device):
-        from . import fusion
+def _fusion(name: str):
+    """:mod:`.fusion`'s ``name``, imported on first use (torch loads with the first run, not at
+    registration)."""
+    from . import fusion
 
-        fn = getattr(fusion, name)
+    return getattr(fusion, name)
+
+
+def _runner(name: str):
+    """The builder of :mod:`.fusion`'s ``name``."""
+    def build(scale, weights, device):
+        fn = _fusion(name)
 
         def run(x, guide, coef, gain):  # gain: the scene's MTF gain, (B,) (MethodSpec.uses_mtf)
             return fn(x, guide, coef, scale, gain)
@@ -33,11 +39,9 @@ def _runner(name: str):
 
 
 def deferred_fit(name: str):
-    """:mod:`.fusion`'s regression ``name``, imported when it is first fitted."""
+    """:mod:`.fusion`'s regression ``name`` as a ``MethodSpec.fit``."""
     def fit(*args, **kwargs):
-        from . import fusion
-
-        return getattr(fusion, name)(*args, **kwargs)
+        return _fusion(name)(*args, **kwargs)
 
     return fit
 
