@@ -67,6 +67,13 @@ def as_cube(a: np.ndarray, wl=None) -> xr.DataArray:
                          Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
 
 
+def _schedule(card: dict) -> str | None:
+    """How the method's networks shared the budget (None: one network, or a row from before
+    session 23, when DualSR's two always ran in turn)."""
+    how = card.get("networks_trained", "")
+    return "side by side" if how.startswith("side by side") else ("in turn" if how else None)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--scenes", default=",".join(RS_SPLIT["test"]))
@@ -79,7 +86,14 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=None,
                     help="a batch budget instead of --minutes (the result then does not depend on the CPU's load)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--in-turn", action="store_true",
+                    help="DualSR's networks adapt one after the other, the budget shared (geohsr before session 23; "
+                         "for comparison) instead of side by side")
     args = ap.parse_args()
+    if args.in_turn:
+        import geohsr.adapt as A
+
+        A._side_by_side = lambda networks, device: False
     s, method = args.scale, args.method
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -124,13 +138,15 @@ def main() -> None:
                "test_part": list(test.shape[1:]), "minutes": None if args.batches else args.minutes, "seed": args.seed,
                "lr": res.card.get("lr"), "batch_budget": args.batches,
                "batches": res.card["batches"], "adapt_wall_s": round(t_adapt, 1),
+               "schedule": _schedule(res.card),
+               "network_batches": {k: v["batches"] for k, v in res.card.get("networks", {}).items()},
                "held_out_before_after": [round(res.before_db, 3), round(res.after_db, 3)],
                "kept": "adapted" if res.improved else "shipped", "test_psnr": rows,
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "date": time.strftime("%Y-%m-%d")}}
         rec["psf"] = None if args.psf == "gaussian" else args.psf  # None: the default sensor model
-        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed"))
+        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed", "schedule"))
         print(json.dumps(rec), flush=True)
 
 

@@ -13,7 +13,8 @@ read, whatever its size; bands are sampled in windows of ``BAND_WINDOW`` per bat
 costs the same on 30 or 400 bands and a budget of N minutes is N minutes of steps.
 
 Every network the method runs adapts: DualSR at an even scale runs CoarSR ×s and, in its fine
-stage, CoarSR ×s/2, and both are fine-tuned (the budget shared equally; the ×s/2 one into the
+stage, CoarSR ×s/2, and both are fine-tuned (on the CPU side by side, each for the whole budget
+with half of torch's threads; otherwise one after the other, the budget shared; the ×s/2 one into the
 sub-folder ``x<s/2>/``, named in the ×s file's metadata as its companion, so that file alone is a
 complete ``--weights`` value). Adapting only the ×s network let the ×s/2 one, still tuned to
 another blur, pull the result back (``benchmarks/RESULTS.md``).
@@ -165,18 +166,22 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     out = _out_dir(out)
     # every network the method runs at ×s adapts: DualSR's fine stage pulls the ×s output towards
     # the ×s/2 network's, so a ×s/2 network left on the blur it was trained for undoes most of the
-    # gain (benchmarks/RESULTS.md); the budget is shared equally, the ×s network first
+    # gain (benchmarks/RESULTS.md); on the CPU they train side by side, each for the whole budget
+    # with its share of the cores (one after the other, the budget shared, where there are fewer
+    # cores than networks, or on a GPU)
     scales = sorted(start, reverse=True)
-    share = None if minutes is None else minutes / len(scales)
-    runs, pair = {}, {}
+    together = _side_by_side(len(scales), device)
+    share = None if minutes is None else minutes / (1 if together else len(scales))
+    jobs, pair = [], {}
     for ws in scales:
         task = AdaptTask(data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
                          ws, start[ws], device=device, seed=seed, sensor=sensor)
         rec = spec.configs.get(task.config_name) if spec.configs else None
         sub = out if ws == s else out / f"x{ws}"
-        runs[ws] = _fine_tune(task, sub, lr=lr or (rec.lr / 2 if rec else 1e-4), minutes=share, batches=batches,
-                              seed=seed, device=device, resume=resume, progress=progress)
+        jobs.append((task, sub, lr or (rec.lr / 2 if rec else 1e-4)))
         pair[ws] = str(sub / "best.safetensors")
+    runs = dict(zip(scales, _fine_tune_all(jobs, minutes=share, batches=batches, seed=seed, device=device,
+                                           resume=resume, progress=progress, together=together)))
     run = runs[s]
     adapted = pair[s]
     if len(scales) > 1:  # the ×s file names its companions: --weights with it alone takes them too
@@ -201,6 +206,8 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
                                 "held_out_psnr_db": {"before": round(r.before, 3), "after": round(
                                     float(r.result["best"]) if r.result["best"] is not None else r.before, 3)}}
                      for ws, r in runs.items()},
+        "networks_trained": (f"side by side, {len(scales)} at once, each for the whole budget"
+                             if together else "one after the other, the budget shared equally"),
         **_run_record(improved, run, command, device, adapted, "scene"),
     }
     card["batches"] = sum(r.result["batches"] for r in runs.values())
@@ -359,16 +366,42 @@ class _Run:
     result: dict  # the Trainer's result
 
 
-def _fine_tune(task, out: Path, *, lr, minutes, batches, seed, device, resume, progress) -> _Run:
+def _fine_tune(task, out: Path, *, lr, **kw) -> _Run:
     """Train ``task`` into ``out`` for ``minutes`` (or ``batches``), validating as it goes."""
-    from .train.trainer import TIME_ONLY, Trainer, TrainSettings
+    return _fine_tune_all([(task, out, lr)], **kw)[0]
 
-    settings = TrainSettings(lr=lr, batch=task.batch, batches=batches or TIME_ONLY, val_every=task.val_every,
-                             ckpt_every=task.val_every, seed=seed,
-                             max_minutes=minutes if batches is None else None, device=device)
-    t0 = time.time()
-    before = task.validate()["psnr"]
-    return _Run(settings, t0, before, Trainer(task, out, settings).run(resume=resume, progress=progress))
+
+def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, together=False) -> list[_Run]:
+    """Train each ``(task, out, lr)`` of ``jobs`` for ``minutes`` (or ``batches``): side by side
+    when ``together`` (:func:`geohsr.train.trainer.run_together`), else one after the other."""
+    from .train.trainer import TIME_ONLY, Trainer, TrainSettings, run_together
+
+    trainers, runs = [], []
+    for task, out, lr in jobs:
+        settings = TrainSettings(lr=lr, batch=task.batch, batches=batches or TIME_ONLY, val_every=task.val_every,
+                                 ckpt_every=task.val_every, seed=seed,
+                                 max_minutes=minutes if batches is None else None, device=device)
+        before = task.validate()["psnr"]
+        trainers.append(Trainer(task, out, settings))
+        trainers[-1].desc = f"adapt {task.name} ×{task.scale}"
+        runs.append(_Run(settings, time.time(), before, {}))
+    if together:
+        results = run_together(trainers, resume=resume, progress=progress)
+    else:
+        results = []
+        for tr, run in zip(trainers, runs):
+            run.t0 = time.time()
+            results.append(tr.run(resume=resume, progress=progress))
+    for run, res in zip(runs, results):
+        run.result = res
+    return runs
+
+
+def _side_by_side(networks: int, device: str) -> bool:
+    """Whether ``networks`` networks adapt at the same time: on the CPU when there is at least one
+    torch thread for each (the band recurrence's small steps leave cores idle: two side by side,
+    one thread each, run ~1.3× the batches of two in turn with two threads; RESULTS.md)."""
+    return networks > 1 and device == "cpu" and torch.get_num_threads() >= networks
 
 
 def _run_record(improved, run: _Run, command, device, adapted, what) -> dict:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import rasterio
+import torch
 import xarray as xr
 from affine import Affine
 from click.testing import CliRunner
@@ -65,10 +66,22 @@ def test_dualsr_adapts_both_its_networks_and_the_xs_file_brings_its_companion(tm
     start2 = W.load(W.models_dir() / res.card["initialised_from"]["x2"]["file"])[0]
     assert any(not np.array_equal(start2[k].numpy(), v.numpy()) for k, v in W.load(x2)[0].items())  # it trained
     assert W.with_companions([str(x4)]) == {4: str(x4), 2: str(x2)}
+    assert res.card["networks_trained"].startswith("side by side" if torch.get_num_threads() >= 2 else "one after")
     alone = geohsr.superresolve(cube, "dualsr", 4, weights=str(x4))
     both = geohsr.superresolve(cube, "dualsr", 4, weights=res.tried)
     np.testing.assert_array_equal(alone.values, both.values)
     assert alone.attrs["geohsr_weights"].count("sha256:") == 2 and W.sha256(x2) in alone.attrs["geohsr_weights"]
+
+
+def test_networks_adapt_side_by_side_on_a_cpu_with_a_thread_for_each():
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert A._side_by_side(2, "cpu") and not A._side_by_side(1, "cpu") and not A._side_by_side(2, "cuda")
+        torch.set_num_threads(1)  # fewer threads than networks: one after the other, the budget shared
+        assert not A._side_by_side(2, "cpu")
+    finally:
+        torch.set_num_threads(threads)
 
 
 def test_adaptation_that_does_not_help_keeps_the_starting_weights(tmp_path):

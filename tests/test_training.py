@@ -154,6 +154,80 @@ def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path):
     assert state["step"] == 3
 
 
+def _one_thread(fn):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return fn()
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_trainers_side_by_side_train_as_they_would_alone(tmp_path):
+    """run_together: each trainer in its own thread with its share of the cores trains exactly
+    as it does alone on that many threads, each with its own progress line; torch's thread count
+    comes back."""
+    from geohsr.train.trainer import run_together
+
+    s = TrainSettings(lr=1e-3, batch=2, batches=4, val_every=2, ckpt_every=2, seed=3)
+    alone = [_task(seed=k) for k in (1, 2)]
+    _one_thread(lambda: [Trainer(t, tmp_path / f"alone{i}", s).run(progress=False) for i, t in enumerate(alone)])
+    tasks = [_task(seed=k) for k in (1, 2)]
+    trainers = [Trainer(t, tmp_path / f"together{i}", s) for i, t in enumerate(tasks)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        res = run_together(trainers, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["batches"] for r in res] == [4, 4] and [t.position for t in trainers] == [0, 1]
+    for a, b in zip(alone, tasks):
+        for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
+            assert torch.equal(x, y), k
+
+
+def test_sigint_stops_trainers_side_by_side_at_batch_boundaries(tmp_path):
+    import os
+    import signal
+
+    from geohsr.train.trainer import run_together
+
+    s = TrainSettings(lr=1e-3, batch=2, batches=10_000, val_every=10_000, ckpt_every=10_000, max_minutes=2)
+    tasks = [_task(seed=k) for k in (1, 2)]
+    trainers = [Trainer(t, tmp_path / f"r{i}", s) for i, t in enumerate(tasks)]
+    orig = tasks[0].train_batch
+
+    def batch_then_interrupt(batch, opt):
+        loss = orig(batch, opt)
+        if trainers[0].step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+        return loss
+
+    tasks[0].train_batch = batch_then_interrupt
+    res = _one_thread(lambda: run_together(trainers, progress=False))
+    assert all(r["interrupted"] and not r["stopped_by_budget"] for r in res)
+    assert res[0]["batches"] == 3
+    for i, r in enumerate(res):  # each checkpointed where it stopped, so --resume is exact
+        assert json.loads((tmp_path / f"r{i}" / "checkpoint" / "state.json").read_text())["step"] == r["batches"]
+
+
+def test_an_error_in_one_trainer_side_by_side_stops_the_other(tmp_path):
+    from geohsr.train.trainer import run_together
+
+    s = TrainSettings(lr=1e-3, batch=2, batches=10_000, val_every=10_000, ckpt_every=10_000, max_minutes=2)
+    tasks = [_task(seed=k) for k in (1, 2)]
+    trainers = [Trainer(t, tmp_path / f"r{i}", s) for i, t in enumerate(tasks)]
+
+    def broken(batch, opt):
+        raise RuntimeError("out of memory (test)")
+
+    tasks[1].train_batch = broken
+    with pytest.raises(RuntimeError, match="out of memory"):
+        _one_thread(lambda: run_together(trainers, progress=False))
+    assert trainers[0].stop["signal"] is not None and trainers[0].step < 10_000
+
+
 def test_amp_bf16_training_step_runs():
     tr, va = _scenes()
     task = CoarSRTask(tr, va, 2, "tiny", lr_patch=8, val_crop=32, amp=True)

@@ -12,6 +12,8 @@ run sees exactly the batches the uninterrupted run would have seen.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+import contextlib
 import copy
 import json
 import math
@@ -98,6 +100,9 @@ class Trainer:
         self.step = 0  # completed batches
         self.best: float | None = None
         self.history: list[dict] = []
+        self.stop = {"signal": None}  # set (by a signal handler or run_together) to stop after the batch
+        self.position = 0  # the progress bar's line (run_together: one line per trainer)
+        self.desc = f"train {task.name}"  # the progress bar's label
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -166,22 +171,16 @@ class Trainer:
         self._timed = self.s.max_minutes is not None and self.s.batches >= TIME_ONLY
         bar = tqdm(total=round(self.s.max_minutes * 60) if self._timed else self.s.batches,
                    initial=0 if self._timed else self.step, disable=not progress, file=sys.stderr,
-                   desc=f"train {self.task.name}", dynamic_ncols=True, unit="s" if self._timed else "it")
-        stop = {"signal": None}
-
-        def request_stop(signum, frame):  # finish the batch, then checkpoint and write the card
-            stop["signal"] = signum
-
-        old_handlers = {}
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                old_handlers[sig] = signal.signal(sig, request_stop)
-        try:
+                   desc=self.desc, dynamic_ncols=True, unit="s" if self._timed else "it",
+                   position=self.position)
+        stop = self.stop
+        # in the main thread, Ctrl-C / SIGTERM finish the batch, then checkpoint and write the card
+        # (in a worker thread of run_together, whose handlers set every trainer's stop)
+        with _stop_on_signals([self]):
             self._loop(t0, bar, stop)
-        finally:
-            for sig, h in old_handlers.items():
-                signal.signal(sig, h)
         stopped_by_budget = self._budget_hit
+        if self._timed and stopped_by_budget:  # the budget is spent: the bar says so
+            bar.update(bar.total - bar.n)
         bar.close()
         self.save_checkpoint()
         if not (self.out / "best.safetensors").exists():
@@ -260,6 +259,55 @@ class Trainer:
             self.history.append(rec)
             if self.step % self.s.ckpt_every == 0:
                 self.save_checkpoint()
+
+
+@contextlib.contextmanager
+def _stop_on_signals(trainers):
+    """While in the block, SIGINT/SIGTERM ask ``trainers`` to stop after their current batch
+    (installed only in the main thread, where Python runs signal handlers)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame):
+        for tr in trainers:
+            tr.stop["signal"] = signum
+
+    old = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, h in old.items():
+            signal.signal(sig, h)
+
+
+def run_together(trainers: list[Trainer], *, resume: bool = False, progress: bool = True) -> list[dict]:
+    """Run ``trainers`` at the same time, each in its own thread with an equal share of torch's CPU
+    threads (restored afterwards), each with its own progress line; Ctrl-C / SIGTERM stop them
+    all at a batch boundary, an error in one stops the others and is raised. On the CPU two
+    band-recurrent networks side by side with one thread each take ~1.3× the batches of the same
+    two one after the other with two threads (the recurrence's small steps leave cores idle;
+    ``benchmarks/RESULTS.md``, "side by side")."""
+    if len(trainers) == 1:
+        return [trainers[0].run(resume=resume, progress=progress)]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // len(trainers)))
+    for i, tr in enumerate(trainers):
+        tr.position = i
+    pool = cf.ThreadPoolExecutor(len(trainers), thread_name_prefix="geohsr-train")
+    try:
+        with _stop_on_signals(trainers):
+            futures = [pool.submit(tr.run, resume=resume, progress=progress) for tr in trainers]
+            pending = set(futures)
+            while pending:  # short waits: the main thread must come back to run signal handlers
+                done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_EXCEPTION)
+                if any(f.exception() is not None for f in done):
+                    for tr in trainers:
+                        tr.stop["signal"] = "error"
+            return [f.result() for f in futures]
+    finally:
+        pool.shutdown(wait=True)
+        torch.set_num_threads(threads)
 
 
 def _names(scenes: list[str], shown: int = 3) -> str:
