@@ -67,6 +67,8 @@ class Adapted:
         verdict = "adapted weights kept" if self.improved else "no gain on the held-out part: starting weights kept"
         if "started_from" in self.card:  # another scale's shipped weights started it
             verdict += f" (started from the shipped ×{self.card['started_from']['scale']} weights)"
+        if self.card.get("interrupted"):
+            verdict += " (training stopped early by Ctrl-C/SIGTERM; --resume continues it)"
         return (f"adaptation ({self.method} ×{self.scale}, {self.card.get('minutes', 0):.1f} min, "
                 f"{self.card.get('batches', 0)} batches): held-out PSNR {self.before_db:.2f} → "
                 f"{self.after_db:.2f} dB; {verdict}")
@@ -113,14 +115,18 @@ def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
 
 
 def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0, batches: int | None = None,
-          out=None, weights=None, seed: int = 1, device: str = "cpu", progress: bool = True,
-          resume: bool = False, lr: float | None = None, command: str = "", guide=None, psf=None) -> Adapted:
+          out=None, weights=None, seed: int = 1, device: str = "cpu", progress: bool | str = True,
+          resume: bool = False, lr: float | None = None, command: str = "", guide=None, psf=None,
+          raise_on_interrupt: bool = False) -> Adapted:
     """Fine-tune ``method``'s network on ``cube`` itself for ``minutes`` (or ``batches``), starting
     from ``weights`` (default: the shipped ones), into the folder ``out`` (a temporary folder
     when None). Guided methods (MulSR, IFMSR) adapt with the scene's real ``guide``, reduced by the
     scale onto the scene's grid. ``psf``: how the scene is reduced (:class:`geohsr.sensor.SensorModel`:
     ``"gaussian"`` — gain 0.3 at Nyquist, the default —, ``"gaussian:G"``, ``"bicubic"``, or a PSF
-    file). See the module docstring for the protocol."""
+    file). Ctrl-C / SIGTERM stop the training at a batch boundary (checkpointed for ``resume``);
+    the adaptation then concludes with what it has, or raises KeyboardInterrupt when
+    ``raise_on_interrupt`` (``geohsr run --adapt`` and ``superresolve(adapt=...)``: nothing more is
+    done). See the module docstring for the protocol."""
     from .io import open_cube
     from .methods import get_method
     from .methods.dualsr.train import AdaptTask
@@ -142,7 +148,8 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     else:
         sensor = SensorModel(psf)  # a bad --psf fails before anything is read
     kw = dict(minutes=minutes, batches=batches, out=out, weights=weights, seed=seed, device=device,
-              progress=progress, resume=resume, lr=lr, command=command, sensor=sensor)
+              progress=progress, resume=resume, lr=lr, command=command, sensor=sensor,
+              raise_on_interrupt=raise_on_interrupt)
     if spec.guided and spec.train is not None and spec.bands != "grid":
         return _adapt_guided(cube, spec, scale, guide, **kw)
     if spec.bands == "grid" and spec.train is not None:
@@ -181,7 +188,8 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         jobs.append((task, sub, lr or (rec.lr / 2 if rec else 1e-4)))
         pair[ws] = str(sub / "best.safetensors")
     runs = dict(zip(scales, _fine_tune_all(jobs, minutes=share, batches=batches, seed=seed, device=device,
-                                           resume=resume, progress=progress, together=together)))
+                                           resume=resume, progress=progress, together=together,
+                                           raise_on_interrupt=raise_on_interrupt)))
     run = runs[s]
     adapted = pair[s]
     if len(scales) > 1:  # the ×s file names its companions: --weights with it alone takes them too
@@ -211,6 +219,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         **_run_record(improved, run, command, device, adapted, "scene"),
     }
     card["batches"] = sum(r.result["batches"] for r in runs.values())
+    card["interrupted"] = any(r.result.get("interrupted") for r in runs.values())
     (out / "card.json").write_text(json.dumps(card, indent=2) + "\n")
     use = wstr if improved else (None if shipped else weights_arg(start))
     return Adapted(spec.name, s, use, improved, before_m, after_m, out, card, tried=wstr)
@@ -227,7 +236,7 @@ def adaptable(method: str) -> bool:
 
 
 def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, seed, device, progress,
-                  resume, lr, command, sensor) -> Adapted:
+                  resume, lr, command, sensor, raise_on_interrupt) -> Adapted:
     """:func:`adapt` for a guided network: the scene and its real guide, both reduced by the scale."""
     from .engine import prepare
     from .train.guided import GuidedAdaptTask
@@ -259,7 +268,8 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
                            data[(slice(None),) + held_sl], g[(slice(None),) + held_sl], s, start,
                            device=device, seed=seed, sensor=sensor)
     run = _fine_tune(task, out, lr=lr or spec.configs[task.config_name].lr / 2, minutes=minutes,
-                     batches=batches, seed=seed, device=device, resume=resume, progress=progress)
+                     batches=batches, seed=seed, device=device, resume=resume, progress=progress,
+                     raise_on_interrupt=raise_on_interrupt)
     fields = {"started_from": borrowed[1]} if borrowed else {}
     # borrowed: the starting weights (re-tagged for ×s) are what is kept when adaptation does not gain
     return _conclude(spec, s, run, out, start, start if borrowed else weights, command, device, "scene and guide", {
@@ -296,7 +306,7 @@ def _borrowed_start(spec, s: int, out: Path) -> tuple[str, dict] | None:
 
 
 def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, device, progress, resume, lr,
-                command, sensor) -> Adapted:
+                command, sensor, raise_on_interrupt) -> Adapted:
     """:func:`adapt` for a method on a fixed band grid (SNLSR, A-SNLSR): the scene's bands resampled
     onto the model's grid (as inference does), the scene reduced by the scale as input, the scene as
     target; the adapted weights keep the grid."""
@@ -317,7 +327,7 @@ def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, devi
     task = SWIRAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
                          s, start, device=device, seed=seed, sensor=sensor)
     run = _fine_tune(task, out, lr=lr or 2e-4, minutes=minutes, batches=batches, seed=seed, device=device,
-                     resume=resume, progress=progress)
+                     resume=resume, progress=progress, raise_on_interrupt=raise_on_interrupt)
     return _conclude(spec, s, run, out, start, weights, command, device, "scene", {
         "adapted_on": {
             "scene": str(cube.attrs.get("source", "in-memory cube")),
@@ -371,9 +381,13 @@ def _fine_tune(task, out: Path, *, lr, **kw) -> _Run:
     return _fine_tune_all([(task, out, lr)], **kw)[0]
 
 
-def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, together=False) -> list[_Run]:
+def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, together=False,
+                   raise_on_interrupt=False) -> list[_Run]:
     """Train each ``(task, out, lr)`` of ``jobs`` for ``minutes`` (or ``batches``): side by side
-    when ``together`` (:func:`geohsr.train.trainer.run_together`), else one after the other."""
+    when ``together`` (:func:`geohsr.train.trainer.run_together`), else one after the other.
+    ``progress``: True (a bar per network), ``"json"`` (JSON lines, phase "adapt", the slowest
+    network's share of the budget) or False. A stop (Ctrl-C, SIGTERM) stops every network (each
+    checkpointed), then raises KeyboardInterrupt when ``raise_on_interrupt``."""
     from .train.trainer import TIME_ONLY, Trainer, TrainSettings, run_together
 
     trainers, runs = [], []
@@ -385,22 +399,39 @@ def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, to
         trainers.append(Trainer(task, out, settings))
         trainers[-1].desc = f"adapt {task.name} ×{task.scale}"
         runs.append(_Run(settings, time.time(), before, {}))
+    if progress == "json":
+        from .io.write import JsonPercent
+
+        percent, done = JsonPercent(1000, phase="adapt"), [0.0] * len(trainers)
+        percent.update(0)  # 0 %: the adaptation has started
+
+        def report(i, fraction):
+            done[i] = fraction if together else (i + fraction) / len(trainers)
+            percent.advance_to(int(1000 * (min(done) if together else done[i])))
+
+        for i, tr in enumerate(trainers):
+            tr.on_progress = lambda f, i=i: report(i, f)
+    bars = bool(progress) and progress != "json"
     if together:
-        results = run_together(trainers, resume=resume, progress=progress)
+        results = run_together(trainers, resume=resume, progress=bars)
     else:
         results = []
         for tr, run in zip(trainers, runs):
+            if results and results[-1]["interrupted"]:
+                tr.stop["signal"] = "stopped"  # the next ones stop at once too (a checkpoint each)
             run.t0 = time.time()
-            results.append(tr.run(resume=resume, progress=progress))
+            results.append(tr.run(resume=resume, progress=bars))
     for run, res in zip(runs, results):
         run.result = res
+    if raise_on_interrupt and any(res["interrupted"] for res in results):
+        raise KeyboardInterrupt
     return runs
 
 
 def _side_by_side(networks: int, device: str) -> bool:
     """Whether ``networks`` networks adapt at the same time: on the CPU when there is at least one
     torch thread for each (the band recurrence's small steps leave cores idle: two side by side,
-    one thread each, run ~1.3× the batches of two in turn with two threads; RESULTS.md)."""
+    one thread each, run ~1.2× the batches of two in turn with two threads; RESULTS.md)."""
     return networks > 1 and device == "cpu" and torch.get_num_threads() >= networks
 
 
@@ -408,6 +439,7 @@ def _run_record(improved, run: _Run, command, device, adapted, what) -> dict:
     """The card fields every adaptation records: the verdict, the run and the licence."""
     settings = run.settings
     return {"kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
+            "interrupted": bool(run.result.get("interrupted")),
             "minutes": round((time.time() - run.t0) / 60, 2), "batches": run.result["batches"],
             "lr": settings.lr, "batch": settings.batch, "seed": settings.seed, "command": command,
             "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},

@@ -67,7 +67,7 @@ def superresolve(cube, method: str | None = None, scale: int = 4, *, guide=None,
     if adapt:
         from .adapt import adapt as run_adapt
 
-        opts = {"progress": False, **dict(adapt)}
+        opts = {"progress": False, **dict(adapt), "raise_on_interrupt": True}  # Ctrl-C: stop, do not go on
         res = run_adapt(cube, method, scale, weights=weights, guide=guide, **opts)
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()

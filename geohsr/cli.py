@@ -16,6 +16,9 @@ import click
 
 from .errors import GeohsrError
 
+# `run --adapt N --progress json`: the adaptation counts the progress line up to this share, the
+# super-resolution the rest (the run's own length is not known in advance)
+ADAPT_PROGRESS_SHARE = 0.5
 CONTEXT = dict(auto_envvar_prefix="GEOHSR", show_default=True, help_option_names=["-h", "--help"])
 
 
@@ -97,6 +100,10 @@ class _Group(click.Group):
             click.echo(f"Error: unexpected {type(exc).__name__}: {first} "
                        "(set GEOHSR_DEBUG=1 for the traceback and report it)", err=True)
             sys.exit(1)
+        finally:  # the next command in this process reports its JSON progress from 0 again
+            write = sys.modules.get("geohsr.io.write")  # (not imported by --help and listings)
+            if write is not None:
+                write.set_json_window()
 
 
 @click.group(cls=_Group, context_settings=CONTEXT)
@@ -278,10 +285,15 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
         ensemble = ensemble and "ensemble" not in skipped
     if adapt_minutes is not None:
         from .adapt import adapt
+        from .io.write import set_json_window
 
+        if opts.progress == "json":  # the adaptation's share of the progress line, then the run's
+            set_json_window(0.0, ADAPT_PROGRESS_SHARE)
         res = adapt(cube, method, scale, minutes=adapt_minutes, weights=weights, device=device, guide=guide,
-                    progress=not quiet and progress == "bar", command=" ".join(sys.argv), psf=adapt_psf)
+                    progress={"bar": True, "json": "json"}.get(opts.progress, False), command=" ".join(sys.argv),
+                    psf=adapt_psf, raise_on_interrupt=True)  # Ctrl-C / Cancel in QGIS: nothing is written
         _echo_adapted(res)
+        set_json_window(ADAPT_PROGRESS_SHARE, 1.0)
         weights = res.weights
         notes["geohsr_adapted"] = res.summary()
     plan = engine.prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,

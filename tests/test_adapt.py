@@ -1,6 +1,9 @@
 """Scene adaptation (geohsr.adapt, `geohsr adapt`, `geohsr run --adapt`, superresolve(adapt=...))."""
 
 import json
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -133,6 +136,45 @@ def test_run_adapt_and_the_api_record_the_adaptation(tmp_path):
         assert ds.transform == geo.hr_transform(Affine(30, 0, 365000, 0, -30, 5807000), 2)
     hr = geohsr.superresolve(cube, "dualsr", 2, adapt=dict(batches=1, seed=2))
     assert "held-out PSNR" in hr.attrs["geohsr_adapted"] and hr.shape == (40, 144, 192)
+
+
+def _geohsr(*args):
+    return [sys.executable, "-m", "geohsr", *map(str, args)]
+
+
+def test_run_adapt_json_progress_counts_up_once_through_adaptation_and_run(tmp_path):
+    """The QGIS plugin reads `--progress json`: the adaptation (both DualSR networks) fills the
+    first half, the super-resolution the rest, never going back."""
+    src = tmp_path / "s.tif"
+    write_raster(src, _scene(bands=8).values)
+    r = subprocess.run(_geohsr("run", src, "-s", "4", "-m", "dualsr", "--adapt", "0.05", "--progress", "json",
+                               "-o", tmp_path / "o.tif"), capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    msgs = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]
+    values = [m["progress"] for m in msgs]
+    assert values == sorted(values) and values[-1] == 1.0
+    adapting = [m["progress"] for m in msgs if m["phase"] == "adapt"]
+    assert adapting[0] == 0.0 and adapting[-1] == 0.5
+    assert msgs[len(adapting) - 1]["phase"] == "adapt" and len(msgs) > len(adapting)  # then the run's phases
+
+
+def test_run_adapt_stops_on_sigterm_and_writes_nothing(tmp_path):
+    """Cancel in QGIS sends SIGTERM: the adaptation stops at a batch boundary and the run ends
+    there (exit 130, no output), instead of going on to super-resolve."""
+    src = tmp_path / "s.tif"
+    write_raster(src, _scene(bands=8).values)
+    out = tmp_path / "o.tif"
+    proc = subprocess.Popen(_geohsr("run", src, "-s", "4", "-m", "dualsr", "--adapt", "5", "--progress", "json",
+                                    "-o", out), stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:  # once training is under way
+        if line.startswith("{") and json.loads(line)["progress"] > 0:
+            assert json.loads(line)["phase"] == "adapt"
+            proc.send_signal(signal.SIGTERM)
+            break
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 130, err
+    assert {json.loads(ln)["phase"] for ln in err.splitlines() if ln.startswith("{")} <= {"adapt"}  # no run
+    assert "Interrupted" in err and not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["s.tif"]
 
 
 def test_adapt_command_keeps_weights_and_refuses_a_used_folder(tmp_path):

@@ -148,20 +148,45 @@ def progress_context(progress):
     return TqdmCallback(desc="geohsr", unit="task", leave=False, mininterval=0.5)
 
 
+_JSON_WINDOW = [0.0, 1.0]  # the part of the command's 0 → 1 that JSON progress lines now cover
+
+
+def set_json_window(lo: float = 0.0, hi: float = 1.0) -> None:
+    """Map the JSON progress written from now on onto ``lo`` → ``hi`` of the command's progress:
+    ``geohsr run --adapt`` reports the adaptation in the first part and the super-resolution in
+    the rest, so the line the QGIS plugin reads counts up once. The CLI resets it after each
+    command."""
+    _JSON_WINDOW[:] = [lo, hi]
+
+
 class JsonPercent:
     """Writes ``{"progress": 0.42, "phase": "network"}`` to stderr each time the whole percentage
     grows (the machine-readable progress the QGIS plugin reads). ``span``: the share of the whole
     run this phase covers, so a run of several phases counts up once from 0 to 1; the value never
-    goes back."""
+    goes back. Thread-safe (``update`` may come from several training threads)."""
 
     def __init__(self, total: int = 0, span=(0.0, 1.0), phase: str = "write"):
         self.total, self.done, self.last = total, 0, -1
         self.span, self.phase = span, phase
+        self._lock = threading.Lock()
 
     def update(self, k: int = 1) -> None:
-        self.done += k
+        with self._lock:
+            self.done += k
+            self._write()
+
+    def advance_to(self, done: int) -> None:
+        """Set the count done (never lowered)."""
+        with self._lock:
+            if done > self.done:
+                self.done = done
+                self._write()
+
+    def _write(self) -> None:
         lo, hi = self.span
-        pct = int(100 * (lo + (hi - lo) * min(self.done / max(self.total, 1), 1.0)) + 1e-9)
+        f = lo + (hi - lo) * min(self.done / max(self.total, 1), 1.0)
+        w0, w1 = _JSON_WINDOW
+        pct = int(100 * (w0 + (w1 - w0) * f) + 1e-9)
         if pct > self.last:
             self.last = pct
             sys.stderr.write(json.dumps({"progress": round(pct / 100, 2), "phase": self.phase}) + "\n")

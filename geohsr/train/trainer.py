@@ -5,6 +5,8 @@ which for band-recurrent methods is one optimiser step per band — and validati
 owns everything else: Adam with a step schedule, checkpoints every N batches (safetensors only),
 exact ``--resume``, determinism from the seed, a progress bar with loss and throughput,
 validation metrics, a wall-clock budget and the final weights + model card.
+:func:`run_together` runs several trainers at once (scene adaptation of DualSR's two networks),
+each in its own thread with its share of torch's CPU threads.
 
 Determinism: batch ``k`` is drawn from ``numpy.random.default_rng([seed, k])``, so a resumed
 run sees exactly the batches the uninterrupted run would have seen.
@@ -103,6 +105,7 @@ class Trainer:
         self.stop = {"signal": None}  # set (by a signal handler or run_together) to stop after the batch
         self.position = 0  # the progress bar's line (run_together: one line per trainer)
         self.desc = f"train {task.name}"  # the progress bar's label
+        self.on_progress = None  # called with the fraction of the budget done after each batch
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -181,6 +184,8 @@ class Trainer:
         stopped_by_budget = self._budget_hit
         if self._timed and stopped_by_budget:  # the budget is spent: the bar says so
             bar.update(bar.total - bar.n)
+        if self.on_progress is not None and (stopped_by_budget or self.step >= self.s.batches):
+            self.on_progress(1.0)
         bar.close()
         self.save_checkpoint()
         if not (self.out / "best.safetensors").exists():
@@ -243,6 +248,9 @@ class Trainer:
                 bar.update(min(bar.total, round(time.time() - t0)) - bar.n)
             else:
                 bar.update(1)
+            if self.on_progress is not None:
+                self.on_progress((time.time() - t0) / (60 * self.s.max_minutes) if self._timed
+                                 else self.step / self.s.batches)
             bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr_at(self.step - 1):.1e}",
                             samples_s=f"{seen / max(time.time() - t0, 1e-9):.2f}")
             rec = {"batch": self.step, "loss": loss, "time_s": round(time.time() - t0, 1)}
@@ -285,7 +293,7 @@ def run_together(trainers: list[Trainer], *, resume: bool = False, progress: boo
     """Run ``trainers`` at the same time, each in its own thread with an equal share of torch's CPU
     threads (restored afterwards), each with its own progress line; Ctrl-C / SIGTERM stop them
     all at a batch boundary, an error in one stops the others and is raised. On the CPU two
-    band-recurrent networks side by side with one thread each take ~1.3× the batches of the same
+    band-recurrent networks side by side with one thread each take ~1.2× the batches of the same
     two one after the other with two threads (the recurrence's small steps leave cores idle;
     ``benchmarks/RESULTS.md``, "side by side")."""
     if len(trainers) == 1:

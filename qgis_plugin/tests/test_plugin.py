@@ -162,6 +162,21 @@ def test_cancel_leaves_no_output_and_no_child(provider, tmp_path):
     assert _children_with(str(out)) == []
 
 
+def test_cancel_while_adapting_stops_the_training(provider, tmp_path):
+    """With "adapt for N minutes" the bar moves while the network adapts (the first half), and
+    Cancel stops the adaptation there instead of waiting out its minutes."""
+    src = ROOT / "geohsr" / "data" / "enmap_potsdam_demo.tif"
+    out = tmp_path / "adapted_x4.tif"
+    fb = _CancelOnProgress()
+    t0 = time.time()
+    with pytest.raises(QgsProcessingException, match="cancelled"):
+        _run("geohsr:superresolve", {"INPUT": str(src), "METHOD": "dualsr", "SCALE": 4, "ADAPT": 5,
+                                     "OUTPUT": str(out)}, fb)
+    assert 0 < fb.seen <= 50 and time.time() - t0 < 150  # cancelled while adapting (5 minutes asked)
+    time.sleep(0.5)
+    assert not out.exists() and _children_with(str(out)) == []
+
+
 def test_missing_environment_says_how_to_set_one_up(provider, tmp_path, monkeypatch):
     monkeypatch.setenv("GEOHSR_CLI", str(tmp_path / "nowhere" / "geohsr"))
     with pytest.raises(QgsProcessingException, match="GEOHSR_CLI=.*not executable.*Install geohsr"):
