@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,11 @@ import rasterio
 from affine import Affine
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def geohsr_cmd(*args) -> list:
+    """The command line that runs geohsr's CLI in a child process (this interpreter)."""
+    return [sys.executable, "-m", "geohsr", *map(str, args)]
 
 
 def smooth_field(bands, h, w, seed=0, offset=0.2):

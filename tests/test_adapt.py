@@ -3,7 +3,6 @@
 import json
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +20,7 @@ from geohsr.cli import main
 from geohsr.errors import InputError, MethodError
 from geohsr.train.data import DualSRPatches, Scene
 
-from conftest import smooth_field, write_raster
+from conftest import geohsr_cmd, smooth_field, write_raster
 
 
 def _scene(bands=40, h=72, w=96, seed=0):
@@ -138,16 +137,12 @@ def test_run_adapt_and_the_api_record_the_adaptation(tmp_path):
     assert "held-out PSNR" in hr.attrs["geohsr_adapted"] and hr.shape == (40, 144, 192)
 
 
-def _geohsr(*args):
-    return [sys.executable, "-m", "geohsr", *map(str, args)]
-
-
 def test_run_adapt_json_progress_counts_up_once_through_adaptation_and_run(tmp_path):
     """The QGIS plugin reads `--progress json`: the adaptation (both DualSR networks) fills the
     first half, the super-resolution the rest, never going back."""
     src = tmp_path / "s.tif"
     write_raster(src, _scene(bands=8).values)
-    r = subprocess.run(_geohsr("run", src, "-s", "4", "-m", "dualsr", "--adapt", "0.05", "--progress", "json",
+    r = subprocess.run(geohsr_cmd("run", src, "-s", "4", "-m", "dualsr", "--adapt", "0.05", "--progress", "json",
                                "-o", tmp_path / "o.tif"), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     msgs = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]
@@ -164,7 +159,7 @@ def test_run_adapt_stops_on_sigterm_and_writes_nothing(tmp_path):
     src = tmp_path / "s.tif"
     write_raster(src, _scene(bands=8).values)
     out = tmp_path / "o.tif"
-    proc = subprocess.Popen(_geohsr("run", src, "-s", "4", "-m", "dualsr", "--adapt", "5", "--progress", "json",
+    proc = subprocess.Popen(geohsr_cmd("run", src, "-s", "4", "-m", "dualsr", "--adapt", "5", "--progress", "json",
                                     "-o", out), stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # once training is under way
         if line.startswith("{") and json.loads(line)["progress"] > 0:

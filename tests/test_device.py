@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -20,6 +19,8 @@ from geohsr.device import infer
 from geohsr.errors import InputError
 from geohsr.methods import Runner, load_runner
 from geohsr.stream import choose_batch, partial_paths, run_file
+
+from conftest import geohsr_cmd
 
 
 def _runner_cases(tmp_path):
@@ -150,20 +151,16 @@ def test_batched_file_run_equals_unbatched(tmp_path):
     assert np.abs(three - one).max() <= 1e-5 * np.ptp(cube.values)
 
 
-def _cli(*args):
-    return [sys.executable, "-m", "geohsr", *map(str, args)]
-
-
 def test_batched_run_resumes_to_an_identical_file(tmp_path):
     from test_stream import _big_input, _profile_and_tags
 
     src = _big_input(tmp_path)
     base = ["run", src, "-s", "4", "-m", "bicubic", "--block-size", "16", "--batch", "3", "--workers", "1"]
     ref = tmp_path / "ref.tif"
-    subprocess.run(_cli(*base, "-q", "-o", ref), check=True, timeout=300)
+    subprocess.run(geohsr_cmd(*base, "-q", "-o", ref), check=True, timeout=300)
     out = tmp_path / "out.tif"
     env = dict(os.environ, GEOHSR_FLUSH_SECONDS="0.05")
-    proc = subprocess.Popen(_cli(*base, "--progress", "json", "-o", out), env=env,
+    proc = subprocess.Popen(geohsr_cmd(*base, "--progress", "json", "-o", out), env=env,
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     for line in proc.stderr:
         if line.startswith("{") and json.loads(line)["progress"] >= 0.4:
@@ -174,7 +171,7 @@ def test_batched_run_resumes_to_an_identical_file(tmp_path):
     assert not out.exists() and partial_paths(out)
     done = json.loads(next(p for p in partial_paths(out) if p.name.endswith("journal.json")).read_text())["done"]
     assert 0 < len(done) < 90  # 9 × 10 blocks of 16 LR px, in groups of 3
-    r = subprocess.run(_cli(*base, "-q", "-o", out, "--resume"), env=env, capture_output=True,
+    r = subprocess.run(geohsr_cmd(*base, "-q", "-o", out, "--resume"), env=env, capture_output=True,
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     np.testing.assert_array_equal(geohsr.open_cube(out).values, geohsr.open_cube(ref).values)
@@ -184,7 +181,7 @@ def test_batched_run_resumes_to_an_identical_file(tmp_path):
 
 def test_cli_rejects_a_bad_batch(make_raster, tmp_path):
     path, _ = make_raster(bands=3, h=20, w=20)
-    r = subprocess.run(_cli("run", path, "-s", "2", "--batch", "0", "-o", tmp_path / "o.tif"),
+    r = subprocess.run(geohsr_cmd("run", path, "-s", "2", "--batch", "0", "-o", tmp_path / "o.tif"),
                        capture_output=True, text=True, timeout=120)
     assert r.returncode != 0 and not (tmp_path / "o.tif").exists()
     assert "--batch" in r.stderr and "positive number of blocks" in r.stderr

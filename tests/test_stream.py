@@ -15,6 +15,8 @@ import rasterio
 import geohsr
 from geohsr.stream import partial_paths, run_file, tile_size
 
+from conftest import geohsr_cmd
+
 
 def _profile_and_tags(path):
     with rasterio.open(path) as ds:
@@ -63,16 +65,12 @@ def _big_input(tmp_path):
                         wavelengths=list(np.linspace(400, 2400, 16)))
 
 
-def _cli(*args, env=None):
-    return [sys.executable, "-m", "geohsr", *map(str, args)]
-
-
 @pytest.mark.slow
 def test_sigkill_then_resume_is_identical(tmp_path):
     src = _big_input(tmp_path)
     ref = tmp_path / "ref.tif"
     base = ["run", src, "--scale", "4", "--block-size", "16", "--workers", "1"]
-    subprocess.run(_cli(*base, "-q", "-o", ref), check=True, timeout=300)
+    subprocess.run(geohsr_cmd(*base, "-q", "-o", ref), check=True, timeout=300)
     env = dict(os.environ, GEOHSR_FLUSH_SECONDS="0.05")
     rng = random.Random(0)
     out = tmp_path / "out.tif"
@@ -80,7 +78,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
     for trial in range(10):
         for p in [out] + partial_paths(out):
             p.unlink(missing_ok=True)
-        proc = subprocess.Popen(_cli(*base, "--progress", "json", "-o", out), env=env,
+        proc = subprocess.Popen(geohsr_cmd(*base, "--progress", "json", "-o", out), env=env,
                                 stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
         if trial % 5 == 4:  # sometimes during start-up, before any block
             time.sleep(rng.uniform(0.0, 1.0))
@@ -99,7 +97,7 @@ def test_sigkill_then_resume_is_identical(tmp_path):
             np.testing.assert_array_equal(geohsr.open_cube(out).values, geohsr.open_cube(ref).values)
             continue
         resumed_from_partial += bool(partial_paths(out))
-        r = subprocess.run(_cli(*base, "-q", "-o", out, "--resume"), env=env, capture_output=True,
+        r = subprocess.run(geohsr_cmd(*base, "-q", "-o", out, "--resume"), env=env, capture_output=True,
                            text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         a, b = geohsr.open_cube(out), geohsr.open_cube(ref)
@@ -114,7 +112,7 @@ def test_ctrl_c_keeps_partial_and_resume_finishes(tmp_path):
     src = _big_input(tmp_path)
     out = tmp_path / "o.tif"
     env = dict(os.environ, GEOHSR_FLUSH_SECONDS="0.05")
-    proc = subprocess.Popen(_cli("run", src, "-s", "4", "--block-size", "16", "-o", out,
+    proc = subprocess.Popen(geohsr_cmd("run", src, "-s", "4", "--block-size", "16", "-o", out,
                                  "--progress", "json", "--workers", "1"),
                             env=env, stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:  # interrupt once a few blocks are done
@@ -124,7 +122,7 @@ def test_ctrl_c_keeps_partial_and_resume_finishes(tmp_path):
     err = proc.stderr.read()
     assert proc.wait() == 130 and "--resume" in err
     assert not out.exists() and partial_paths(out)
-    r = subprocess.run(_cli("run", src, "-s", "4", "--block-size", "16", "-o", out, "--resume", "-q"),
+    r = subprocess.run(geohsr_cmd("run", src, "-s", "4", "--block-size", "16", "-o", out, "--resume", "-q"),
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     ref = geohsr.superresolve(geohsr.open_cube(src), scale=4)
@@ -134,7 +132,7 @@ def test_ctrl_c_keeps_partial_and_resume_finishes(tmp_path):
 def test_discard_partial_on_interrupt(tmp_path):
     src = _big_input(tmp_path)
     out = tmp_path / "o.tif"
-    proc = subprocess.Popen(_cli("run", src, "-s", "4", "--block-size", "16", "-o", out,
+    proc = subprocess.Popen(geohsr_cmd("run", src, "-s", "4", "--block-size", "16", "-o", out,
                                  "--progress", "json", "--discard-partial", "--workers", "1"),
                             stderr=subprocess.PIPE, text=True)
     for line in proc.stderr:
@@ -190,7 +188,7 @@ def test_json_progress_counts_up_once_and_names_its_phase(tmp_path):
 
     src = write_raster(tmp_path / "s.tif", (smooth_field(8, 48, 64, seed=2) * 3000).astype(np.int16),
                        wavelengths=list(np.linspace(400, 900, 8)))
-    r = subprocess.run(_cli("run", src, "-s", "2", "-m", "dualsr", "--block-size", "16", "-o", tmp_path / "o.tif",
+    r = subprocess.run(geohsr_cmd("run", src, "-s", "2", "-m", "dualsr", "--block-size", "16", "-o", tmp_path / "o.tif",
                             "--progress", "json"), capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     msgs = [json.loads(ln) for ln in r.stderr.splitlines() if ln.startswith("{")]

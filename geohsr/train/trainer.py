@@ -176,11 +176,10 @@ class Trainer:
                    initial=0 if self._timed else self.step, disable=not progress, file=sys.stderr,
                    desc=self.desc, dynamic_ncols=True, unit="s" if self._timed else "it",
                    position=self.position)
-        stop = self.stop
         # in the main thread, Ctrl-C / SIGTERM finish the batch, then checkpoint and write the card
         # (in a worker thread of run_together, whose handlers set every trainer's stop)
         with _stop_on_signals([self]):
-            self._loop(t0, bar, stop)
+            self._loop(t0, bar)
         stopped_by_budget = self._budget_hit
         if self._timed and stopped_by_budget:  # the budget is spent: the bar says so
             bar.update(bar.total - bar.n)
@@ -194,7 +193,7 @@ class Trainer:
             for rec in self.history:
                 f.write(json.dumps(rec) + "\n")
         return {"batches": self.step, "best": self.best, "stopped_by_budget": stopped_by_budget,
-                "interrupted": stop["signal"] is not None}
+                "interrupted": self.stop["signal"] is not None}
 
     @property
     def start_score(self) -> float | None:
@@ -211,7 +210,8 @@ class Trainer:
             print("batch 0 (starting weights): " + ", ".join(f"{k}={v:.4f}" for k, v in rec["val"].items()),
                   file=sys.stderr)
 
-    def _loop(self, t0, bar, stop):
+    def _loop(self, t0, bar):
+        stop = self.stop
         self._budget_hit = False
         seen = 0
         while self.step < self.s.batches:
