@@ -2,7 +2,7 @@
 
 Each scene (normalised by its maximum) is cut along its longer side: the first two thirds are
 the *user's scene* that ``geohsr.adapt`` sees (it trains on three quarters of it and holds out
-the last quarter to pick the checkpoint and decide keep-or-not); the last third is the **test
+a quarter at one end to pick the checkpoint and decide keep-or-not); the last third is the **test
 part**, which nothing chose. On the test part, Wald protocol: LR = the test part through geohsr's
 sensor model (Gaussian MTF, gain 0.3 at the LR Nyquist, sampled at the LR pixel centres: the
 degradation adaptation assumes) and, as a second protocol, MATLAB-bicubic ×1/s (anti-aliased:
@@ -89,6 +89,8 @@ def main() -> None:
     ap.add_argument("--in-turn", action="store_true",
                     help="DualSR's networks adapt one after the other, the budget shared (geohsr before session 23; "
                          "for comparison) instead of side by side")
+    ap.add_argument("--patience", type=int, default=None,
+                    help="validations without a gain before a network stops (default: geohsr's; 0: the whole budget)")
     args = ap.parse_args()
     if args.in_turn:
         import geohsr.adapt as A
@@ -115,8 +117,13 @@ def main() -> None:
         t0 = time.time()
         with tempfile.TemporaryDirectory() as tmp:
             res = adapt(as_cube(user, wl), method, s, minutes=args.minutes, batches=args.batches, out=tmp,
-                        seed=args.seed, progress=False, psf=args.psf, lr=args.lr)
+                        seed=args.seed, progress=False, psf=args.psf, lr=args.lr, patience=args.patience)
             adapted = res.tried  # the adapted network (DualSR: with the ×s/2 network it started with)
+            curves = {}  # each network's held-out PSNR at its validations (batch, dB)
+            for k, v in res.card.get("networks", {}).items():
+                hist = Path(tmp) / Path(v["file"]).parent / "history.jsonl"
+                curves[k] = [[r["batch"], round(r["val"]["psnr"], 3)] for r in map(json.loads, hist.read_text().splitlines())
+                             if "val" in r] if hist.exists() else None
             t_adapt = time.time() - t0
             rows = {}
             for proto in ("gaussian_mtf", "bicubic_aa"):
@@ -140,13 +147,17 @@ def main() -> None:
                "batches": res.card["batches"], "adapt_wall_s": round(t_adapt, 1),
                "schedule": _schedule(res.card),
                "network_batches": {k: v["batches"] for k, v in res.card.get("networks", {}).items()},
+               "network_best_batch": {k: v.get("best_batch") for k, v in res.card.get("networks", {}).items()},
+               "network_held_out_curve": curves, "patience": res.card.get("patience"),
+               "held_out": res.card.get("adapted_on", {}).get("held_out"),
                "held_out_before_after": [round(res.before_db, 3), round(res.after_db, 3)],
                "kept": "adapted" if res.improved else "shipped", "test_psnr": rows,
                "machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "date": time.strftime("%Y-%m-%d")}}
         rec["psf"] = None if args.psf == "gaussian" else args.psf  # None: the default sensor model
-        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed", "schedule"))
+        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed", "schedule",
+                                                    "patience", "held_out"))
         print(json.dumps(rec), flush=True)
 
 

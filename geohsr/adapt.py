@@ -3,10 +3,15 @@
 Wald's scale invariance: the scene reduced by the scale through a sensor model
 (:class:`geohsr.sensor.SensorModel`, ``psf=``: by default a Gaussian MTF with gain 0.3 at the LR
 Nyquist frequency, then sampling; or MATLAB bicubic, or a measured PSF) is the input, the scene itself the target (target-adaptive / zero-shot super-resolution). A
-strip of the scene along its longer side (``HELD_OUT``, at least ``4·s`` px) is held out: it is
-never trained on, it picks the checkpoint and it decides whether the adapted weights are kept —
+strip across one end of the scene's longer side (``HELD_OUT``, at least ``4·s`` px; of the two ends,
+the one with more detail to restore) is held out: it is never trained on, it picks the checkpoint and it decides whether the adapted weights are kept —
 when they do not beat the starting weights there, the starting weights are kept and the card
 says so.
+
+The budget is an upper bound: a network stops once ``PATIENCE`` validations on the held-out part
+(every ``val_every`` batches) bring no new best — on ~100-px scenes the best checkpoint comes within
+a few dozen batches and later ones only fluctuate or decline (``benchmarks/RESULTS.md``, "stops
+when it stops gaining").
 
 Bounded in memory: at most ``MAX_SIDE`` × ``MAX_SIDE`` px of the scene (a central window) are
 read, whatever its size; bands are sampled in windows of ``BAND_WINDOW`` per batch, so a batch
@@ -46,6 +51,9 @@ FEW_HELD_OUT = 12  # LR px: a held-out strip shallower than this gets a warning 
 MAX_SIDE = 512  # scene px a side read for adaptation (a central window of larger scenes)
 BAND_WINDOW = 16  # contiguous bands per training batch on scenes with more bands
 ADAPTABLE = {"coarsr": "coarsr", "dualsr": "coarsr"}  # method -> the network adapted
+# validations (every task.val_every batches) without a new best on the held-out part after which a
+# network stops (0: never; the budget alone ends it)
+PATIENCE = 5
 
 
 @dataclass
@@ -67,6 +75,12 @@ class Adapted:
         verdict = "adapted weights kept" if self.improved else "no gain on the held-out part: starting weights kept"
         if "started_from" in self.card:  # another scale's shipped weights started it
             verdict += f" (started from the shipped ×{self.card['started_from']['scale']} weights)"
+        nets = self.card.get("networks") or {"": self.card}
+        early = [k for k, v in nets.items() if v.get("stopped_early")]
+        if early and len(early) == len(nets):
+            verdict += " (stopped before the budget: no more gain on the held-out part)"
+        elif early:
+            verdict += f" ({', '.join(early)} stopped before the budget: no more gain on the held-out part)"
         if self.card.get("interrupted"):
             verdict += " (training stopped early by Ctrl-C/SIGTERM; --resume continues it)"
         return (f"adaptation ({self.method} ×{self.scale}, {self.card.get('minutes', 0):.1f} min, "
@@ -93,8 +107,13 @@ def _read_region(cube, max_side: int):
     return data / norm, ok, good, (y0, x0)
 
 
-def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
-    """Training and held-out slices of the region: the last ``held_out`` of the longer side."""
+def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT, data: np.ndarray | None = None, sensor=None):
+    """Training and held-out slices of the region: ``held_out`` of the longer side at one of its two
+    ends — with ``data`` (and the ``sensor`` model) the end with more detail for super-resolution
+    to restore (the larger error of the end reduced and brought back by bicubic), else the last.
+    A held-out strip of flat ground scores every model alike and cannot judge the adaptation
+    (``benchmarks/RESULTS.md``: ABU beach-2's last strip, bicubic at 62 dB). Chosen from the scene
+    alone, before any training."""
     h, w = ok.shape
     axis = 0 if h >= w else 1
     n = (h, w)[axis]
@@ -108,22 +127,51 @@ def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT):
                       f"side at ×{scale}): whether adapting gained is judged on few pixels and can be wrong by a few "
                       "tenths of a dB (benchmarks/RESULTS.md, San Diego); adapt on a larger scene if you have one",
                       stacklevel=3)
-    cut = n - k
-    if axis == 0:
-        return (slice(0, cut), slice(None)), (slice(cut, None), slice(None))
-    return (slice(None), slice(0, cut)), (slice(None), slice(cut, None))
+
+    def along(sl):
+        return (sl, slice(None)) if axis == 0 else (slice(None), sl)
+
+    last = (along(slice(0, n - k)), along(slice(n - k, None)))
+    if data is None:
+        return last
+    first = (along(slice(k, None)), along(slice(0, k)))
+    detail = [_detail(data[(slice(None),) + held], scale, sensor) for _, held in (first, last)]
+    return first if detail[0] > detail[1] else last
+
+
+def _detail(part: np.ndarray, s: int, sensor) -> float:
+    """Mean squared difference between ``part`` and ``part`` reduced by ``sensor`` and brought back
+    by bicubic: what super-resolution has to restore there."""
+    from .degrade import bicubic_up
+    from .sensor import SensorModel
+
+    part = part[:, :part.shape[1] // s * s, :part.shape[2] // s * s]
+    up = np.asarray(bicubic_up((sensor or SensorModel()).reduce(part, s), s), np.float32)
+    return float(np.mean((up - part) ** 2))
+
+
+def held_out_text(held_sl, shape) -> str:
+    """The card's words for the held-out strip, e.g. "columns 72–95 of 96 (25% of the longer side, the end with
+    more detail)"."""
+    axis = 0 if held_sl[1] == slice(None) else 1
+    n = shape[axis]
+    start, stop, _ = held_sl[axis].indices(n)
+    what = "rows" if axis == 0 else "columns"
+    return f"{what} {start}–{stop - 1} of {n} ({HELD_OUT:.0%} of the longer side, the end with more detail)"
 
 
 def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0, batches: int | None = None,
           out=None, weights=None, seed: int = 1, device: str = "cpu", progress: bool | str = True,
           resume: bool = False, lr: float | None = None, command: str = "", guide=None, psf=None,
-          raise_on_interrupt: bool = False) -> Adapted:
+          raise_on_interrupt: bool = False, patience: int | None = None) -> Adapted:
     """Fine-tune ``method``'s network on ``cube`` itself for ``minutes`` (or ``batches``), starting
     from ``weights`` (default: the shipped ones), into the folder ``out`` (a temporary folder
     when None). Guided methods (MulSR, IFMSR) adapt with the scene's real ``guide``, reduced by the
     scale onto the scene's grid. ``psf``: how the scene is reduced (:class:`geohsr.sensor.SensorModel`:
     ``"gaussian"`` — gain 0.3 at Nyquist, the default —, ``"gaussian:G"``, ``"bicubic"``, or a PSF
-    file). Ctrl-C / SIGTERM stop the training at a batch boundary (checkpointed for ``resume``);
+    file). ``patience``: a network stops after that many validations on the held-out part (every
+    ``val_every`` batches) without a new best (default ``PATIENCE``; 0: it uses the whole budget),
+    so the budget is an upper bound. Ctrl-C / SIGTERM stop the training at a batch boundary (checkpointed for ``resume``);
     the adaptation then concludes with what it has, or raises KeyboardInterrupt when
     ``raise_on_interrupt`` (``geohsr run --adapt`` and ``superresolve(adapt=...)``: nothing more is
     done). See the module docstring for the protocol."""
@@ -135,6 +183,10 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     spec = get_method(spec.weights_of) if spec.weights_of else spec  # DualSR-GLP: DualSR's networks
     from .sensor import SensorModel
 
+    patience = PATIENCE if patience is None else int(patience)
+    if patience < 0:
+        raise InputError(f"--patience counts validations without a gain: give 0 (use the whole budget) or more, "
+                         f"not {patience}")
     if isinstance(psf, str) and psf.strip().lower() == "measure":  # the scene's blur, from its guide
         if guide is None:
             raise InputError("--adapt-psf measure measures the scene's blur against its guide: give --guide, "
@@ -149,7 +201,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         sensor = SensorModel(psf)  # a bad --psf fails before anything is read
     kw = dict(minutes=minutes, batches=batches, out=out, weights=weights, seed=seed, device=device,
               progress=progress, resume=resume, lr=lr, command=command, sensor=sensor,
-              raise_on_interrupt=raise_on_interrupt)
+              raise_on_interrupt=raise_on_interrupt, patience=patience)
     if spec.guided and spec.train is not None and spec.bands != "grid":
         return _adapt_guided(cube, spec, scale, guide, **kw)
     if spec.bands == "grid" and spec.train is not None:
@@ -167,7 +219,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     if weights is None and spec.pick_weights is not None:  # the shipped weights that suit this scene
         weights = spec.pick_weights(s, cube)
     data, ok, good, origin = _read_region(cube, MAX_SIDE)
-    train_sl, held_sl = split(ok, s)
+    train_sl, held_sl = split(ok, s, data=data, sensor=sensor)
     start, shipped = _start_weights(spec.name, s, weights)
     shipped = shipped or picked  # kept starting weights = the shipped ones this scene gets by default
     out = _out_dir(out)
@@ -189,7 +241,7 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
         pair[ws] = str(sub / "best.safetensors")
     runs = dict(zip(scales, _fine_tune_all(jobs, minutes=share, batches=batches, seed=seed, device=device,
                                            resume=resume, progress=progress, together=together,
-                                           raise_on_interrupt=raise_on_interrupt)))
+                                           raise_on_interrupt=raise_on_interrupt, patience=patience)))
     run = runs[s]
     adapted = pair[s]
     if len(scales) > 1:  # the ×s file names its companions: --weights with it alone takes them too
@@ -204,13 +256,14 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
             "scene": str(cube.attrs.get("source", "in-memory cube")),
             "region_px": {"row": origin[0], "col": origin[1], "rows": int(ok.shape[0]),
                           "cols": int(ok.shape[1])},
-            "bands": int(len(good)), "held_out": f"the last {HELD_OUT:.0%} of the longer side",
+            "bands": int(len(good)), "held_out": held_out_text(held_sl, ok.shape),
         },
         "degradation": sensor.describe(s),
         "band_window": task.band_window,
         "initialised_from": {f"x{k}": {"file": Path(v).name, "sha256": W.sha256(v)} for k, v in start.items()},
         "held_out_psnr_db": {"before": round(before_m, 3), "after": round(after_m, 3)},
         "networks": {f"x{ws}": {"file": str(Path(pair[ws]).relative_to(out)), "batches": r.result["batches"],
+                                "best_batch": r.result["best_batch"], "stopped_early": r.result["stopped_early"],
                                 "held_out_psnr_db": {"before": round(r.before, 3), "after": round(
                                     float(r.result["best"]) if r.result["best"] is not None else r.before, 3)}}
                      for ws, r in runs.items()},
@@ -236,7 +289,7 @@ def adaptable(method: str) -> bool:
 
 
 def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, seed, device, progress,
-                  resume, lr, command, sensor, raise_on_interrupt) -> Adapted:
+                  resume, lr, command, sensor, raise_on_interrupt, patience) -> Adapted:
     """:func:`adapt` for a guided network: the scene and its real guide, both reduced by the scale."""
     from .engine import prepare
     from .train.guided import GuidedAdaptTask
@@ -257,7 +310,7 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
         y0, x0 = origin
         g = plan.guide.window(y0 * s, x0 * s, ok.shape[0] * s, ok.shape[1] * s)  # the guide, HR grid
         g = sensor.reduce(g, s)
-        train_sl, held_sl = split(ok, s)
+        train_sl, held_sl = split(ok, s, data=data, sensor=sensor)
         out = _out_dir(out)
         if borrowed:
             start = str(out / Path(start).name)
@@ -269,7 +322,7 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
                            device=device, seed=seed, sensor=sensor)
     run = _fine_tune(task, out, lr=lr or spec.configs[task.config_name].lr / 2, minutes=minutes,
                      batches=batches, seed=seed, device=device, resume=resume, progress=progress,
-                     raise_on_interrupt=raise_on_interrupt)
+                     raise_on_interrupt=raise_on_interrupt, patience=patience)
     fields = {"started_from": borrowed[1]} if borrowed else {}
     # borrowed: the starting weights (re-tagged for ×s) are what is kept when adaptation does not gain
     return _conclude(spec, s, run, out, start, start if borrowed else weights, command, device, "scene and guide", {
@@ -278,7 +331,7 @@ def _adapt_guided(cube, spec, scale, guide, *, minutes, batches, out, weights, s
             "scene": str(plan.cube.attrs.get("source", "in-memory cube")),
             "guide": str(getattr(plan.guide, "path", None) or "in-memory guide"),
             "region_px": {"row": y0, "col": x0, "rows": int(ok.shape[0]), "cols": int(ok.shape[1])},
-            "bands": int(len(good)), "held_out": f"the last {HELD_OUT:.0%} of the longer side",
+            "bands": int(len(good)), "held_out": held_out_text(held_sl, ok.shape),
             "held_out_bands": f"{min(len(good), 24)} evenly spaced bands scored",
         },
         "degradation": f"scene and guide: {sensor.describe(s)}; the guide co-registered first"})
@@ -306,7 +359,7 @@ def _borrowed_start(spec, s: int, out: Path) -> tuple[str, dict] | None:
 
 
 def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, device, progress, resume, lr,
-                command, sensor, raise_on_interrupt) -> Adapted:
+                command, sensor, raise_on_interrupt, patience) -> Adapted:
     """:func:`adapt` for a method on a fixed band grid (SNLSR, A-SNLSR): the scene's bands resampled
     onto the model's grid (as inference does), the scene reduced by the scale as input, the scene as
     target; the adapted weights keep the grid."""
@@ -322,18 +375,18 @@ def _adapt_grid(cube, spec, scale, *, minutes, batches, out, weights, seed, devi
     cube = open_cube(cube)
     grid = resample_to_grid(cube, spec.band_grid(s, start), spec.name)
     data, ok, good, origin = _read_region(grid, MAX_SIDE)
-    train_sl, held_sl = split(ok, s)
+    train_sl, held_sl = split(ok, s, data=data, sensor=sensor)
     out = _out_dir(out)
     task = SWIRAdaptTask(spec.name, data[(slice(None),) + train_sl], ok[train_sl], data[(slice(None),) + held_sl],
                          s, start, device=device, seed=seed, sensor=sensor)
     run = _fine_tune(task, out, lr=lr or 2e-4, minutes=minutes, batches=batches, seed=seed, device=device,
-                     resume=resume, progress=progress, raise_on_interrupt=raise_on_interrupt)
+                     resume=resume, progress=progress, raise_on_interrupt=raise_on_interrupt, patience=patience)
     return _conclude(spec, s, run, out, start, weights, command, device, "scene", {
         "adapted_on": {
             "scene": str(cube.attrs.get("source", "in-memory cube")),
             "region_px": {"row": origin[0], "col": origin[1], "rows": int(ok.shape[0]), "cols": int(ok.shape[1])},
             "bands": f"the scene's bands resampled onto the model's {len(good)}-band grid",
-            "held_out": f"the last {HELD_OUT:.0%} of the longer side",
+            "held_out": held_out_text(held_sl, ok.shape),
         },
         "degradation": sensor.describe(s),
         "loss": "SNLSR's L1(SR,HR) + L1(rec,LR) + 0.1 (SAM(SR,HR) + SAM(rec,LR)) on log-normalised values; "
@@ -382,7 +435,7 @@ def _fine_tune(task, out: Path, *, lr, **kw) -> _Run:
 
 
 def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, together=False,
-                   raise_on_interrupt=False) -> list[_Run]:
+                   raise_on_interrupt=False, patience=0) -> list[_Run]:
     """Train each ``(task, out, lr)`` of ``jobs`` for ``minutes`` (or ``batches``): side by side
     when ``together`` (:func:`geohsr.train.trainer.run_together`), else one after the other.
     ``progress``: True (a bar per network), ``"json"`` (JSON lines, phase "adapt", the slowest
@@ -394,7 +447,8 @@ def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, to
     for task, out, lr in jobs:
         settings = TrainSettings(lr=lr, batch=task.batch, batches=batches or TIME_ONLY, val_every=task.val_every,
                                  ckpt_every=task.val_every, seed=seed,
-                                 max_minutes=minutes if batches is None else None, device=device)
+                                 max_minutes=minutes if batches is None else None, device=device,
+                                 patience=patience)
         before = task.validate()["psnr"]
         trainers.append(Trainer(task, out, settings))
         trainers[-1].desc = f"adapt {task.name} ×{task.scale}"
@@ -415,10 +469,13 @@ def _fine_tune_all(jobs, *, minutes, batches, seed, device, resume, progress, to
     if together:
         results = run_together(trainers, resume=resume, progress=bars)
     else:
-        results = []
-        for tr, run in zip(trainers, runs):
+        results, t0 = [], time.time()
+        for i, (tr, run) in enumerate(zip(trainers, runs)):
             if results and results[-1]["interrupted"]:
                 tr.stop["signal"] = "stopped"  # the next ones stop at once too (a checkpoint each)
+            if minutes is not None and batches is None:  # what one that stopped early left goes to the rest
+                left = len(trainers) * minutes - (time.time() - t0) / 60
+                tr.s.max_minutes = max(left / (len(trainers) - i), 1e-3)
             run.t0 = time.time()
             results.append(tr.run(resume=resume, progress=bars))
     for run, res in zip(runs, results):
@@ -441,6 +498,8 @@ def _run_record(improved, run: _Run, command, device, adapted, what) -> dict:
     return {"kept": "adapted" if improved else "starting weights (no gain on the held-out part)",
             "interrupted": bool(run.result.get("interrupted")),
             "minutes": round((time.time() - run.t0) / 60, 2), "batches": run.result["batches"],
+            "best_batch": run.result.get("best_batch"), "stopped_early": run.result.get("stopped_early"),
+            "patience": run.settings.patience,
             "lr": settings.lr, "batch": settings.batch, "seed": settings.seed, "command": command,
             "trained_on": {"device": device, "torch": torch.__version__, "machine": platform.platform()},
             "sha256": W.sha256(adapted),

@@ -197,10 +197,9 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
               help="clip output values: auto = at 0 from below when the data cannot be negative "
                    "(unsigned type, or GDAL scale/offset: DN of reflectance/radiance); none; 0; 0,10000")
 @click.option("--adapt", "adapt_minutes", type=float, default=None, metavar="MINUTES",
-              help="first fine-tune the method's network on this scene for MINUTES (Wald protocol, "
-                   "a held-out strip decides; DualSR, CoarSR, DualSR-GLP, MulSR/IFMSR with --guide, SNLSR, "
-                   "A-SNLSR), then apply "
-                   "it; see `geohsr adapt`")
+              help="first fine-tune the method's network on this scene for at most MINUTES (Wald protocol, "
+                   "a held-out strip decides, and stops it once it no longer gains; DualSR, CoarSR, DualSR-GLP, "
+                   "MulSR/IFMSR with --guide, SNLSR, A-SNLSR), then apply it; see `geohsr adapt`")
 @click.option("--adapt-psf", "adapt_psf", default="gaussian", show_default=True, metavar="MODEL",
               help="how the scene is reduced for adaptation: gaussian (gain 0.3 at Nyquist), gaussian:GAIN, "
                    "measure (the Gaussian measured against --guide), bicubic (MATLAB, anti-aliased) or a "
@@ -403,14 +402,18 @@ def _check_psf(psf: str, guide, option: str) -> None:
               help="how the scene is reduced for adaptation: gaussian (gain 0.3 at Nyquist), gaussian:GAIN, "
                    "measure (the Gaussian measured against --guide), bicubic (MATLAB, anti-aliased) or a "
                    "PSF file (.npy, or .mat with 'data')")
+@click.option("--patience", type=click.IntRange(min=0), default=None, metavar="N",
+              help="stop a network after N validations on the held-out part (every 10 batches) without a new "
+                   "best (the budget is then not spent); 0: use the whole budget  [default: 5]")
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar")
 def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed, device, resume, overwrite, psf,
-              quiet):
+              patience, quiet):
     """Fine-tune a method's network on INPUT itself and keep the weights with a model card.
 
     The scene reduced by --scale (--psf: by default a Gaussian MTF with gain 0.3 at Nyquist) is the
-    input and the scene the target; the last quarter of its longer side is held out, picks the checkpoint and decides: when
-    adaptation does not beat the starting weights there, they are kept and the card says so. Use
+    input and the scene the target; a quarter of its longer side (the end with more detail) is held out, picks the checkpoint and decides: when
+    adaptation does not beat the starting weights there, they are kept and the card says so. The
+    budget is an upper bound: a network stops once --patience validations bring no new best. Use
     the result with `geohsr run OTHER.tif -s SCALE -m METHOD --weights "<printed --weights value>"`."""
     from .adapt import adapt
     from .io import open_cube
@@ -425,7 +428,7 @@ def adapt_cmd(input, scale, method, guide, out, minutes, batches, weights, seed,
         shutil.rmtree(out / "checkpoint")
     res = adapt(open_cube(input), method, scale, minutes=None if batches else minutes, batches=batches,
                 out=out, weights=weights, seed=seed, device=device, progress=not quiet, resume=resume,
-                command=" ".join(sys.argv), guide=guide, psf=psf)
+                command=" ".join(sys.argv), guide=guide, psf=psf, patience=patience)
     _echo_adapted(res)
     click.echo(f"--weights {res.weights}" if res.weights else "--weights (the shipped ones: adaptation did not help)")
 

@@ -45,6 +45,7 @@ def test_adaptation_writes_weights_and_a_card_with_held_out_numbers(tmp_path):
     assert h["before"] == pytest.approx(res.before_db, abs=1e-3) and h["after"] == pytest.approx(res.after_db, abs=1e-3)
     assert res.improved == (res.after_db > res.before_db)
     assert card["initialised_from"]["x2"]["sha256"]  # started from the shipped ×2 CoarSR
+    assert card["adapted_on"]["held_out"].endswith("(25% of the longer side, the end with more detail)")
     if res.improved:
         assert res.weights.split(",")[0] == str(tmp_path / "run" / "best.safetensors")
     else:
@@ -86,6 +87,50 @@ def test_networks_adapt_side_by_side_on_a_cpu_with_a_thread_for_each():
         torch.set_num_threads(threads)
 
 
+def test_each_network_stops_when_the_held_out_part_stops_gaining(tmp_path, monkeypatch):
+    """The budget is an upper bound: a network whose held-out PSNR has not risen for ``patience``
+    validations stops (a small scene's held-out part peaks within a few dozen batches, then
+    declines: benchmarks/RESULTS.md); the card and the summary say so; ``patience=0`` spends the
+    budget."""
+    from geohsr.methods.dualsr.train import AdaptTask
+
+    def declining(self):  # every validation worse than the one before: the first checkpoint is the best
+        self.calls = getattr(self, "calls", 0) + 1
+        return {"psnr": 40.0 - self.calls}
+
+    monkeypatch.setattr(AdaptTask, "validate", declining)
+    monkeypatch.setattr(AdaptTask, "val_every", 2)
+    res = A.adapt(_scene(bands=16), "dualsr", 4, batches=50, out=tmp_path / "run", progress=False, patience=2)
+    for net in ("x4", "x2"):
+        rec = res.card["networks"][net]
+        assert rec["batches"] == 6 and rec["best_batch"] == 2, rec  # validations at 2 (best), 4, 6
+        assert "no gain on validation in the last 2 validations" in rec["stopped_early"]
+    assert res.card["batches"] == 12 and res.card["patience"] == 2
+    assert "stopped before the budget: no more gain on the held-out part" in res.summary()
+    # one after the other (one thread), on a time budget: what the first leaves goes to the second
+    from geohsr.train.trainer import Trainer
+
+    budgets, run = [], Trainer.run
+    monkeypatch.setattr(Trainer, "run", lambda self, **k: budgets.append(self.s.max_minutes) or run(self, **k))
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        res = A.adapt(_scene(bands=16), "dualsr", 4, minutes=2.0, out=tmp_path / "turn", progress=False,
+                      patience=2)
+    finally:
+        torch.set_num_threads(threads)
+    assert res.card["networks_trained"].startswith("one after the other")
+    assert budgets[0] == pytest.approx(1.0) and 1.5 < budgets[1] <= 2.0  # the x4 network stopped at batch 6
+    assert [v["batches"] for v in res.card["networks"].values()] == [6, 6]
+    res = A.adapt(_scene(bands=16), "coarsr", 2, batches=8, out=tmp_path / "all", progress=False, patience=0)
+    assert res.card["batches"] == 8 and res.card["stopped_early"] is None
+    assert "stopped before" not in res.summary()
+    r = CliRunner().invoke(main, ["adapt", str(tmp_path / "none.tif"), "--out", str(tmp_path / "o"),
+                                  "--patience", "-1"])
+    assert r.exit_code == 2 and "--patience" in r.output and not (tmp_path / "o").exists()
+    assert f"[default: {A.PATIENCE}]" in CliRunner().invoke(main, ["adapt", "--help"]).output  # says the default
+
+
 def test_adaptation_that_does_not_help_keeps_the_starting_weights(tmp_path):
     # a learning rate far too large wrecks the network: the held-out part must say so
     res = A.adapt(_scene(), "coarsr", 2, batches=2, out=tmp_path / "run", progress=False, lr=0.5)
@@ -117,6 +162,26 @@ def test_held_out_strip_is_never_trained_on():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         A.split(np.ones((256, 256), bool), 4)  # 16 LR rows: no warning
+
+
+def test_the_held_out_strip_is_the_end_with_detail_to_restore():
+    """A strip of flat ground (water, a car park) scores every model alike and cannot judge the
+    adaptation (ABU beach-2: its last strip is bicubic at 62 dB, and the strip kept the start while
+    the adapted pair was +2.9 dB on a test part): with the scene, the end of the longer side with
+    more detail is held out, the other end trained on."""
+    ok = np.ones((48, 96), bool)
+    rng = np.random.default_rng(0)
+    data = np.full((3, 48, 96), 0.5, np.float32)
+    data[:, :, :24] += 0.2 * rng.standard_normal((3, 48, 24)).astype(np.float32)  # texture at the first end
+    train, held = A.split(ok, 2, data=data)
+    assert held == (slice(None), slice(0, 24)) and train == (slice(None), slice(24, None))
+    assert A.held_out_text(held, ok.shape).startswith("columns 0–23 of 96")
+    train, held = A.split(ok, 2, data=data[:, :, ::-1].copy())  # texture at the last end
+    assert held == (slice(None), slice(72, None)) and train == (slice(None), slice(0, 72))
+    assert A.held_out_text(held, ok.shape).startswith("columns 72–95 of 96")
+    # rows when the scene is taller than wide; flat everywhere: the last end, as without the scene
+    train, held = A.split(ok.T, 2, data=np.full((3, 96, 48), 0.5, np.float32))
+    assert held == (slice(72, None), slice(None)) and A.held_out_text(held, (96, 48)).startswith("rows 72–95")
 
 
 def test_run_adapt_and_the_api_record_the_adaptation(tmp_path):

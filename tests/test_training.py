@@ -68,6 +68,32 @@ def test_budget_stops_with_a_checkpoint(tmp_path):
     assert (tmp_path / "r" / "best.safetensors").exists()
 
 
+def test_validation_stops_a_run_that_stopped_gaining(tmp_path):
+    """``patience``: after that many validations in a row without a new best the run stops (scene
+    adaptation: a small scene's held-out part peaks within a few dozen batches, then declines);
+    the count survives --resume exactly; 0 leaves the budget alone to end the run."""
+    def scripted(scores):
+        task = _task()
+        it = iter(scores)
+        task.validate = lambda: {"psnr": next(it)}
+        return task
+
+    scores = [10.0, 11.0, 10.5, 10.4, 10.3, 12.0]  # best at batch 2, then three without a gain
+    s = TrainSettings(lr=1e-3, batch=2, batches=50, val_every=1, ckpt_every=1, patience=3)
+    res = Trainer(scripted(scores), tmp_path / "r", s).run(progress=False)
+    assert res["batches"] == 5 and res["best"] == 11.0 and res["best_batch"] == 2
+    assert "no gain on validation in the last 3 validations (best at batch 2)" == res["stopped_early"]
+    assert not res["stopped_by_budget"]
+    # stopped by a batch budget at batch 4, resumed: the count goes on from the checkpoint
+    Trainer(scripted(scores), tmp_path / "b", TrainSettings(**{**s.__dict__, "batches": 4})).run(progress=False)
+    res = Trainer(scripted(scores[4:]), tmp_path / "b", s).run(resume=True, progress=False)
+    assert res["batches"] == 5 and res["best_batch"] == 2 and res["stopped_early"]
+    # patience 0: the budget alone ends the run
+    res = Trainer(scripted(scores), tmp_path / "c", TrainSettings(**{**s.__dict__, "batches": 6,
+                                                                     "patience": 0})).run(progress=False)
+    assert res["batches"] == 6 and res["best_batch"] == 6 and not res["stopped_early"]
+
+
 def test_weights_roundtrip_and_hash_refusal(tmp_path):
     m = torch.nn.Conv2d(2, 3, 3)
     p = tmp_path / "w.safetensors"

@@ -67,6 +67,8 @@ class TrainSettings:
     # fine-tuning: validate the starting weights before the first batch and count them as the best
     # so far, so a run whose validations never beat them leaves them in best.safetensors
     validate_start: bool = False
+    # stop after `patience` validations in a row without a new best (0: never; the budget alone ends the run)
+    patience: int = 0
     extra: dict = field(default_factory=dict)
 
 
@@ -101,6 +103,7 @@ class Trainer:
         self.opt = torch.optim.Adam(task.model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
         self.step = 0  # completed batches
         self.best: float | None = None
+        self.best_batch = 0  # the batch of the best validation (0: the start or none yet)
         self.history: list[dict] = []
         self.stop = {"signal": None}  # set (by a signal handler or run_together) to stop after the batch
         self.position = 0  # the progress bar's line (run_together: one line per trainer)
@@ -117,7 +120,7 @@ class Trainer:
         W.save(self.task.model.state_dict(), self.ckpt / "model.safetensors")
         t, meta = _optim_tensors(self.opt)
         W.save(t, self.ckpt / "optim.safetensors", {"optim": meta})
-        state = {"step": self.step, "best": self.best, "history": self.history,
+        state = {"step": self.step, "best": self.best, "best_batch": self.best_batch, "history": self.history,
                  "settings": asdict(self.s), "scenes": self._scenes()}
         tmp = self.ckpt / ".state.json.tmp"
         tmp.write_text(json.dumps(state, indent=1))
@@ -138,6 +141,7 @@ class Trainer:
         ot, ometa = W.load(self.ckpt / "optim.safetensors")
         _load_optim(self.opt, ot, ometa["optim"])
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
+        self.best_batch = state.get("best_batch", 0)
         return True
 
     def _scenes(self) -> dict | None:
@@ -153,6 +157,11 @@ class Trainer:
         if self.s.halve_every:
             return self.s.lr * 0.5 ** (step // self.s.halve_every)
         return self.s.lr
+
+    @property
+    def stale(self) -> int:
+        """Validations since the best one (the starting weights' counts as one when validated)."""
+        return sum(1 for r in self.history if "val" in r and r["batch"] > self.best_batch)
 
     def validate(self) -> dict:
         self.task.model.eval()
@@ -181,9 +190,11 @@ class Trainer:
         with _stop_on_signals([self]):
             self._loop(t0, bar)
         stopped_by_budget = self._budget_hit
-        if self._timed and stopped_by_budget:  # the budget is spent: the bar says so
+        if self._timed and (stopped_by_budget or self._early):  # the budget is spent or not needed
             bar.update(bar.total - bar.n)
-        if self.on_progress is not None and (stopped_by_budget or self.step >= self.s.batches):
+        if self._early and not bar.disable:
+            bar.write(f"{self.desc}: stopped at batch {self.step}, {self._early}", file=sys.stderr)
+        if self.on_progress is not None and (stopped_by_budget or self._early or self.step >= self.s.batches):
             self.on_progress(1.0)
         bar.close()
         self.save_checkpoint()
@@ -192,7 +203,8 @@ class Trainer:
         with open(self.out / "history.jsonl", "w") as f:
             for rec in self.history:
                 f.write(json.dumps(rec) + "\n")
-        return {"batches": self.step, "best": self.best, "stopped_by_budget": stopped_by_budget,
+        return {"batches": self.step, "best": self.best, "best_batch": self.best_batch,
+                "stopped_by_budget": stopped_by_budget, "stopped_early": self._early,
                 "interrupted": self.stop["signal"] is not None}
 
     @property
@@ -213,9 +225,14 @@ class Trainer:
     def _loop(self, t0, bar):
         stop = self.stop
         self._budget_hit = False
+        self._early = None  # why validation stopped the run (TrainSettings.patience), or None
         seen = 0
         while self.step < self.s.batches:
             if stop["signal"] is not None:
+                break
+            if self.s.patience and self.stale >= self.s.patience:
+                self._early = (f"no gain on validation in the last {self.stale} validations "
+                               f"(best at batch {self.best_batch})")
                 break
             if self.s.max_minutes is not None and (time.time() - t0) / 60 > self.s.max_minutes:
                 self._budget_hit = True
@@ -258,7 +275,7 @@ class Trainer:
                 rec["val"] = self.validate()
                 score = rec["val"].get(self.task.val_key)
                 if score is not None and (self.best is None or score > self.best):
-                    self.best = score
+                    self.best, self.best_batch = score, self.step
                     W.save(self.task.model.state_dict(), self.out / "best.safetensors",
                            self.task.metadata())
                 if not bar.disable:

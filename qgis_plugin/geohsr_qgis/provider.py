@@ -140,12 +140,13 @@ class SuperResolveAlgorithm(_GeohsrAlgorithm):
         p = QgsProcessingParameterEnum(self.DEVICE, "Device", options=DEVICES, defaultValue=0)
         p.setHelp("auto uses a CUDA GPU when present, else the CPU.")
         self.addParameter(p)
-        p = QgsProcessingParameterNumber(self.ADAPT, "Adapt to this scene for N minutes (0: no)",
+        p = QgsProcessingParameterNumber(self.ADAPT, "Adapt to this scene for up to N minutes (0: no)",
                                          QgsProcessingParameterNumber.Double, defaultValue=0.0,
                                          minValue=0.0, maxValue=600.0)
         p.setHelp("DualSR/CoarSR/DualSR-GLP, MulSR/IFMSR (with the guide), SNLSR/A-SNLSR: first fine-tune the network on "
                   "this scene at reduced resolution; a "
-                  "held-out strip decides whether the adapted weights are used (geohsr run --adapt).")
+                  "held-out strip decides whether the adapted weights are used, and ends the adaptation early "
+                  "once it stops improving (geohsr run --adapt).")
         self.addParameter(p)
         p = QgsProcessingParameterString(self.ADAPT_PSF, "Adaptation: how the scene is reduced", defaultValue="gaussian")
         p.setHelp("gaussian (gain 0.3 at Nyquist), gaussian:GAIN, bicubic (MATLAB, anti-aliased) or the path of a "
