@@ -109,7 +109,7 @@ def _read_region(cube, max_side: int):
 
 def split(ok: np.ndarray, scale: int, held_out: float = HELD_OUT, data: np.ndarray | None = None, sensor=None):
     """Training and held-out slices of the region: ``held_out`` of the longer side at one of its two
-    ends — with ``data`` (and the ``sensor`` model) the end with more detail for super-resolution
+    ends — with ``data`` and the ``sensor`` model (:class:`geohsr.sensor.SensorModel`) the end with more detail for super-resolution
     to restore (the larger error of the end reduced and brought back by bicubic), else the last.
     A held-out strip of flat ground scores every model alike and cannot judge the adaptation
     (``benchmarks/RESULTS.md``: ABU beach-2's last strip, bicubic at 62 dB). Chosen from the scene
@@ -143,10 +143,9 @@ def _detail(part: np.ndarray, s: int, sensor) -> float:
     """Mean squared difference between ``part`` and ``part`` reduced by ``sensor`` and brought back
     by bicubic: what super-resolution has to restore there."""
     from .degrade import bicubic_up
-    from .sensor import SensorModel
 
     part = part[:, :part.shape[1] // s * s, :part.shape[2] // s * s]
-    up = np.asarray(bicubic_up((sensor or SensorModel()).reduce(part, s), s), np.float32)
+    up = np.asarray(bicubic_up(sensor.reduce(part, s), s), np.float32)
     return float(np.mean((up - part) ** 2))
 
 

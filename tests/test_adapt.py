@@ -169,18 +169,20 @@ def test_the_held_out_strip_is_the_end_with_detail_to_restore():
     adaptation (ABU beach-2: its last strip is bicubic at 62 dB, and the strip kept the start while
     the adapted pair was +2.9 dB on a test part): with the scene, the end of the longer side with
     more detail is held out, the other end trained on."""
+    from geohsr.sensor import SensorModel
+
     ok = np.ones((48, 96), bool)
     rng = np.random.default_rng(0)
     data = np.full((3, 48, 96), 0.5, np.float32)
     data[:, :, :24] += 0.2 * rng.standard_normal((3, 48, 24)).astype(np.float32)  # texture at the first end
-    train, held = A.split(ok, 2, data=data)
+    train, held = A.split(ok, 2, data=data, sensor=SensorModel())
     assert held == (slice(None), slice(0, 24)) and train == (slice(None), slice(24, None))
     assert A.held_out_text(held, ok.shape).startswith("columns 0–23 of 96")
-    train, held = A.split(ok, 2, data=data[:, :, ::-1].copy())  # texture at the last end
+    train, held = A.split(ok, 2, data=data[:, :, ::-1].copy(), sensor=SensorModel())  # texture at the last end
     assert held == (slice(None), slice(72, None)) and train == (slice(None), slice(0, 72))
     assert A.held_out_text(held, ok.shape).startswith("columns 72–95 of 96")
     # rows when the scene is taller than wide; flat everywhere: the last end, as without the scene
-    train, held = A.split(ok.T, 2, data=np.full((3, 96, 48), 0.5, np.float32))
+    train, held = A.split(ok.T, 2, data=np.full((3, 96, 48), 0.5, np.float32), sensor=SensorModel())
     assert held == (slice(72, None), slice(None)) and A.held_out_text(held, (96, 48)).startswith("rows 72–95")
 
 

@@ -103,7 +103,6 @@ class Trainer:
         self.opt = torch.optim.Adam(task.model.parameters(), lr=settings.lr, betas=(0.9, 0.999), eps=1e-8)
         self.step = 0  # completed batches
         self.best: float | None = None
-        self.best_batch = 0  # the batch of the best validation (0: the start or none yet)
         self.history: list[dict] = []
         self.stop = {"signal": None}  # set (by a signal handler or run_together) to stop after the batch
         self.position = 0  # the progress bar's line (run_together: one line per trainer)
@@ -120,7 +119,7 @@ class Trainer:
         W.save(self.task.model.state_dict(), self.ckpt / "model.safetensors")
         t, meta = _optim_tensors(self.opt)
         W.save(t, self.ckpt / "optim.safetensors", {"optim": meta})
-        state = {"step": self.step, "best": self.best, "best_batch": self.best_batch, "history": self.history,
+        state = {"step": self.step, "best": self.best, "history": self.history,
                  "settings": asdict(self.s), "scenes": self._scenes()}
         tmp = self.ckpt / ".state.json.tmp"
         tmp.write_text(json.dumps(state, indent=1))
@@ -141,7 +140,6 @@ class Trainer:
         ot, ometa = W.load(self.ckpt / "optim.safetensors")
         _load_optim(self.opt, ot, ometa["optim"])
         self.step, self.best, self.history = state["step"], state["best"], state["history"]
-        self.best_batch = state.get("best_batch", 0)
         return True
 
     def _scenes(self) -> dict | None:
@@ -157,6 +155,12 @@ class Trainer:
         if self.s.halve_every:
             return self.s.lr * 0.5 ** (step // self.s.halve_every)
         return self.s.lr
+
+    @property
+    def best_batch(self) -> int:
+        """The batch of the best validation (0: the starting weights', or none yet)."""
+        return next((r["batch"] for r in self.history if "val" in r
+                     and r["val"].get(self.task.val_key) == self.best), 0)
 
     @property
     def stale(self) -> int:
@@ -275,7 +279,7 @@ class Trainer:
                 rec["val"] = self.validate()
                 score = rec["val"].get(self.task.val_key)
                 if score is not None and (self.best is None or score > self.best):
-                    self.best, self.best_batch = score, self.step
+                    self.best = score
                     W.save(self.task.model.state_dict(), self.out / "best.safetensors",
                            self.task.metadata())
                 if not bar.disable:
