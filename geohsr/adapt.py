@@ -19,9 +19,10 @@ costs the same on 30 or 400 bands and a budget of N minutes is N minutes of step
 
 Every network the method runs adapts: DualSR at an even scale runs CoarSR ×s and, in its fine
 stage, CoarSR ×s/2, and both are fine-tuned (on the CPU side by side, each for the whole budget
-with half of torch's threads; otherwise one after the other, the budget shared; the ×s/2 one into the
-sub-folder ``x<s/2>/``, named in the ×s file's metadata as its companion, so that file alone is a
-complete ``--weights`` value). Adapting only the ×s network let the ×s/2 one, still tuned to
+with half of torch's threads, all of them for the one still training once the other stops;
+otherwise one after the other, the budget shared; the ×s/2 one into the sub-folder ``x<s/2>/``,
+named in the ×s file's metadata as its companion, so that file alone is a complete ``--weights``
+value). Adapting only the ×s network let the ×s/2 one, still tuned to
 another blur, pull the result back (``benchmarks/RESULTS.md``).
 
 ``adapt(...)`` (``geohsr adapt``, ``geohsr run --adapt N``, ``superresolve(..., adapt=...)``)
@@ -266,7 +267,8 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
                                 "held_out_psnr_db": {"before": round(r.before, 3), "after": round(
                                     float(r.result["best"]) if r.result["best"] is not None else r.before, 3)}}
                      for ws, r in runs.items()},
-        "networks_trained": (f"side by side, {len(scales)} at once, each for the whole budget"
+        "networks_trained": (f"side by side, {len(scales)} at once, each for the whole budget; "
+                             "a network that stops first gives its threads to the rest"
                              if together else "one after the other, the budget shared equally"),
         **_run_record(improved, run, command, device, adapted, "scene"),
     }

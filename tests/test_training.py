@@ -213,6 +213,46 @@ def test_trainers_side_by_side_train_as_they_would_alone(tmp_path):
             assert torch.equal(x, y), k
 
 
+def test_a_trainer_that_ends_gives_its_threads_to_the_one_still_running(tmp_path):
+    """run_together on 2 threads: one thread each while both run; once the short run ends, the
+    other trains on both from its next batch; afterwards the caller's count is back."""
+    import threading
+    import time
+
+    from geohsr.train.trainer import run_together
+
+    tasks = [_task(seed=k) for k in (1, 2)]
+    trainers = [Trainer(tasks[0], tmp_path / "long", TrainSettings(lr=1e-3, batch=2, batches=4, val_every=10, seed=3)),
+                Trainer(tasks[1], tmp_path / "short", TrainSettings(lr=1e-3, batch=2, batches=1, val_every=10, seed=3))]
+    long_started, seen = threading.Event(), []
+    orig_long, orig_short = tasks[0].train_batch, tasks[1].train_batch
+
+    def long_batch(batch, opt):
+        seen.append(torch.get_num_threads())
+        long_started.set()
+        if len(seen) == 2:  # hold the long run until the short one has ended
+            t0 = time.time()
+            while trainers[0].threads != 2 and time.time() - t0 < 60:
+                time.sleep(0.01)
+        return orig_long(batch, opt)
+
+    def short_batch(batch, opt):
+        assert long_started.wait(60)  # both are running
+        return orig_short(batch, opt)
+
+    tasks[0].train_batch, tasks[1].train_batch = long_batch, short_batch
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        res = run_together(trainers, progress=False)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(threads)
+    assert [r["batches"] for r in res] == [4, 1]
+    assert seen == [1, 1, 2, 2]
+    assert [tr.threads for tr in trainers] == [None, None]
+
+
 def test_sigint_stops_trainers_side_by_side_at_batch_boundaries(tmp_path):
     import os
     import signal

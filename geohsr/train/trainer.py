@@ -108,6 +108,9 @@ class Trainer:
         self.position = 0  # the progress bar's line (run_together: one line per trainer)
         self.desc = f"train {task.name}"  # the progress bar's label
         self.on_progress = None  # called with the fraction of the budget done after each batch
+        # torch CPU threads for this trainer's own thread, applied before each batch (run_together
+        # raises it when a trainer beside it ends; torch's thread count is per calling thread)
+        self.threads: int | None = None
 
     # -- checkpoints ------------------------------------------------------------------------
     @property
@@ -241,6 +244,8 @@ class Trainer:
             if self.s.max_minutes is not None and (time.time() - t0) / 60 > self.s.max_minutes:
                 self._budget_hit = True
                 break
+            if self.threads and torch.get_num_threads() != self.threads:
+                torch.set_num_threads(self.threads)
             rng = np.random.default_rng([self.s.seed, self.step])
             batch = self.task.sample(rng, self.s.batch)
             for g in self.opt.param_groups:
@@ -313,20 +318,36 @@ def _stop_on_signals(trainers):
 def run_together(trainers: list[Trainer], *, resume: bool = False, progress: bool = True) -> list[dict]:
     """Run ``trainers`` at the same time, each in its own thread with an equal share of torch's CPU
     threads (restored afterwards), each with its own progress line; Ctrl-C / SIGTERM stop them
-    all at a batch boundary, an error in one stops the others and is raised. On the CPU two
-    band-recurrent networks side by side with one thread each take ~1.2× the batches of the same
-    two one after the other with two threads (the recurrence's small steps leave cores idle;
-    ``benchmarks/RESULTS.md``, "side by side")."""
+    all at a batch boundary, an error in one stops the others and is raised. When one ends (its
+    budget spent, or validation stopped gaining) its threads go to those still running, from their
+    next batch. On the CPU two band-recurrent networks side by side with one thread each take ~1.2×
+    the batches of the same two one after the other with two threads (the recurrence's small steps
+    leave cores idle; ``benchmarks/RESULTS.md``, "side by side")."""
     if len(trainers) == 1:
         return [trainers[0].run(resume=resume, progress=progress)]
     threads = torch.get_num_threads()
+    running, lock = list(trainers), threading.Lock()
+
+    def share():  # torch's threads split over the trainers still running, at least one each
+        for k, tr in enumerate(running):
+            tr.threads = max(1, threads // len(running) + (k < threads % len(running)))
+
+    def run_one(tr):
+        try:
+            return tr.run(resume=resume, progress=progress)
+        finally:
+            with lock:
+                running.remove(tr)
+                share()
+
+    share()
     torch.set_num_threads(max(1, threads // len(trainers)))
     for i, tr in enumerate(trainers):
         tr.position = i
     pool = cf.ThreadPoolExecutor(len(trainers), thread_name_prefix="geohsr-train")
     try:
         with _stop_on_signals(trainers):
-            futures = [pool.submit(tr.run, resume=resume, progress=progress) for tr in trainers]
+            futures = [pool.submit(run_one, tr) for tr in trainers]
             pending = set(futures)
             while pending:  # short waits: the main thread must come back to run signal handlers
                 done, pending = cf.wait(pending, timeout=0.5, return_when=cf.FIRST_EXCEPTION)
@@ -337,6 +358,8 @@ def run_together(trainers: list[Trainer], *, resume: bool = False, progress: boo
     finally:
         pool.shutdown(wait=True)
         torch.set_num_threads(threads)
+        for tr in trainers:
+            tr.threads = None
 
 
 def _names(scenes: list[str], shown: int = 3) -> str:
