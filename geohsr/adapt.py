@@ -412,7 +412,7 @@ def _conclude(spec, s, run, out: Path, start: str, weights, command, device, wha
 
 def _check_budget(minutes) -> None:
     if minutes is not None and minutes <= 0:
-        raise InputError(f"--adapt needs a positive number of minutes, got {minutes}")
+        raise InputError(f"the adaptation budget must be a positive number of minutes (--adapt N, --minutes N), got {minutes}")
 
 
 def _out_dir(out) -> Path:

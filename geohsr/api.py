@@ -103,9 +103,15 @@ def auto_method(cube, scale, guide=None, device="auto", mtf="measure") -> tuple[
     :func:`superresolve`); without, DualSR where shipped weights cover the scale, else bicubic.
     Returns the method and the attrs that record the choice."""
     if guide is None:
-        from .methods import default_method
+        from .methods import default_method, dualsr_scales
 
-        return default_method(int(scale)), {}
+        name = default_method(int(scale))
+        if name == "bicubic":  # say why, so a user asking ×5 or ×7 is not surprised by bicubic
+            s, have = int(scale), ", ".join(f"×{k}" for k in dualsr_scales()) or "none"
+            why = (f"no DualSR weights for ×{s}, `geohsr train dualsr --scale {s}` makes them"
+                   if s in get_method("dualsr").scales else f"DualSR does not run at ×{s}")
+            return name, {"geohsr_auto": f"auto: bicubic ({why}; shipped DualSR scales: {have})"}
+        return name, {}
     from .select import choose, summary
 
     name, table = choose(cube, guide, int(scale), device=device, mtf=mtf)

@@ -91,9 +91,15 @@ def with_companions(paths: list[str]) -> dict[int, str]:
     return out
 
 
+def _require_file(path) -> None:
+    if not Path(path).is_file():
+        raise WeightsError(f"{path}: weights file not found; check --weights or reinstall geohsr")
+
+
 def read_metadata(path) -> dict:
     from safetensors import safe_open
 
+    _require_file(path)
     try:
         with safe_open(str(path), framework="numpy") as f:  # the header only: no torch needed
             meta = f.metadata() or {}
@@ -114,8 +120,7 @@ def load(path, expected_sha256: str | None = None) -> tuple[dict[str, torch.Tens
     When no hash is given, a ``<file>.sha256`` beside the file (if any) is checked.
     """
     path = Path(path)
-    if not path.is_file():
-        raise WeightsError(f"{path}: weights file not found; check --weights or reinstall geohsr")
+    _require_file(path)
     if path.suffix != ".safetensors":
         raise WeightsError(f"{path}: only .safetensors weights are loaded (no pickle files); "
                            "convert with safetensors.torch.save_file")

@@ -114,6 +114,8 @@ ERROR_CASES = [
     ("unknown device", ["run", "{good}", "--device", "tpu", "-o", "{tmp}/d.tif"], "unknown device 'tpu'"),
     ("weights missing", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/nope.safetensors", "-o", "{tmp}/w.tif"], "weights file not found"),
     ("pickle weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/model.pth", "-o", "{tmp}/w.tif"], "only .safetensors"),
+    ("weights missing, default method", ["run", "{good}", "-m", "dualsr", "-s", "2", "--weights", "{tmp}/nope.safetensors", "-o", "{tmp}/w.tif"], "weights file not found"),
+    ("adaptation budget not positive", ["adapt", "{good}", "-s", "2", "--minutes", "-2", "--out", "{tmp}/ad"], "positive number of minutes"),
     ("corrupt weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/garbage.safetensors", "-o", "{tmp}/w.tif"], "not a valid safetensors"),
     ("tampered weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tampered}", "-o", "{tmp}/w.tif"], "does not match the expected"),
     ("weights of another scale", ["run", "{good}", "-m", "coarsr", "-s", "4", "--weights", "{w2}", "-o", "{tmp}/w.tif"], "weights are for ×2, not ×4"),

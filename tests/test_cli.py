@@ -184,6 +184,14 @@ def test_auto_method_picks_dualsr_only_where_weights_cover_the_scale(tmp_path, m
     assert default_method(2) == "dualsr" and default_method(4) == "dualsr"
     assert default_method(8) == "bicubic" and default_method(3) == "bicubic"
     assert W.find("coarsr", 4)["file"] == "b.safetensors"
+    # where auto falls back to bicubic it says why (the CLI prints it; the product's tags keep it)
+    from geohsr.api import auto_method
+
+    assert auto_method(None, 4) == ("dualsr", {})
+    name, notes = auto_method(None, 3)
+    assert name == "bicubic" and "no DualSR weights for ×3, `geohsr train dualsr --scale 3`" in notes["geohsr_auto"]
+    assert "shipped DualSR scales: ×2, ×4" in notes["geohsr_auto"]
+    assert "DualSR does not run at ×7" in auto_method(None, 7)[1]["geohsr_auto"]
 
 
 @pytest.mark.parametrize("fmt", ["GTiff", "Zarr"])  # the streamed and the dask path

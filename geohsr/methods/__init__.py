@@ -301,14 +301,17 @@ def trainable() -> list[MethodSpec]:
     return [s for s in specs() if s.train is not None]
 
 
-def default_method(scale: int) -> str:
-    """``auto``: DualSR where shipped weights cover ×scale (and ×scale/2), else bicubic."""
+def dualsr_scales() -> list[int]:
+    """The scales at which shipped (or installed) weights run DualSR: ×s and, for its fine stage, ×s/2."""
     from ..weights import find
 
     dualsr = get_method("dualsr")
-    s = int(scale)
-    ready = s in dualsr.scales and all(find("coarsr", w) for w in dualsr.scales_of_weights(s))
-    return "dualsr" if ready else "bicubic"
+    return [s for s in dualsr.scales if all(find("coarsr", w) for w in dualsr.scales_of_weights(s))]
+
+
+def default_method(scale: int) -> str:
+    """``auto``: DualSR where shipped weights cover ×scale (and ×scale/2), else bicubic."""
+    return "dualsr" if int(scale) in dualsr_scales() else "bicubic"
 
 
 def get_method(name: str) -> MethodSpec:
