@@ -218,9 +218,9 @@ def adapt(cube, method: str = "dualsr", scale: int = 4, *, minutes: float = 10.0
     picked = weights is None
     if weights is None and spec.pick_weights is not None:  # the shipped weights that suit this scene
         weights = spec.pick_weights(s, cube)
+    start, shipped = _start_weights(spec.name, s, weights)  # missing weights fail before the scene is read
     data, ok, good, origin = _read_region(cube, MAX_SIDE)
     train_sl, held_sl = split(ok, s, data=data, sensor=sensor)
-    start, shipped = _start_weights(spec.name, s, weights)
     shipped = shipped or picked  # kept starting weights = the shipped ones this scene gets by default
     out = _out_dir(out)
     # every network the method runs at ×s adapts: DualSR's fine stage pulls the ×s output towards
