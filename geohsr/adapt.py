@@ -22,8 +22,8 @@ stage, CoarSR ×s/2, and both are fine-tuned (on the CPU side by side, each for 
 with half of torch's threads, all of them for the one still training once the other stops;
 otherwise one after the other, the budget shared; the ×s/2 one into the sub-folder ``x<s/2>/``,
 named in the ×s file's metadata as its companion, so that file alone is a complete ``--weights``
-value). Adapting only the ×s network let the ×s/2 one, still tuned to
-another blur, pull the result back (``benchmarks/RESULTS.md``).
+value). Adapting only the ×s network let the ×s/2 one, still tuned to another blur, pull the
+result back (``benchmarks/RESULTS.md``).
 
 ``adapt(...)`` (``geohsr adapt``, ``geohsr run --adapt N``, ``superresolve(..., adapt=...)``)
 writes ``best.safetensors`` and ``card.json`` into its output folder and returns an
@@ -412,7 +412,8 @@ def _conclude(spec, s, run, out: Path, start: str, weights, command, device, wha
 
 def _check_budget(minutes) -> None:
     if minutes is not None and minutes <= 0:
-        raise InputError(f"the adaptation budget must be a positive number of minutes (--adapt N, --minutes N), got {minutes}")
+        raise InputError(f"the adaptation budget must be a positive number of minutes (--adapt N, --minutes N), "
+                         f"got {minutes}")
 
 
 def _out_dir(out) -> Path:
