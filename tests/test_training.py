@@ -180,33 +180,41 @@ def test_sigint_stops_at_a_batch_boundary_with_a_checkpoint(tmp_path):
     assert state["step"] == 3
 
 
-def _one_thread(fn):
+def _with_threads(n, fn):
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         return fn()
     finally:
         torch.set_num_threads(threads)
 
 
+def _one_thread(fn):
+    return _with_threads(1, fn)
+
+
+def _together_on_two_threads(trainers):
+    """run_together with torch on 2 threads; the caller's count is back afterwards."""
+    from geohsr.train.trainer import run_together
+
+    def run():
+        res = run_together(trainers, progress=False)
+        assert torch.get_num_threads() == 2
+        return res
+
+    return _with_threads(2, run)
+
+
 def test_trainers_side_by_side_train_as_they_would_alone(tmp_path):
     """run_together: each trainer in its own thread with its share of the cores trains exactly
     as it does alone on that many threads, each with its own progress line; torch's thread count
     comes back."""
-    from geohsr.train.trainer import run_together
-
     s = TrainSettings(lr=1e-3, batch=2, batches=4, val_every=2, ckpt_every=2, seed=3)
     alone = [_task(seed=k) for k in (1, 2)]
     _one_thread(lambda: [Trainer(t, tmp_path / f"alone{i}", s).run(progress=False) for i, t in enumerate(alone)])
     tasks = [_task(seed=k) for k in (1, 2)]
     trainers = [Trainer(t, tmp_path / f"together{i}", s) for i, t in enumerate(tasks)]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        res = run_together(trainers, progress=False)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)
+    res = _together_on_two_threads(trainers)
     assert [r["batches"] for r in res] == [4, 4] and [t.position for t in trainers] == [0, 1]
     for a, b in zip(alone, tasks):
         for (k, x), y in zip(a.model.state_dict().items(), b.model.state_dict().values()):
@@ -218,8 +226,6 @@ def test_a_trainer_that_ends_gives_its_threads_to_the_one_still_running(tmp_path
     other trains on both from its next batch; afterwards the caller's count is back."""
     import threading
     import time
-
-    from geohsr.train.trainer import run_together
 
     tasks = [_task(seed=k) for k in (1, 2)]
     trainers = [Trainer(tasks[0], tmp_path / "long", TrainSettings(lr=1e-3, batch=2, batches=4, val_every=10, seed=3)),
@@ -241,13 +247,7 @@ def test_a_trainer_that_ends_gives_its_threads_to_the_one_still_running(tmp_path
         return orig_short(batch, opt)
 
     tasks[0].train_batch, tasks[1].train_batch = long_batch, short_batch
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    try:
-        res = run_together(trainers, progress=False)
-        assert torch.get_num_threads() == 2
-    finally:
-        torch.set_num_threads(threads)
+    res = _together_on_two_threads(trainers)
     assert [r["batches"] for r in res] == [4, 1]
     assert seen == [1, 1, 2, 2]
     assert [tr.threads for tr in trainers] == [None, None]
