@@ -68,9 +68,12 @@ def main() -> None:
     ap.add_argument("--ensemble", action="store_true",
                     help="also DualSR with the remote-sensing weights and ensemble=True (8 flips/rotations)")
     ap.add_argument("--only-ensemble", action="store_true", help="bicubic and the ensemble row only")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="JSON-lines file for the rows (default: results/rs_weights[_<split>].jsonl, the recorded "
+                         "rows of the shipped weights; give another file for experiments so those stay)")
     a = ap.parse_args()
     scenes = a.scenes or ",".join(RS_SPLIT[a.split])
-    out = OUT if a.split == "test" else OUT.with_name(f"rs_weights_{a.split}.jsonl")
+    out = a.out or (OUT if a.split == "test" else OUT.with_name(f"rs_weights_{a.split}.jsonl"))
     rs = {int(k): v for k, v in (p.split("=", 1) for p in a.rs.split(","))} if a.rs else shipped("remote sensing")
     cave = shipped("CAVE")
     machine = {"platform": platform.platform(), "torch": torch.__version__}

@@ -68,6 +68,27 @@ def test_budget_stops_with_a_checkpoint(tmp_path):
     assert (tmp_path / "r" / "best.safetensors").exists()
 
 
+def test_progress_with_minutes_and_batches_follows_whichever_ends_first(tmp_path, capsys):
+    """`geohsr train --batches 4 --max-minutes 60`: the batches end the run long before the hour,
+    so the progress (QGIS's bar, the terminal bar's ETA) follows them, not the minutes; with a
+    time budget alone it follows the clock (scene adaptation's budget)."""
+    seen = []
+    tr = Trainer(_task(), tmp_path / "r", TrainSettings(lr=1e-3, batch=2, batches=4, val_every=100,
+                                                        ckpt_every=100, max_minutes=60))
+    tr.on_progress = seen.append
+    tr.run(progress=True)
+    assert seen[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0]) and seen[-1] == 1.0
+    bar = capsys.readouterr().err.replace("\r", "\n").splitlines()
+    assert "batch=4" in bar[-1] and "3600" not in bar[-1]  # the bar's total is the batches' time
+    seen.clear()  # 1000 batches in 1.2 s: the minutes end the run, the progress follows the clock
+    tr = Trainer(_task(), tmp_path / "t", TrainSettings(lr=1e-3, batch=2, batches=1000, val_every=1000,
+                                                        ckpt_every=1000, max_minutes=0.02))
+    tr.on_progress = seen.append
+    res = tr.run(progress=False)
+    assert res["stopped_by_budget"] and res["batches"] < 1000 and seen[-1] == 1.0
+    assert seen[-2] > 0.3 and all(0 <= a <= b <= 1 for a, b in zip(seen, seen[1:]))
+
+
 def test_validation_stops_a_run_that_stopped_gaining(tmp_path):
     """``patience``: after that many validations in a row without a new best the run stops (scene
     adaptation: a small scene's held-out part peaks within a few dozen batches, then declines);

@@ -186,8 +186,9 @@ class Trainer:
             self._validate_start(progress)
         t0 = time.time()
         self.task.model.train()
-        # a time budget without a batch budget: the bar counts minutes, so its ETA is the budget's
-        self._timed = self.s.max_minutes is not None and self.s.batches >= TIME_ONLY
+        # a time budget: the bar counts seconds, so its ETA is the budget's (or, with a batch budget
+        # too, whichever of the two ends the run first at the speed so far: see _loop)
+        self._timed = self.s.max_minutes is not None
         bar = tqdm(total=round(self.s.max_minutes * 60) if self._timed else self.s.batches,
                    initial=0 if self._timed else self.step, disable=not progress, file=sys.stderr,
                    desc=self.desc, dynamic_ncols=True, unit="s" if self._timed else "it",
@@ -197,7 +198,7 @@ class Trainer:
         with _stop_on_signals([self]):
             self._loop(t0, bar)
         stopped_by_budget = self._budget_hit
-        if self._timed and (stopped_by_budget or self._early):  # the budget is spent or not needed
+        if self._timed and (stopped_by_budget or self._early or self.step >= self.s.batches):  # done
             bar.update(bar.total - bar.n)
         if self._early and not bar.disable:
             bar.write(f"{self.desc}: stopped at batch {self.step}, {self._early}", file=sys.stderr)
@@ -233,7 +234,7 @@ class Trainer:
         stop = self.stop
         self._budget_hit = False
         self._early = None  # why validation stopped the run (TrainSettings.patience), or None
-        seen = 0
+        seen, first = 0, self.step
         while self.step < self.s.batches:
             if stop["signal"] is not None:
                 break
@@ -271,13 +272,17 @@ class Trainer:
             self.step += 1
             seen += self.s.batch
             if self._timed:
-                bar.update(min(bar.total, round(time.time() - t0)) - bar.n)
+                elapsed, total = time.time() - t0, 60 * self.s.max_minutes
+                if self.s.batches < TIME_ONLY:  # the batches may run out before the minutes do
+                    total = min(total, elapsed * (self.s.batches - first) / (self.step - first))
+                    bar.total = max(1, round(total))
+                bar.update(min(bar.total, round(elapsed)) - bar.n)
             else:
                 bar.update(1)
             if self.on_progress is not None:
-                self.on_progress((time.time() - t0) / (60 * self.s.max_minutes) if self._timed
-                                 else self.step / self.s.batches)
-            bar.set_postfix(loss=f"{loss:.4f}", lr=f"{self.lr_at(self.step - 1):.1e}",
+                self.on_progress(min(1.0, elapsed / total) if self._timed else self.step / self.s.batches)
+            bar.set_postfix(**({"batch": self.step} if self._timed else {}), loss=f"{loss:.4f}",
+                            lr=f"{self.lr_at(self.step - 1):.1e}",
                             samples_s=f"{seen / max(time.time() - t0, 1e-9):.2f}")
             rec = {"batch": self.step, "loss": loss, "time_s": round(time.time() - t0, 1)}
             if self.step % self.s.val_every == 0 or self.step == self.s.batches:
