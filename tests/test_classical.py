@@ -124,7 +124,7 @@ def test_dualsr_glp_is_dualsr_plus_the_guide_detail_mtf_glp_would_add():
     peak = float(hr.max()) * 3000.0
     p = metrics.psnr(out.values / peak, hr * 3000.0 / peak)
     assert p > metrics.psnr(parts[0] / peak, hr * 3000.0 / peak) + 0.5  # the guide detail helps DualSR
-    assert "dualsr-glp" in candidates(2) and "dualsr-glp" not in candidates(5)  # no x5 weights shipped
+    assert "dualsr-glp" in candidates(2) and "dualsr-glp" not in candidates(7)  # DualSR does not run at ×7
 
 
 def _measured(attrs) -> float:

@@ -177,6 +177,9 @@ def test_remote_sensing_weights_reproduce_their_card_and_are_picked_by_wavelengt
                          Affine(30, 0, 0, 0, -30, 0), "EPSG:32633")
     out = geohsr.superresolve(cube, "dualsr", scale, dtype="float32", clip="none")
     assert e["file"] in out.attrs["geohsr_weights"]
+    from geohsr.methods import default_method
+
+    assert default_method(scale) == "dualsr"  # `geohsr run -s N` (auto) takes them without a guide
     got = metrics.psnr(np.clip(out.values, 0, 1), hr)
     assert got == pytest.approx(e["held_out_metrics"]["per_scene"][scene]["dualsr_rs"], abs=0.05)
     if scale == 4:
