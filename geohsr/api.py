@@ -106,7 +106,7 @@ def auto_method(cube, scale, guide=None, device="auto", mtf="measure") -> tuple[
         from .methods import default_method, dualsr_scales
 
         name = default_method(int(scale))
-        if name == "bicubic":  # say why, so a user asking ×7 (or a scale whose weights are missing) is not surprised by bicubic
+        if name == "bicubic":  # say why, so a user asking ×7 (or a scale with no weights) is not surprised
             s, have = int(scale), ", ".join(f"×{k}" for k in dualsr_scales()) or "none"
             why = (f"no DualSR weights for ×{s}, `geohsr train dualsr --scale {s}` makes them"
                    if s in get_method("dualsr").scales else f"DualSR does not run at ×{s}")
