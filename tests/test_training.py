@@ -251,20 +251,20 @@ def test_a_trainer_that_ends_gives_its_threads_to_the_one_still_running(tmp_path
     tasks = [_task(seed=k) for k in (1, 2)]
     trainers = [Trainer(tasks[0], tmp_path / "long", TrainSettings(lr=1e-3, batch=2, batches=4, val_every=10, seed=3)),
                 Trainer(tasks[1], tmp_path / "short", TrainSettings(lr=1e-3, batch=2, batches=1, val_every=10, seed=3))]
-    long_started, seen = threading.Event(), []
+    long_second, seen = threading.Event(), []
     orig_long, orig_short = tasks[0].train_batch, tasks[1].train_batch
 
     def long_batch(batch, opt):
         seen.append(torch.get_num_threads())
-        long_started.set()
-        if len(seen) == 2:  # hold the long run until the short one has ended
+        if len(seen) == 2:  # the short run goes on only now, then the long one waits for it to end
+            long_second.set()
             t0 = time.time()
             while trainers[0].threads != 2 and time.time() - t0 < 60:
                 time.sleep(0.01)
         return orig_long(batch, opt)
 
     def short_batch(batch, opt):
-        assert long_started.wait(60)  # both are running
+        assert long_second.wait(60)  # both are running, the long one into its second batch
         return orig_short(batch, opt)
 
     tasks[0].train_batch, tasks[1].train_batch = long_batch, short_batch
