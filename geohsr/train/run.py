@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import math
 import platform
 import sys
 import time
@@ -149,6 +150,55 @@ def _grow(model: torch.nn.Module, fit: dict) -> list[str]:
     return grown
 
 
+class _Widened(dict):
+    n_old = n_new = 0
+
+
+def _widen(model: torch.nn.Module, tensors: dict) -> _Widened:
+    """Weights of a narrower config (fewer features, e.g. ``compact``'s 32 into ``paper``'s 64)
+    placed into ``model``'s wider tensors, function-preserving: each feature dimension (a channel
+    count that is a multiple of the file's feature count: concatenations of feature blocks such as
+    a 3n→n fusion take block ``k``'s channel ``c`` to ``k·n_new + c``; a sub-pixel convolution's
+    output keeps its prefix, which PixelShuffle turns into the first ``n_old`` channels) holds
+    the file's values at the mapped places; the weights from added input channels into the file's
+    output channels are zero, so the added channels (freshly initialised) change nothing the
+    file's channels compute until training makes them. Empty when nothing needs widening."""
+    own = model.state_dict()
+    pairs = {k: (v, own[k]) for k, v in tensors.items() if k in own and v.ndim == own[k].ndim
+             and tuple(v.shape) != tuple(own[k].shape)}
+    out = _Widened()
+    if not pairs or any(any(a > b for a, b in zip(v.shape, o.shape)) for v, o in pairs.values()):
+        return out
+    grow = {(b // a) for v, o in pairs.values() for a, b in zip(v.shape, o.shape) if a != b and b % a == 0}
+    if len(grow) != 1 or any(b != a and b % a for v, o in pairs.values() for a, b in zip(v.shape, o.shape)):
+        return out
+    r = grow.pop()
+    n_old = math.gcd(*[a for v, o in pairs.values() for a, b in zip(v.shape, o.shape) if a != b])
+    subpixel = set()  # convolutions whose output a PixelShuffle rearranges: their outputs keep the prefix
+    for name, m in model.named_modules():
+        kids = list(m.named_children())
+        for (a, _), (_, nxt) in zip(kids, kids[1:]):
+            if isinstance(nxt, torch.nn.PixelShuffle):
+                subpixel.add(f"{name}.{a}" if name else a)
+
+    def index(size_old: int, prefix: bool) -> torch.Tensor:
+        if prefix or size_old < n_old:
+            return torch.arange(size_old)
+        return torch.cat([k * n_old * r + torch.arange(n_old) for k in range(size_old // n_old)])
+
+    for k, (v, o) in pairs.items():
+        new = o.clone()
+        module = k.split(".parametrizations.")[0] if ".parametrizations." in k else k.rsplit(".", 1)[0]
+        idx = [index(a, prefix=(d == 0 and module in subpixel)) if a != b else torch.arange(a)
+               for d, (a, b) in enumerate(zip(v.shape, o.shape))]
+        if v.ndim >= 2 and v.shape[1] != o.shape[1]:  # file's outputs read nothing from added inputs
+            new[idx[0][:, None], :] = 0
+        new[torch.meshgrid(*idx, indexing="ij")] = v.to(new.dtype)
+        out[k] = new
+    out.n_old, out.n_new = n_old, n_old * r
+    return out
+
+
 def _initialise(model: torch.nn.Module, init) -> dict:
     """Load ``init`` (safetensors) into ``model``. Weights of another scale fit except for the
     scale-dependent layers (CoarSR's sub-pixel upsampler): those keep their fresh initialisation
@@ -159,6 +209,9 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     init = Path(init)
     tensors, meta = W.load(init)
     own = model.state_dict()
+    widened = _widen(model, tensors)
+    if widened:
+        tensors = {**tensors, **widened}
     fit = {k: v for k, v in tensors.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
     total = sum(v.numel() for v in own.values())
     share = sum(own[k].numel() for k in fit) / max(total, 1)
@@ -170,6 +223,10 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     info = {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
             "scale": meta.get("scale")}
     grown = _grow(model, fit)
+    if widened:
+        info["widened"] = (f"{len(widened)} tensors widened from {widened.n_old} to {widened.n_new} features "
+                           "(the added channels feed nothing the file's channels compute, so the wider "
+                           "network starts from the file's output)")
     if grown:
         info["grown"] = f"{len(grown)} residual blocks added as the identity (a deeper config than the file's)"
     fresh = sorted(k for k in own if k not in fit and not any(k.startswith(g + ".") for g in grown))

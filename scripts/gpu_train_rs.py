@@ -1,0 +1,211 @@
+"""Train remote-sensing CoarSR weights on a lent GPU machine that has no ``../shared/data``.
+
+The device machine gets only this repository (64 MiB at most) and has no rasterio; so:
+
+1. here: ``python scripts/gpu_train_rs.py pack .gpu`` writes the remote-sensing *training* and
+   *validation* scenes (``geohsr.train.data.rs_scenes``, test scenes never) as 16-bit
+   band-difference ``.xz`` files (each scene divided by its maximum as the readers do, then
+   rounded to 1/65535: the quantisation error, below 8e-6, is far below the data's noise);
+2. there: ``python scripts/gpu_train_rs.py train .gpu --out $OUT ...`` runs ``train_method`` on
+   those scenes (the same split, the card names the same scenes) — several runs side by side on
+   the one GPU, whose small per-band steps leave it mostly idle — after a short timing of the
+   network's training and inference steps (fp32 and bf16), written to ``timing.json``.
+
+The resulting ``best.safetensors`` + ``card.json`` are scored here on the test scenes with
+``benchmarks/bench_rs_weights.py``, never there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import lzma
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def pack(root: Path, dest: Path) -> None:
+    from geohsr.train.data import rs_scenes
+
+    dest.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for split in ("train", "val"):
+        for sc in rs_scenes(root, split):
+            q = np.round(np.clip(sc.cube, 0, 1) * 65535).astype(np.uint16)
+            d = np.diff(q, axis=0, prepend=np.uint16(0))  # modulo 2**16; mostly small numbers, which lzma packs well
+            (dest / f"{sc.name}.xz").write_bytes(lzma.compress(d.tobytes()))
+            index[sc.name] = {"split": split, "shape": list(sc.cube.shape),
+                              "wavelength": None if sc.wavelength is None else [float(v) for v in sc.wavelength]}
+    (dest / "index.json").write_text(json.dumps(index) + "\n")
+    print(f"packed {len(index)} scenes into {dest}")
+
+
+def unpack(src: Path):
+    from geohsr.train.data import Scene
+
+    index = json.loads((src / "index.json").read_text())
+    out = {"train": [], "val": []}
+    for name, e in index.items():
+        d = np.frombuffer(lzma.decompress((src / f"{name}.xz").read_bytes()), np.uint16).reshape(e["shape"])
+        cube = (np.cumsum(d, axis=0, dtype=np.uint16) / 65535.0).astype(np.float32)
+        wl = None if e["wavelength"] is None else np.asarray(e["wavelength"])
+        out[e["split"]].append(Scene(name, cube, wl))
+    return out["train"], out["val"]
+
+
+def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5, bands: int = 224) -> None:
+    """Seconds per training batch (paper and compact ×4, fp32 and bf16) and inference speed."""
+    import torch
+
+    from geohsr.methods.dualsr.net import CoarSR
+    from geohsr.methods.dualsr.config import CONFIGS
+
+    dev = torch.device(device)
+    cuda = dev.type == "cuda"
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    rec = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__,
+           "batch": batch_size, "lr_patch": 16, "bands_per_batch": 32}
+    for cfg in ("compact", "paper"):
+        for amp in ((False, True) if cuda else (False,)):  # bf16 on a CPU without it: minutes
+            torch.manual_seed(0)
+            m = CoarSR(4, CONFIGS[cfg].arch).to(dev)
+            opt = torch.optim.Adam(m.parameters(), 1e-4)
+            lr = torch.rand(batch_size, 32, 16, 16, device=dev)
+            bic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic")
+            hr = bic + 0.01
+
+            def batch():
+                state = None
+                for i in range(lr.shape[1]):
+                    x, g2, g3 = m.band_inputs(lr, i)
+                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                        y, state = m(x, g2, g3, bic[:, i:i + 1], state)
+                    loss = (y.float() - hr[:, i:i + 1]).abs().mean()
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    state = state.detach().float()
+                    loss.item()
+            batch()
+            sync()
+            t = time.perf_counter()
+            for _ in range(reps):
+                batch()
+            sync()
+            key = f"{cfg}_{'bf16' if amp else 'fp32'}"
+            rec[f"train_s_per_batch_{key}"] = (time.perf_counter() - t) / reps
+            m.eval()
+            cube = torch.rand(1, bands, 128, 128, device=dev)
+            cbic = torch.nn.functional.interpolate(cube, scale_factor=4, mode="bicubic")
+            with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                m.forward_cube(cube, cbic)
+                sync()
+                t = time.perf_counter()
+                m.forward_cube(cube, cbic)
+                sync()
+            s = time.perf_counter() - t
+            rec[f"infer_s_{bands}x128x128_to_x4_{key}"] = s
+            rec[f"infer_output_Mpx_band_per_s_{key}"] = bands * 512 * 512 / s / 1e6
+            print(key, json.dumps({k: v for k, v in rec.items() if key in k}), flush=True)
+            del m, opt
+            if cuda:
+                torch.cuda.empty_cache()
+    (out / "timing.json").write_text(json.dumps(rec, indent=1) + "\n")
+
+
+def train_one(src: Path, out: Path, args) -> None:
+    from geohsr.train import run
+
+    train, val = unpack(src)
+    run._split_scenes = lambda data: (train, val, "remote sensing")  # the packed split, by scene
+    init = f" --init {args.init}" if args.init else ""
+    command = (f"geohsr train dualsr --data ../shared/data --scale {args.scale} --out runs/{out.name} --config "
+               f"{args.config} --batches {args.batches} --batch {args.batch} --lr {args.lr} --halve-every "
+               f"{args.halve_every} --val-every {args.val_every} --ckpt-every {args.val_every} --max-minutes "
+               f"{args.minutes} --seed {args.seed} --device {args.device}{init} --patch {args.patch}"
+               f"  (run by scripts/gpu_train_rs.py on the scenes packed by its `pack`)")
+    run.train_method("coarsr", "../shared/data", args.scale, out, config=args.config, batches=args.batches,
+                     batch=args.batch, lr=args.lr, halve_every=args.halve_every, val_every=args.val_every,
+                     ckpt_every=args.val_every, max_minutes=args.minutes, seed=args.seed, device=args.device,
+                     threads=args.threads, progress=False, command=command, options={"patch": args.patch},
+                     init=args.init)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("pack")
+    p.add_argument("dest", type=Path)
+    p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    t = sub.add_parser("one")  # one training run (a child of `train`)
+    t.add_argument("src", type=Path)
+    t.add_argument("out", type=Path)
+    for name, typ, default in (("scale", int, 4), ("config", str, "paper"), ("batches", int, 100000),
+                               ("batch", int, 64), ("lr", float, 1e-4), ("halve_every", int, 300),
+                               ("val_every", int, 50), ("minutes", float, 7.0), ("seed", int, 1),
+                               ("threads", int, 2), ("patch", int, 16), ("init", str, None), ("device", str, "cuda")):
+        t.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
+    r = sub.add_parser("train")  # timing, then the runs in RUNS side by side; results into OUT
+    r.add_argument("src", type=Path)
+    r.add_argument("out", type=Path)
+    r.add_argument("--runs", required=True, help="JSON: {name: {option: value}} (options of `one`)")
+    r.add_argument("--no-timing", action="store_true")
+    r.add_argument("--timing", default="{}", help="JSON keyword arguments of the timing (tests: a CPU, 2 samples)")
+    args = ap.parse_args()
+    if args.cmd == "pack":
+        return pack(args.data, args.dest)
+    if args.cmd == "one":
+        return train_one(args.src, args.out, args)
+    work = Path("/tmp/gpu_runs")
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.no_timing:
+        try:
+            timing(args.out, **json.loads(args.timing))
+        except Exception as e:  # the timing is a side dish: the training runs go on
+            print("timing failed:", repr(e), flush=True)
+    procs = {}
+    for name, opts in json.loads(args.runs).items():
+        cmd = [sys.executable, __file__, "one", str(args.src), str(work / name)]
+        for k, v in opts.items():
+            cmd += [f"--{k.replace('_', '-')}", str(v)]
+        log = open(work.parent / f"gpu_{name}.log", "w")
+        procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+        print("started", name, " ".join(cmd), flush=True)
+
+    def collect():  # what there is so far, so a run cut off by the command's limit still returns
+        for name in procs:
+            best = work / name / "best.safetensors"
+            if best.is_file():
+                shutil.copy(best, args.out / f".{name}.tmp")
+                (args.out / f".{name}.tmp").replace(args.out / f"{name}_best.safetensors")
+        files = [p for p in [*work.glob("*/card.json"), *work.glob("*/history.jsonl"),
+                             *work.parent.glob("gpu_*.log")] if p.is_file()]
+        subprocess.run(["tar", "-cf", str(args.out / "meta.tar"), *[str(p) for p in files]],
+                       stderr=subprocess.DEVNULL)
+
+    done = threading.Event()
+
+    def every_minute():
+        while not done.wait(60):
+            collect()
+            print(time.strftime("%H:%M:%S"), {n: p.poll() for n, p in procs.items()}, flush=True)
+
+    threading.Thread(target=every_minute, daemon=True).start()
+    codes = {n: p.wait() for n, p in procs.items()}
+    done.set()
+    collect()
+    print("exit codes", codes, flush=True)
+    for name in procs:
+        print(f"--- {name}\n" + (work.parent / f"gpu_{name}.log").read_text()[-1500:], flush=True)
+
+
+if __name__ == "__main__":
+    main()
