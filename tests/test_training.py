@@ -485,6 +485,44 @@ def test_init_grows_a_shallower_network_into_a_deeper_config(tmp_path, make_rast
         torch.testing.assert_close(deep.forward_cube(lr, bic), shallow.forward_cube(lr, bic), rtol=0, atol=1e-6)
 
 
+def test_init_widens_a_narrower_network_into_the_paper_config(tmp_path, make_raster):
+    """``geohsr train coarsr --config paper --init <compact weights>``: compact's 32 features are
+    placed among paper's 64 (feature blocks of the concatenations and the sub-pixel upsampler's
+    channel order kept) with zero weights from the added channels into compact's, and the missing
+    residual blocks start as the identity — so the paper-size network computes what the compact one
+    does; the card says what was widened and grown, and the start is validated like any whole start."""
+    import json
+
+    from click.testing import CliRunner
+    from geohsr import weights as W
+    from geohsr.cli import main
+    from geohsr.methods.dualsr.config import CONFIGS
+    from geohsr.methods.dualsr.net import CoarSR
+
+    src, _ = make_raster(bands=5, h=48, w=48)
+    start = W.models_dir() / "coarsr_x4_rs_compact.safetensors"  # ×4: two sub-pixel steps
+    out = tmp_path / "paper"
+    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "4", "--config", "paper", "--out", str(out),
+                                  "--batches", "0", "--init", str(start), "--data", str(src), "--batch", "2",
+                                  "--patch", "8", "-q", "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    card = json.loads((out / "card.json").read_text())
+    init = card["initialised_from"]
+    assert "not_loaded" not in init and init["widened"].startswith("133 tensors widened from 32 to 64 features")
+    assert init["grown"].startswith("12 residual blocks")
+    assert card["best_val_psnr_crop"] == pytest.approx(init["val_psnr_crop"])
+    wide, narrow = CoarSR(4, CONFIGS["paper"].arch), CoarSR(4, CONFIGS["compact"].arch)
+    W.load_into(wide, W.load(out / "best.safetensors")[0], "paper")
+    W.load_into(narrow, W.load(start)[0], "compact")
+    lr = torch.rand(1, 4, 10, 10)
+    bic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic")
+    with torch.no_grad():
+        torch.testing.assert_close(wide.forward_cube(lr, bic), narrow.forward_cube(lr, bic), rtol=0, atol=1e-5)
+    # the added channels are live (not all zero), only cut off from compact's outputs
+    v = wide.fuse3.parametrizations.weight.original1
+    assert v[:32, 32:].abs().max() == 0 and v[32:].abs().max() > 0
+
+
 def test_add_train_joins_training_scenes_and_keeps_the_validation(tmp_path, make_raster):
     """``--add-train B``: B's training scenes join --data's (ahead of them; bands of different counts
     mix), validation stays --data's, and the card and its command say so; methods not trained from

@@ -181,6 +181,12 @@ def _widen(model: torch.nn.Module, tensors: dict) -> _Widened:
             if isinstance(nxt, torch.nn.PixelShuffle):
                 subpixel.add(f"{name}.{a}" if name else a)
 
+    def module_of(key: str) -> str:
+        return key.split(".parametrizations.")[0] if ".parametrizations." in key else key.rsplit(".", 1)[0]
+
+    if all(module_of(k) in subpixel for k in pairs):  # only an upsampler differs: another scale, not a width
+        return out
+
     def index(size_old: int, prefix: bool) -> torch.Tensor:
         if prefix or size_old < n_old:
             return torch.arange(size_old)
@@ -188,12 +194,12 @@ def _widen(model: torch.nn.Module, tensors: dict) -> _Widened:
 
     for k, (v, o) in pairs.items():
         new = o.clone()
-        module = k.split(".parametrizations.")[0] if ".parametrizations." in k else k.rsplit(".", 1)[0]
-        idx = [index(a, prefix=(d == 0 and module in subpixel)) if a != b else torch.arange(a)
+        module = module_of(k)
+        idx = [(index(a, prefix=(d == 0 and module in subpixel)) if a != b else torch.arange(a)).to(new.device)
                for d, (a, b) in enumerate(zip(v.shape, o.shape))]
         if v.ndim >= 2 and v.shape[1] != o.shape[1]:  # file's outputs read nothing from added inputs
             new[idx[0][:, None], :] = 0
-        new[torch.meshgrid(*idx, indexing="ij")] = v.to(new.dtype)
+        new[torch.meshgrid(*idx, indexing="ij")] = v.to(new.device, new.dtype)
         out[k] = new
     out.n_old, out.n_new = n_old, n_old * r
     return out
