@@ -13,6 +13,15 @@ The device machine gets only this repository (64 MiB at most) and has no rasteri
 
 The resulting ``best.safetensors`` + ``card.json`` are scored here on the test scenes with
 ``benchmarks/bench_rs_weights.py``, never there.
+
+``pack .gpu --cave-side 128`` also packs 128-px centre crops of the 9 CAVE training scenes (the other
+half of the shipped remote-sensing weights' mix; whole, they would not fit): 24 MB, which with the
+repository (37 MB) stays under the 64 MiB a call carries; a run option ``"add_cave": true`` trains on
+them as ``--add-train ../shared/data/cave`` does. Session 27's runs (``benchmarks/RESULTS.md``) lacked
+them, and the airborne scenes alone pulled validation down. The device call, with ``.gpu`` carried::
+
+    python3 scripts/gpu_train_rs.py train .gpu $OUT --runs '{"A": {"scale": 4, "init":
+        "models/coarsr_x4_rs_compact.safetensors", "lr": 3e-5, "minutes": 8, "add_cave": true}}'
 """
 
 from __future__ import annotations
@@ -32,18 +41,22 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
-def pack(root: Path, dest: Path) -> None:
-    from geohsr.train.data import rs_scenes
+def pack(root: Path, dest: Path, cave_side: int = 0) -> None:
+    from geohsr.train.data import Scene, cave_scenes, rs_scenes
 
     dest.mkdir(parents=True, exist_ok=True)
     index = {}
-    for split in ("train", "val"):
-        for sc in rs_scenes(root, split):
-            q = np.round(np.clip(sc.cube, 0, 1) * 65535).astype(np.uint16)
-            d = np.diff(q, axis=0, prepend=np.uint16(0))  # modulo 2**16; mostly small numbers, which lzma packs well
-            (dest / f"{sc.name}.xz").write_bytes(lzma.compress(d.tobytes()))
-            index[sc.name] = {"split": split, "shape": list(sc.cube.shape),
-                              "wavelength": None if sc.wavelength is None else [float(v) for v in sc.wavelength]}
+    todo = [(split, sc) for split in ("train", "val") for sc in rs_scenes(root, split)]
+    if cave_side:  # centre crops: the 9 whole CAVE training scenes pack to ~90 MB, over the transfer limit
+        for sc in cave_scenes(root / "cave", "train"):
+            y, x = (sc.cube.shape[1] - cave_side) // 2, (sc.cube.shape[2] - cave_side) // 2
+            todo.append(("cave", Scene(sc.name, sc.cube[:, y:y + cave_side, x:x + cave_side], sc.wavelength)))
+    for split, sc in todo:
+        q = np.round(np.clip(sc.cube, 0, 1) * 65535).astype(np.uint16)
+        d = np.diff(q, axis=0, prepend=np.uint16(0))  # modulo 2**16; mostly small numbers, which lzma packs well
+        (dest / f"{sc.name}.xz").write_bytes(lzma.compress(d.tobytes()))
+        index[sc.name] = {"split": split, "shape": list(sc.cube.shape),
+                          "wavelength": None if sc.wavelength is None else [float(v) for v in sc.wavelength]}
     (dest / "index.json").write_text(json.dumps(index) + "\n")
     print(f"packed {len(index)} scenes into {dest}")
 
@@ -52,13 +65,13 @@ def unpack(src: Path):
     from geohsr.train.data import Scene
 
     index = json.loads((src / "index.json").read_text())
-    out = {"train": [], "val": []}
+    out = {"train": [], "val": [], "cave": []}
     for name, e in index.items():
         d = np.frombuffer(lzma.decompress((src / f"{name}.xz").read_bytes()), np.uint16).reshape(e["shape"])
         cube = (np.cumsum(d, axis=0, dtype=np.uint16) / 65535.0).astype(np.float32)
         wl = None if e["wavelength"] is None else np.asarray(e["wavelength"])
         out[e["split"]].append(Scene(name, cube, wl))
-    return out["train"], out["val"]
+    return out["train"], out["val"], out["cave"]
 
 
 def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5, bands: int = 224) -> None:
@@ -124,19 +137,25 @@ def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5,
 def train_one(src: Path, out: Path, args) -> None:
     from geohsr.train import run
 
-    train, val = unpack(src)
-    run._split_scenes = lambda data: (train, val, "remote sensing")  # the packed split, by scene
+    train, val, cave = unpack(src)
+    if args.add_cave and not cave:
+        raise SystemExit(f"{src}: no CAVE scenes packed (pack with --cave-side)")
+    # the packed split, by scene; "../shared/data/cave" (--add-cave) gives the packed CAVE crops
+    run._split_scenes = lambda data: (cave, [], "CAVE") if str(data).endswith("cave") else (train, val,
+                                                                                            "remote sensing")
     init = f" --init {args.init}" if args.init else ""
-    command = (f"geohsr train dualsr --data ../shared/data --scale {args.scale} --out runs/{out.name} --config "
+    more = " --add-train ../shared/data/cave" if args.add_cave else ""
+    command = (f"geohsr train dualsr --data ../shared/data{more} --scale {args.scale} --out runs/{out.name} --config "
                f"{args.config} --batches {args.batches} --batch {args.batch} --lr {args.lr} --halve-every "
                f"{args.halve_every} --val-every {args.val_every} --ckpt-every {args.val_every} --max-minutes "
                f"{args.minutes} --seed {args.seed} --device {args.device}{init} --patch {args.patch}"
-               f"  (run by scripts/gpu_train_rs.py on the scenes packed by its `pack`)")
+               f"  (run by scripts/gpu_train_rs.py on the scenes packed by its `pack`"
+               + (f"; CAVE as {cave[0].cube.shape[1]}-px centre crops" if args.add_cave else "") + ")")
     run.train_method("coarsr", "../shared/data", args.scale, out, config=args.config, batches=args.batches,
                      batch=args.batch, lr=args.lr, halve_every=args.halve_every, val_every=args.val_every,
                      ckpt_every=args.val_every, max_minutes=args.minutes, seed=args.seed, device=args.device,
                      threads=args.threads, progress=False, command=command, options={"patch": args.patch},
-                     init=args.init)
+                     init=args.init, add_train=("../shared/data/cave",) if args.add_cave else ())
 
 
 def main() -> None:
@@ -145,6 +164,8 @@ def main() -> None:
     p = sub.add_parser("pack")
     p.add_argument("dest", type=Path)
     p.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    p.add_argument("--cave-side", type=int, default=0,
+                   help="also pack centre crops of this side of the CAVE training scenes (128: ~6 MB)")
     t = sub.add_parser("one")  # one training run (a child of `train`)
     t.add_argument("src", type=Path)
     t.add_argument("out", type=Path)
@@ -153,6 +174,7 @@ def main() -> None:
                                ("val_every", int, 50), ("minutes", float, 7.0), ("seed", int, 1),
                                ("threads", int, 2), ("patch", int, 16), ("init", str, None), ("device", str, "cuda")):
         t.add_argument("--" + name.replace("_", "-"), type=typ, default=default)
+    t.add_argument("--add-cave", action="store_true", help="the packed CAVE crops join the training scenes")
     r = sub.add_parser("train")  # timing, then the runs in RUNS side by side; results into OUT
     r.add_argument("src", type=Path)
     r.add_argument("out", type=Path)
@@ -161,7 +183,7 @@ def main() -> None:
     r.add_argument("--timing", default="{}", help="JSON keyword arguments of the timing (tests: a CPU, 2 samples)")
     args = ap.parse_args()
     if args.cmd == "pack":
-        return pack(args.data, args.dest)
+        return pack(args.data, args.dest, args.cave_side)
     if args.cmd == "one":
         return train_one(args.src, args.out, args)
     work = Path("/tmp/gpu_runs")
@@ -175,7 +197,7 @@ def main() -> None:
     for name, opts in json.loads(args.runs).items():
         cmd = [sys.executable, __file__, "one", str(args.src), str(work / name)]
         for k, v in opts.items():
-            cmd += [f"--{k.replace('_', '-')}", str(v)]
+            cmd += [f"--{k.replace('_', '-')}"] if v is True else [f"--{k.replace('_', '-')}", str(v)]
         log = open(work.parent / f"gpu_{name}.log", "w")
         procs[name] = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
         print("started", name, " ".join(cmd), flush=True)
