@@ -78,8 +78,8 @@ def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5,
     """Seconds per training batch (paper and compact ×4, fp32 and bf16) and inference speed."""
     import torch
 
-    from geohsr.methods.dualsr.net import CoarSR
-    from geohsr.methods.dualsr.config import CONFIGS
+    from geohsr.methods.dualsr.train import CoarSRTask
+    from geohsr.train.data import Scene
 
     dev = torch.device(device)
     cuda = dev.type == "cuda"
@@ -89,29 +89,16 @@ def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5,
     for cfg in ("compact", "paper"):
         for amp in ((False, True) if cuda else (False,)):  # bf16 on a CPU without it: minutes
             torch.manual_seed(0)
-            m = CoarSR(4, CONFIGS[cfg].arch).to(dev)
+            scene = Scene("synthetic", np.random.default_rng(0).random((32, 96, 96), dtype=np.float32))
+            task = CoarSRTask([scene], [scene], 4, cfg, lr_patch=16, device=str(dev), amp=amp)
+            m = task.model
             opt = torch.optim.Adam(m.parameters(), 1e-4)
-            lr = torch.rand(batch_size, 32, 16, 16, device=dev)
-            bic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic")
-            hr = bic + 0.01
-
-            def batch():
-                state = None
-                for i in range(lr.shape[1]):
-                    x, g2, g3 = m.band_inputs(lr, i)
-                    with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
-                        y, state = m(x, g2, g3, bic[:, i:i + 1], state)
-                    loss = (y.float() - hr[:, i:i + 1]).abs().mean()
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    state = state.detach().float()
-                    loss.item()
-            batch()
+            data = task.sample(np.random.default_rng(0), batch_size)  # sampled once: the step alone is timed
+            task.train_batch(data, opt)  # warm-up
             sync()
             t = time.perf_counter()
             for _ in range(reps):
-                batch()
+                task.train_batch(data, opt)
             sync()
             key = f"{cfg}_{'bf16' if amp else 'fp32'}"
             rec[f"train_s_per_batch_{key}"] = (time.perf_counter() - t) / reps
@@ -128,7 +115,6 @@ def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5,
             rec[f"infer_s_{bands}x128x128_to_x4_{key}"] = s
             rec[f"infer_output_Mpx_band_per_s_{key}"] = bands * 512 * 512 / s / 1e6
             print(key, json.dumps({k: v for k, v in rec.items() if key in k}), flush=True)
-            del m, opt
             if cuda:
                 torch.cuda.empty_cache()
     (out / "timing.json").write_text(json.dumps(rec, indent=1) + "\n")
