@@ -618,10 +618,11 @@ def _method_options(ctx, spec) -> dict:
 @click.option("--seed", type=int, default=1)
 @click.option("--device", default="auto", help="auto, cpu or cuda[:N]")
 @click.option("--threads", type=int, default=None, help="torch CPU threads")
-@click.option("--amp", is_flag=True, help="bf16 mixed precision (slow on CPUs without bf16; on an H200 no faster than fp32 for CoarSR)")
+@click.option("--amp", is_flag=True,
+              help="bf16 mixed precision (slow on CPUs without bf16; on an H200 no faster than fp32 for CoarSR)")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="start from these weights (same method and config; e.g. a x4 model to "
-                   "fine-tune at x8 or on your own sensor)")
+              help="start from these weights (same method; the same config, or a smaller one that grows "
+                   "into it; e.g. a x4 model to fine-tune at x8 or on your own sensor)")
 @click.option("--quiet", "-q", is_flag=True)
 def train(method, scale, config, data, add_train, source, target, out, resume, batches, batch, lr, halve_every,
           val_every, ckpt_every, max_minutes, seed, device, threads, amp, init, quiet, **method_options):

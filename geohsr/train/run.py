@@ -210,8 +210,10 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     scale-dependent layers (CoarSR's sub-pixel upsampler): those keep their fresh initialisation
     and are listed in the card. Weights of a shallower config (fewer residual blocks per body,
     e.g. ``compact`` into ``medium``) fit with the missing blocks made the identity: the start is
-    the shallower model itself, validated like any whole start. A file of which less than half the
-    model's parameters fit (another method or width) is refused with a one-line error."""
+    the shallower model itself, validated like any whole start. Weights of a narrower config
+    (``compact`` into ``paper``) are widened by :func:`_widen`, so the start computes what the file
+    does (the card says what was widened and grown). A file of which less than half the
+    model's parameters fit (another method, or a wider config) is refused with a one-line error."""
     init = Path(init)
     tensors, meta = W.load(init)
     own = model.state_dict()
@@ -224,7 +226,7 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     if share < 0.5:
         raise WeightsError(f"{init}: weights do not fit the model (only {share:.0%} of its parameters "
                            f"match these {meta.get('method')} ×{meta.get('scale')} weights); use weights "
-                           "of the same method and config")
+                           "of the same method, and of the same config or a smaller one")
     model.load_state_dict(fit, strict=False)
     info = {"file": init.name, "sha256": W.sha256(init), "method": meta.get("method"),
             "scale": meta.get("scale")}
