@@ -452,11 +452,18 @@ def test_fine_tuning_keeps_the_starting_weights_unless_a_validation_beats_them(t
                                                                for h in history[1:])
 
 
-def test_init_grows_a_shallower_network_into_a_deeper_config(tmp_path, make_raster):
-    """``geohsr train coarsr --config medium --init <compact weights>``: the residual blocks the
-    compact file lacks start as the identity, so the deeper network computes exactly what the
-    compact one does; that start is validated like any whole start (kept unless beaten), and the
-    card says how many blocks were grown."""
+@pytest.mark.parametrize("config, scale, start_file, extra, widened", [
+    ("medium", 2, "coarsr_x2_compact", [], None),
+    ("paper", 4, "coarsr_x4_rs_compact", ["--patch", "8"], "133 tensors widened from 32 to 64 features"),
+])
+def test_init_grows_a_smaller_network_into_a_larger_config(tmp_path, make_raster, config, scale, start_file, extra,
+                                                            widened):
+    """``geohsr train coarsr --config medium|paper --init <compact weights>``: the residual blocks the
+    compact file lacks start as the identity, and for ``paper`` compact's 32 features are placed among
+    its 64 (feature blocks of the concatenations and the sub-pixel upsampler's channel order kept)
+    with zero weights from the added channels into compact's — so the larger network computes exactly
+    what the compact one does; that start is validated like any whole start (kept unless beaten),
+    and the card says what was grown and widened."""
     import json
 
     from click.testing import CliRunner
@@ -466,61 +473,27 @@ def test_init_grows_a_shallower_network_into_a_deeper_config(tmp_path, make_rast
     from geohsr.methods.dualsr.net import CoarSR
 
     src, _ = make_raster(bands=5, h=48, w=48)
-    start = W.models_dir() / "coarsr_x2_compact.safetensors"
-    out = tmp_path / "medium"
-    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "2", "--config", "medium", "--out", str(out),
+    start = W.models_dir() / f"{start_file}.safetensors"
+    out = tmp_path / config
+    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", str(scale), "--config", config, "--out", str(out),
                                   "--batches", "0", "--init", str(start), "--data", str(src), "--batch", "2",
-                                  "-q", "--device", "cpu"])
+                                  *extra, "-q", "--device", "cpu"])
     assert r.exit_code == 0, r.output
     card = json.loads((out / "card.json").read_text())
     init = card["initialised_from"]
     assert "not_loaded" not in init and init["grown"].startswith("12 residual blocks")
+    assert (init.get("widened") or "").startswith(widened or "") and ("widened" in init) == bool(widened)
     assert card["best_val_psnr_crop"] == pytest.approx(init["val_psnr_crop"])
-    deep, shallow = CoarSR(2, CONFIGS["medium"].arch), CoarSR(2, CONFIGS["compact"].arch)
-    W.load_into(deep, W.load(out / "best.safetensors")[0], "medium")
-    W.load_into(shallow, W.load(start)[0], "compact")
+    big, small = CoarSR(scale, CONFIGS[config].arch), CoarSR(scale, CONFIGS["compact"].arch)
+    W.load_into(big, W.load(out / "best.safetensors")[0], config)
+    W.load_into(small, W.load(start)[0], "compact")
     lr = torch.rand(1, 4, 10, 10)
-    bic = torch.nn.functional.interpolate(lr, scale_factor=2, mode="bicubic")
+    bic = torch.nn.functional.interpolate(lr, scale_factor=scale, mode="bicubic")
     with torch.no_grad():
-        torch.testing.assert_close(deep.forward_cube(lr, bic), shallow.forward_cube(lr, bic), rtol=0, atol=1e-6)
-
-
-def test_init_widens_a_narrower_network_into_the_paper_config(tmp_path, make_raster):
-    """``geohsr train coarsr --config paper --init <compact weights>``: compact's 32 features are
-    placed among paper's 64 (feature blocks of the concatenations and the sub-pixel upsampler's
-    channel order kept) with zero weights from the added channels into compact's, and the missing
-    residual blocks start as the identity — so the paper-size network computes what the compact one
-    does; the card says what was widened and grown, and the start is validated like any whole start."""
-    import json
-
-    from click.testing import CliRunner
-    from geohsr import weights as W
-    from geohsr.cli import main
-    from geohsr.methods.dualsr.config import CONFIGS
-    from geohsr.methods.dualsr.net import CoarSR
-
-    src, _ = make_raster(bands=5, h=48, w=48)
-    start = W.models_dir() / "coarsr_x4_rs_compact.safetensors"  # ×4: two sub-pixel steps
-    out = tmp_path / "paper"
-    r = CliRunner().invoke(main, ["train", "coarsr", "--scale", "4", "--config", "paper", "--out", str(out),
-                                  "--batches", "0", "--init", str(start), "--data", str(src), "--batch", "2",
-                                  "--patch", "8", "-q", "--device", "cpu"])
-    assert r.exit_code == 0, r.output
-    card = json.loads((out / "card.json").read_text())
-    init = card["initialised_from"]
-    assert "not_loaded" not in init and init["widened"].startswith("133 tensors widened from 32 to 64 features")
-    assert init["grown"].startswith("12 residual blocks")
-    assert card["best_val_psnr_crop"] == pytest.approx(init["val_psnr_crop"])
-    wide, narrow = CoarSR(4, CONFIGS["paper"].arch), CoarSR(4, CONFIGS["compact"].arch)
-    W.load_into(wide, W.load(out / "best.safetensors")[0], "paper")
-    W.load_into(narrow, W.load(start)[0], "compact")
-    lr = torch.rand(1, 4, 10, 10)
-    bic = torch.nn.functional.interpolate(lr, scale_factor=4, mode="bicubic")
-    with torch.no_grad():
-        torch.testing.assert_close(wide.forward_cube(lr, bic), narrow.forward_cube(lr, bic), rtol=0, atol=1e-5)
-    # the added channels are live (not all zero), only cut off from compact's outputs
-    v = wide.fuse3.parametrizations.weight.original1
-    assert v[:32, 32:].abs().max() == 0 and v[32:].abs().max() > 0
+        torch.testing.assert_close(big.forward_cube(lr, bic), small.forward_cube(lr, bic), rtol=0, atol=1e-5)
+    if widened:  # the added channels are live (not all zero), only cut off from compact's outputs
+        v = big.fuse3.parametrizations.weight.original1
+        assert v[:32, 32:].abs().max() == 0 and v[32:].abs().max() > 0
 
 
 def test_add_train_joins_training_scenes_and_keeps_the_validation(tmp_path, make_raster):
