@@ -1,0 +1,34 @@
+"""scripts/gpu_train_rs.py: the scenes packed for a GPU machine come back as the readers gave them
+(to 1/65535), split, wavelengths and CAVE crops included — offline, on synthetic scenes."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+
+from geohsr.train import data as D
+
+ROOT = Path(__file__).resolve().parents[1]
+spec = importlib.util.spec_from_file_location("gpu_train_rs", ROOT / "scripts" / "gpu_train_rs.py")
+gpu = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(gpu)
+
+
+def test_pack_round_trip(tmp_path, monkeypatch):
+    rng = np.random.default_rng(0)
+    # steep spectra: band-to-band differences beyond ±32767 (in 1/65535) must wrap and come back
+    steep = np.where(np.arange(40)[:, None, None] % 2 == 0, 0.98, 0.01).astype(np.float32) * np.ones((40, 9, 7),
+                                                                                                    np.float32)
+    scenes = {"train": [D.Scene("a", rng.random((40, 12, 10), dtype=np.float32)), D.Scene("b", steep)],
+              "val": [D.Scene("c", rng.random((30, 8, 8), dtype=np.float32), np.linspace(400, 2500, 30))]}
+    cave = [D.Scene("toy_ms", rng.random((31, 20, 24), dtype=np.float32), D.CAVE_WAVELENGTHS.copy())]
+    monkeypatch.setattr(D, "rs_scenes", lambda root, split: scenes[split])
+    monkeypatch.setattr(D, "cave_scenes", lambda root, split: cave)
+    gpu.pack(tmp_path / "data", tmp_path / "pack", cave_side=16)
+    train, val, crops = gpu.unpack(tmp_path / "pack")
+    assert [s.name for s in train] == ["a", "b"] and [s.name for s in val] == ["c"] and crops[0].name == "toy_ms"
+    for got, want in zip(train + val, scenes["train"] + scenes["val"]):
+        assert got.cube.dtype == np.float32 and np.abs(got.cube - want.cube).max() <= 0.5 / 65535 + 1e-7
+    assert train[0].wavelength is None and np.allclose(val[0].wavelength, scenes["val"][0].wavelength)
+    assert crops[0].cube.shape == (31, 16, 16)
+    assert np.abs(crops[0].cube - cave[0].cube[:, 2:18, 4:20]).max() <= 0.5 / 65535 + 1e-7
