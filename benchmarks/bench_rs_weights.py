@@ -91,7 +91,7 @@ def main() -> None:
                     w = wstr(files, s, m)
                     if w and not a.only_ensemble:
                         runs.append((f"{m}_{label}", m, w, False))
-            if a.ensemble or a.only_ensemble:
+            if (a.ensemble or a.only_ensemble) and wstr(rs, s, "dualsr"):  # never the shipped ones unasked
                 runs.append(("dualsr_rs_ensemble", "dualsr", wstr(rs, s, "dualsr"), True))
             for label, m, w, ens in runs:
                 t0 = time.perf_counter()
