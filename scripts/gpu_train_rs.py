@@ -127,8 +127,9 @@ def train_one(src: Path, out: Path, args) -> None:
     if args.add_cave and not cave:
         raise SystemExit(f"{src}: no CAVE scenes packed (pack with --cave-side)")
     # the packed split, by scene; "../shared/data/cave" (--add-cave) gives the packed CAVE crops
-    run._split_scenes = lambda data: (cave, [], "CAVE") if str(data).endswith("cave") else (train, val,
-                                                                                            "remote sensing")
+    def split(data):
+        return (cave, [], "CAVE") if str(data).endswith("cave") else (train, val, "remote sensing")
+
     init = f" --init {args.init}" if args.init else ""
     more = " --add-train ../shared/data/cave" if args.add_cave else ""
     command = (f"geohsr train dualsr --data ../shared/data{more} --scale {args.scale} --out runs/{out.name} --config "
@@ -141,7 +142,8 @@ def train_one(src: Path, out: Path, args) -> None:
                      batch=args.batch, lr=args.lr, halve_every=args.halve_every, val_every=args.val_every,
                      ckpt_every=args.val_every, max_minutes=args.minutes, seed=args.seed, device=args.device,
                      threads=args.threads, progress=False, command=command, options={"patch": args.patch},
-                     init=args.init, add_train=("../shared/data/cave",) if args.add_cave else ())
+                     init=args.init, add_train=("../shared/data/cave",) if args.add_cave else (),
+                     split_scenes=split)
 
 
 def main() -> None:
@@ -194,8 +196,10 @@ def main() -> None:
             if best.is_file():
                 shutil.copy(best, args.out / f".{name}.tmp")
                 (args.out / f".{name}.tmp").replace(args.out / f"{name}_best.safetensors")
+        # a running run's history is in its checkpoint's state.json; history.jsonl comes at its end
         files = [p for p in [*work.glob("*/card.json"), *work.glob("*/history.jsonl"),
-                             *work.parent.glob("gpu_*.log")] if p.is_file()]
+                             *work.glob("*/checkpoint/state.json"), *work.parent.glob("gpu_*.log")]
+                 if p.is_file()]
         subprocess.run(["tar", "-cf", str(args.out / "meta.tar"), *[str(p) for p in files]],
                        stderr=subprocess.DEVNULL)
 

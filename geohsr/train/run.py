@@ -76,19 +76,23 @@ def train(method, scale: int, out, *, data=None, source=(), target=(), options=N
 def train_method(method, data, scale: int, out, *, config="compact", resume=False, batches=2000,
                  batch=None, lr=None, halve_every=0, val_every=50, ckpt_every=25, max_minutes=None,
                  seed=1, device="cpu", threads=None, progress=True, command="", amp=False,
-                 options: dict | None = None, init=None, add_train=()) -> dict:
+                 options: dict | None = None, init=None, add_train=(), split_scenes=None) -> dict:
     """Train ``method`` on ``data`` into the run folder ``out`` (best.safetensors + card.json).
 
     ``init``: a safetensors file of the same architecture (any scale where the network's weights
     do not depend on it) to start from instead of a random initialisation (fine-tuning).
     ``add_train``: more data (each as ``data``) whose *training* scenes join ``data``'s, placed
     ahead of them; validation stays ``data``'s (e.g. CAVE beside the remote-sensing split, to keep
-    the visible-band detail the remote-sensing scenes alone teach less of)."""
+    the visible-band detail the remote-sensing scenes alone teach less of).
+    ``split_scenes``: ``path -> (train scenes, validation scenes, kind)`` for ``data`` and each of
+    ``add_train`` (default: the fixed split by scene of a CAVE root or the shared data folder, else
+    the rasters found); developer tools that bring their scenes another way pass their own."""
     out = Path(out)
-    train, val, kind = _split_scenes(data)
+    split_scenes = split_scenes or _split_scenes
+    train, val, kind = split_scenes(data)
     if not train or not val:
         raise InputError(f"{data}: need at least one training and one validation scene")
-    splits = [(extra, _split_scenes(extra)) for extra in add_train]
+    splits = [(extra, split_scenes(extra)) for extra in add_train]
     added = [{"path": str(extra), "kind": more_kind, "train_scenes": [sc.name for sc in more]}
              for extra, (more, _, more_kind) in splits]
     train = [sc for _, (more, _, _) in splits for sc in more] + list(train)
@@ -154,7 +158,7 @@ class _Widened(dict):
     n_old = n_new = 0
 
 
-def _widen(model: torch.nn.Module, tensors: dict) -> _Widened:
+def _widen(model: torch.nn.Module, tensors: dict, own: dict) -> _Widened:
     """Weights of a narrower config (fewer features, e.g. ``compact``'s 32 into ``paper``'s 64)
     placed into ``model``'s wider tensors, function-preserving: each feature dimension (a channel
     count that is a multiple of the file's feature count: concatenations of feature blocks such as
@@ -162,8 +166,8 @@ def _widen(model: torch.nn.Module, tensors: dict) -> _Widened:
     output keeps its prefix, which PixelShuffle turns into the first ``n_old`` channels) holds
     the file's values at the mapped places; the weights from added input channels into the file's
     output channels are zero, so the added channels (freshly initialised) change nothing the
-    file's channels compute until training makes them. Empty when nothing needs widening."""
-    own = model.state_dict()
+    file's channels compute until training makes them. ``own``: ``model.state_dict()``. Empty
+    when nothing needs widening."""
     pairs = {k: (v, own[k]) for k, v in tensors.items() if k in own and v.ndim == own[k].ndim
              and tuple(v.shape) != tuple(own[k].shape)}
     out = _Widened()
@@ -217,7 +221,7 @@ def _initialise(model: torch.nn.Module, init) -> dict:
     init = Path(init)
     tensors, meta = W.load(init)
     own = model.state_dict()
-    widened = _widen(model, tensors)
+    widened = _widen(model, tensors, own)
     if widened:
         tensors = {**tensors, **widened}
     fit = {k: v for k, v in tensors.items() if k in own and tuple(own[k].shape) == tuple(v.shape)}
