@@ -139,6 +139,10 @@ def main() -> None:
            "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32,
            "matmul_precision": torch.get_float32_matmul_precision()}
     recs = []
+
+    def save():  # after each case, so a check cut off by a time limit still leaves what it found
+        (a.out / "infer_check.json").write_text(json.dumps({"env": env, "results": recs}, indent=1) + "\n")
+
     for method, scale, bands in CASES:
         if a.only and method not in a.only.split(","):
             continue
@@ -147,13 +151,14 @@ def main() -> None:
         except Exception as e:  # one method's failure is a finding, not the end of the check
             recs.append({"method": method, "scale": scale, "error": repr(e)})
             print("FAILED", method, scale, repr(e), flush=True)
+        save()
     if a.device.startswith("cuda"):
         try:
             recs.append(capped(a.device, a.side))
         except Exception as e:
             recs.append({"check": "out-of-memory split", "error": repr(e)})
             print("FAILED capped", repr(e), flush=True)
-    (a.out / "infer_check.json").write_text(json.dumps({"env": env, "results": recs}, indent=1) + "\n")
+    save()
 
 
 if __name__ == "__main__":
