@@ -12,7 +12,8 @@ At most ``GPU_SLOTS`` (2) batches are on one GPU at a time, whatever the number 
 on the CPU meanwhile, and the GPU's memory holds two batches, not one per core.
 
 A batch that does not fit on the device (``torch.OutOfMemoryError``) is split in two and retried
-down to single blocks; a single block that does not fit is a one-line error asking for smaller
+down to single blocks (outside the exception handler: while the error is being handled, its
+traceback keeps the failed attempt's device tensors alive, and every retry would run out too); a single block that does not fit is a one-line error asking for smaller
 blocks.
 """
 
@@ -85,16 +86,17 @@ def infer(runner, args: list[torch.Tensor], precision: str = "fp32") -> torch.Te
     try:
         return _run(runner, args, precision)
     except torch.OutOfMemoryError:
-        n = args[0].shape[0]
-        if runner.device.type == "cuda":
-            torch.cuda.empty_cache()
-        if n == 1:
-            h, w = args[0].shape[-2:]
-            raise InputError(f"{runner.device} ran out of memory on one block of {h}×{w} LR pixels; "
-                             "pass a smaller --block-size (or --memory-limit), or --device cpu") from None
-        half = n // 2
-        return torch.cat([infer(runner, [a[:half] for a in args], precision),
-                          infer(runner, [a[half:] for a in args], precision)])
+        pass  # retried below, outside the handler: its traceback holds the failed batch's tensors
+    n = args[0].shape[0]
+    if runner.device.type == "cuda":
+        torch.cuda.empty_cache()
+    if n == 1:
+        h, w = args[0].shape[-2:]
+        raise InputError(f"{runner.device} ran out of memory on one block of {h}×{w} LR pixels; "
+                         "pass a smaller --block-size (or --memory-limit), or --device cpu")
+    half = n // 2
+    return torch.cat([infer(runner, [a[:half] for a in args], precision),
+                      infer(runner, [a[half:] for a in args], precision)])
 
 
 __all__ = ["autocast", "infer", "gpu_slots", "thread_stream", "PRECISIONS", "GPU_SLOTS"]

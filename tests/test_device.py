@@ -6,8 +6,10 @@ import json
 import os
 import signal
 import subprocess
+import weakref
 
 import numpy as np
+
 import pytest
 import torch
 
@@ -83,10 +85,15 @@ class _OOMRunner:
 
     def __init__(self, fits):
         self.fits, self.device, self.calls = fits, torch.device("cpu"), []
+        self.failed: list[weakref.ref] = []  # what each failed attempt held on the "device"
+        self.held_at_retry = []
 
     def batch(self, x):
         self.calls.append(x.shape[0])
+        self.held_at_retry.append(sum(r() is not None for r in self.failed))
         if x.shape[0] > self.fits:
+            activations = x * 3  # a failed attempt's tensors, referenced by its traceback's frame
+            self.failed.append(weakref.ref(activations))
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
         return x * 2
 
@@ -97,6 +104,8 @@ def test_out_of_memory_splits_the_batch():
     y = infer(r, [x])
     assert torch.equal(y, x * 2)
     assert r.calls[0] == 7 and max(c for c in r.calls if c <= 2) == 2
+    # the halves run after the failed attempt's memory is released, not while its error is handled
+    assert r.held_at_retry == [0] * len(r.calls)
     with pytest.raises(InputError, match=r"ran out of memory on one block of 3×3 LR pixels; pass a smaller --block-size"):
         infer(_OOMRunner(fits=0), [x])
 
