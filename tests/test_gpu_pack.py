@@ -32,3 +32,22 @@ def test_pack_round_trip(tmp_path, monkeypatch):
     assert train[0].wavelength is None and np.allclose(val[0].wavelength, scenes["val"][0].wavelength)
     assert crops[0].cube.shape == (31, 16, 16)
     assert np.abs(crops[0].cube - cave[0].cube[:, 2:18, 4:20]).max() <= 0.5 / 65535 + 1e-7
+
+
+def test_gpu_inference_check_runs_and_compares(tmp_path, monkeypatch):
+    """scripts/gpu_check_infer.py (run on a lent GPU) on the CPU: its record of a method holds the
+    device-against-CPU and threads-against-one comparisons, and a failing method is recorded, not fatal."""
+    import json
+    import sys
+
+    spec = importlib.util.spec_from_file_location("gpu_check_infer", ROOT / "scripts" / "gpu_check_infer.py")
+    chk = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(chk)
+    monkeypatch.setattr(chk, "CASES", (("snlsr", 4, None), ("no-such-method", 4, 8)))
+    monkeypatch.setattr(sys, "argv", ["x", str(tmp_path), "--device", "cpu", "--side", "12", "--batch", "2",
+                                      "--reps", "1"])
+    chk.main()
+    res = json.loads((tmp_path / "infer_check.json").read_text())["results"]
+    assert res[0]["method"] == "snlsr" and res[0]["bands"] == 30 and res[0]["max_abs_threads_vs_one"] == 0.0
+    assert res[0]["max_abs_vs_cpu_fp32"] == 0.0 and 30 < res[0]["psnr_bf16_vs_fp32"] < 200
+    assert res[1]["method"] == "no-such-method" and "unknown method" in res[1]["error"]
