@@ -12,9 +12,9 @@ At most ``GPU_SLOTS`` (2) batches are on one GPU at a time, whatever the number 
 on the CPU meanwhile, and the GPU's memory holds two batches, not one per core.
 
 A batch that does not fit on the device (``torch.OutOfMemoryError``) is split in two and retried
-down to single blocks (outside the exception handler: while the error is being handled, its
-traceback keeps the failed attempt's device tensors alive, and every retry would run out too); a single block that does not fit is a one-line error asking for smaller
-blocks.
+down to single blocks, outside the exception handler (while the error is being handled, its
+traceback keeps the failed attempt's device tensors alive, and every retry would run out too); a
+single block that does not fit is a one-line error asking for smaller blocks.
 """
 
 from __future__ import annotations

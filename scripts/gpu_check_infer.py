@@ -132,7 +132,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=8)
-    ap.add_argument("--only", default="", help="comma-separated methods (default: all; 'capped': the memory-cap check alone)")
+    ap.add_argument("--only", default="",
+                    help="comma-separated methods (default: all; 'capped': the memory-cap check alone)")
     a = ap.parse_args()
     a.out.mkdir(parents=True, exist_ok=True)
     env = {"torch": torch.__version__, "device": a.device,
