@@ -27,10 +27,11 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from geohsr.metrics import psnr  # noqa: E402  (peak 1)
 
 CASES = (("dualsr", 4, 31), ("dualsr", 3, 224), ("coarsr", 4, 224), ("mulsr", 4, 31), ("ifmsr", 4, 31),
          ("snlsr", 4, None), ("a-snlsr", 4, None))
@@ -45,11 +46,6 @@ def smooth(shape, seed: int) -> torch.Tensor:
     flat = (flat - flat.amin((-2, -1), keepdim=True)) / (flat.amax((-2, -1), keepdim=True)
                                                         - flat.amin((-2, -1), keepdim=True) + 1e-6)
     return flat.reshape(shape).contiguous()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    mse = float(((a - b) ** 2).mean())
-    return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
 def case_args(method: str, scale: int, bands: int | None, n: int, side: int):
