@@ -51,3 +51,28 @@ def test_gpu_inference_check_runs_and_compares(tmp_path, monkeypatch):
     assert res[0]["method"] == "snlsr" and res[0]["bands"] == 30 and res[0]["max_abs_threads_vs_one"] == 0.0
     assert res[0]["max_abs_vs_cpu_fp32"] == 0.0 and 30 < res[0]["psnr_bf16_vs_fp32"] < 200
     assert res[1]["method"] == "no-such-method" and "unknown method" in res[1]["error"]
+
+
+def test_gpu_site_links_pyprojs_duplicate_libraries_to_rasterios(tmp_path):
+    """scripts/gpu_site.py: pyproj's copies of libraries rasterio also bundles become links to
+    rasterio's (libproj stays: rasterio's renames its symbols); rasterio's other libraries get a
+    link beside them; tests folders and stubs go."""
+    spec = importlib.util.spec_from_file_location("gpu_site", ROOT / "scripts" / "gpu_site.py")
+    site_mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(site_mod)
+    site = tmp_path / "site"
+    for rel in ("pyproj.libs/libproj-aaaa1111.so.25.9.5.1", "pyproj.libs/libcurl-bbbb2222.so.4.8.0",
+                "rasterio.libs/libproj-cccc3333.so.25.9.7.1", "rasterio.libs/libcurl-dddd4444.so.4.8.0",
+                "rasterio.libs/libssl-eeee5555.so.3", "dask/tests/test_x.py", "dask/array/core.py",
+                "dask/dataframe/core.py", "pyproj/__init__.pyi", "pyproj/proj_dir/share/proj/proj.db"):
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(rel)
+    site_mod.trim(site)
+    mine = site / "pyproj.libs"
+    curl = mine / "libcurl-bbbb2222.so.4.8.0"
+    assert curl.is_symlink() and curl.read_text() == "rasterio.libs/libcurl-dddd4444.so.4.8.0"
+    assert not (mine / "libproj-aaaa1111.so.25.9.5.1").is_symlink()
+    assert (mine / "libssl-eeee5555.so.3").read_text() == "rasterio.libs/libssl-eeee5555.so.3"
+    assert (site / "dask/array/core.py").exists()
+    for gone in ("dask/tests", "dask/dataframe", "pyproj/__init__.pyi", "pyproj/proj_dir/share/proj/proj.db"):
+        assert not (site / gone).exists(), gone
