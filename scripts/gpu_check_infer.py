@@ -2,10 +2,9 @@
 method: :func:`geohsr.device.infer` (pinned staging, one stream per thread, at most two batches on
 the GPU, results copied back non-blocking, out-of-memory batches split in two).
 
-The device machine has no rasterio/rioxarray/pyproj (and a wheel of rasterio alone, 36 MB, does not
-fit beside the repository in the 64 MiB a call carries), so the file-to-file runner cannot run
-there; this script drives the same runner objects and ``infer`` the engine's block function calls,
-on smooth random blocks, and writes ``infer_check.json``:
+It needs nothing the device machine lacks (no rasterio/rioxarray/pyproj/dask: for ``geohsr run``
+itself there, carry the pack ``scripts/gpu_site.py`` makes): it drives the runner objects and
+``infer`` the engine's block function calls, on smooth random blocks, and writes ``infer_check.json``:
 
 * CUDA fp32 against the CPU on two of the blocks (PSNR of the CUDA output against the CPU's, peak 1; TF32 convolutions
   are PyTorch's CUDA default);
