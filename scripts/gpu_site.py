@@ -19,6 +19,9 @@ carried::
     export PYTHONPATH=/tmp/site PROJ_DATA=/tmp/site/rasterio/proj_data &&
     python3 -m geohsr run geohsr/data/enmap_potsdam_demo.tif -s 4 -o $OUT/demo_x4.tif --device cuda
 
+or ``bash scripts/gpu_run_check.sh $OUT``: that, CPU against CUDA, workers, batches, bf16 and
+``--adapt`` on CUDA, then ``scripts/gpu_check_infer.py``, in one call.
+
 ``--python-version 3.11`` packs for this machine's interpreter instead, to check the trimmed set
 here (``PYTHONPATH`` before a site that lacks those packages).
 """
