@@ -91,8 +91,9 @@ def main() -> None:
                     w = wstr(files, s, m)
                     if w and not a.only_ensemble:
                         runs.append((f"{m}_{label}", m, w, False))
-            if (a.ensemble or a.only_ensemble) and wstr(rs, s, "dualsr"):  # never the shipped ones unasked
-                runs.append(("dualsr_rs_ensemble", "dualsr", wstr(rs, s, "dualsr"), True))
+            w = wstr(rs, s, "dualsr")
+            if (a.ensemble or a.only_ensemble) and w:  # never the shipped ones unasked
+                runs.append(("dualsr_rs_ensemble", "dualsr", w, True))
             for label, m, w, ens in runs:
                 t0 = time.perf_counter()
                 sr = geohsr.superresolve(lr, m, s, weights=w, dtype="float32", clip="none", ensemble=ens).values

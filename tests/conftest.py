@@ -123,3 +123,13 @@ def _cli_default_method_bicubic(monkeypatch):
     """CLI runs in tests use bicubic unless a test names a method (the CLI default `auto`
     picks DualSR when shipped weights cover the scale, which tests must not depend on)."""
     monkeypatch.setenv("GEOHSR_RUN_METHOD", "bicubic")
+
+
+def load_script(name: str):
+    """The module of ``scripts/<name>.py`` (developer scripts are not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -1,15 +1,11 @@
 """scripts/audit_deps.py: OSV range matching on a small advisory folder (offline)."""
 
-import importlib.util
 import json
-from pathlib import Path
 
+from conftest import load_script
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("audit_deps", ROOT / "scripts" / "audit_deps.py")
-audit = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(audit)
+audit = load_script("audit_deps")
 
 RECORD = """id: PYSEC-0000-1
 affected:

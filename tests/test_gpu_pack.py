@@ -1,17 +1,12 @@
 """scripts/gpu_train_rs.py: the scenes packed for a GPU machine come back as the readers gave them
 (to 1/65535), split, wavelengths and CAVE crops included — offline, on synthetic scenes."""
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
+from conftest import load_script
 
 from geohsr.train import data as D
 
-ROOT = Path(__file__).resolve().parents[1]
-spec = importlib.util.spec_from_file_location("gpu_train_rs", ROOT / "scripts" / "gpu_train_rs.py")
-gpu = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(gpu)
+gpu = load_script("gpu_train_rs")
 
 
 def test_pack_round_trip(tmp_path, monkeypatch):
@@ -40,9 +35,7 @@ def test_gpu_inference_check_runs_and_compares(tmp_path, monkeypatch):
     import json
     import sys
 
-    spec = importlib.util.spec_from_file_location("gpu_check_infer", ROOT / "scripts" / "gpu_check_infer.py")
-    chk = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(chk)
+    chk = load_script("gpu_check_infer")
     monkeypatch.setattr(chk, "CASES", (("snlsr", 4, None), ("no-such-method", 4, 8)))
     monkeypatch.setattr(sys, "argv", ["x", str(tmp_path), "--device", "cpu", "--side", "12", "--batch", "2",
                                       "--reps", "1"])
@@ -57,9 +50,7 @@ def test_gpu_site_links_pyprojs_duplicate_libraries_to_rasterios(tmp_path):
     """scripts/gpu_site.py: pyproj's copies of libraries rasterio also bundles become links to
     rasterio's (libproj stays: rasterio's renames its symbols); rasterio's other libraries get a
     link beside them; tests folders and stubs go."""
-    spec = importlib.util.spec_from_file_location("gpu_site", ROOT / "scripts" / "gpu_site.py")
-    site_mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(site_mod)
+    site_mod = load_script("gpu_site")
     site = tmp_path / "site"
     for rel in ("pyproj.libs/libproj-aaaa1111.so.25.9.5.1", "pyproj.libs/libcurl-bbbb2222.so.4.8.0",
                 "rasterio.libs/libproj-cccc3333.so.25.9.7.1", "rasterio.libs/libcurl-dddd4444.so.4.8.0",

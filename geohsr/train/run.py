@@ -178,17 +178,13 @@ def _widen(model: torch.nn.Module, tensors: dict, own: dict) -> _Widened:
         return out
     r = grow.pop()
     n_old = math.gcd(*[a for v, o in pairs.values() for a, b in zip(v.shape, o.shape) if a != b])
-    subpixel = set()  # convolutions whose output a PixelShuffle rearranges: their outputs keep the prefix
+    subpixel = set()  # keys of convolutions whose output a PixelShuffle rearranges: outputs keep the prefix
     for name, m in model.named_modules():
         kids = list(m.named_children())
-        for (a, _), (_, nxt) in zip(kids, kids[1:]):
+        for (a, conv), (_, nxt) in zip(kids, kids[1:]):
             if isinstance(nxt, torch.nn.PixelShuffle):
-                subpixel.add(f"{name}.{a}" if name else a)
-
-    def module_of(key: str) -> str:
-        return key.split(".parametrizations.")[0] if ".parametrizations." in key else key.rsplit(".", 1)[0]
-
-    if all(module_of(k) in subpixel for k in pairs):  # only an upsampler differs: another scale, not a width
+                subpixel.update(f"{name}.{a}.{k}" if name else f"{a}.{k}" for k in conv.state_dict())
+    if subpixel.issuperset(pairs):  # only an upsampler differs: another scale, not a width
         return out
 
     def index(size_old: int, prefix: bool) -> torch.Tensor:
@@ -198,8 +194,7 @@ def _widen(model: torch.nn.Module, tensors: dict, own: dict) -> _Widened:
 
     for k, (v, o) in pairs.items():
         new = o.clone()
-        module = module_of(k)
-        idx = [(index(a, prefix=(d == 0 and module in subpixel)) if a != b else torch.arange(a)).to(new.device)
+        idx = [(index(a, prefix=(d == 0 and k in subpixel)) if a != b else torch.arange(a)).to(new.device)
                for d, (a, b) in enumerate(zip(v.shape, o.shape))]
         if v.ndim >= 2 and v.shape[1] != o.shape[1]:  # file's outputs read nothing from added inputs
             new[idx[0][:, None], :] = 0
