@@ -27,6 +27,11 @@ def test_pack_round_trip(tmp_path, monkeypatch):
     assert train[0].wavelength is None and np.allclose(val[0].wavelength, scenes["val"][0].wavelength)
     assert crops[0].cube.shape == (31, 16, 16)
     assert np.abs(crops[0].cube - cave[0].cube[:, 2:18, 4:20]).max() <= 0.5 / 65535 + 1e-7
+    # --oracle: the test scenes alone, training and validating (never the training or validation ones)
+    scenes["test"] = [D.Scene("t", rng.random((20, 8, 8), dtype=np.float32))]
+    gpu.pack(tmp_path / "data", tmp_path / "oracle", oracle=True)
+    train, val, crops = gpu.unpack(tmp_path / "oracle")
+    assert [s.name for s in train] == ["t"] and train is val and crops == []
 
 
 def test_gpu_inference_check_runs_and_compares(tmp_path, monkeypatch):
