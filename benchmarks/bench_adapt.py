@@ -89,6 +89,9 @@ def main() -> None:
     ap.add_argument("--in-turn", action="store_true",
                     help="DualSR's networks adapt one after the other, the budget shared (geohsr before session 23; "
                          "for comparison) instead of side by side")
+    ap.add_argument("--weights", default=None,
+                    help="start from these weights instead of the shipped ones (DualSR: 'x4.safetensors,x2.safetensors')")
+    ap.add_argument("--out", type=Path, default=OUT, help=f"results file (default {OUT.relative_to(HERE.parent)})")
     ap.add_argument("--patience", type=int, default=None,
                     help="validations without a gain before a network stops (default: geohsr's; 0: the whole budget)")
     args = ap.parse_args()
@@ -117,7 +120,8 @@ def main() -> None:
         t0 = time.time()
         with tempfile.TemporaryDirectory() as tmp:
             res = adapt(as_cube(user, wl), method, s, minutes=args.minutes, batches=args.batches, out=tmp,
-                        seed=args.seed, progress=False, psf=args.psf, lr=args.lr, patience=args.patience)
+                        seed=args.seed, progress=False, psf=args.psf, lr=args.lr, patience=args.patience,
+                        weights=args.weights)
             adapted = res.tried  # the adapted network (DualSR: with the ×s/2 network it started with)
             curves = {}  # each network's held-out PSNR at its validations (batch, dB)
             for k, v in res.card.get("networks", {}).items():
@@ -156,8 +160,9 @@ def main() -> None:
                            "torch": torch.__version__, "threads": torch.get_num_threads(),
                            "date": time.strftime("%Y-%m-%d")}}
         rec["psf"] = None if args.psf == "gaussian" else args.psf  # None: the default sensor model
-        upsert_jsonl(OUT, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed", "schedule",
-                                                    "patience", "held_out"))
+        rec["start"] = args.weights  # None: the shipped weights
+        upsert_jsonl(args.out, rec, keys=KEY_FIELDS + ("psf", "minutes", "lr", "batch_budget", "seed", "schedule",
+                                                    "patience", "held_out", "start"))
         print(json.dumps(rec), flush=True)
 
 
