@@ -4,6 +4,7 @@
 # TF32 rounding), one worker against two, a batch of blocks against one block, bf16, the scene
 # adaptation on CUDA for one minute, then the inference check of scripts/gpu_check_infer.py.
 # Writes summary.json and the logs into OUT (at most 8 files come back from a device call).
+# Run on the lent H200 in session 29 (327 s; benchmarks/results/gpu_h200_run_check_s29.json).
 #
 #   bash scripts/gpu_run_check.sh "$OUT" [cuda]        # there
 #   bash scripts/gpu_run_check.sh /tmp/gpurc cpu        # here, to check the script (slow; METHOD=bicubic

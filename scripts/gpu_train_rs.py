@@ -42,6 +42,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -71,7 +72,14 @@ def pack(root: Path, dest: Path, cave_side: int = 0, oracle: bool = False) -> No
     print(f"packed {len(index)} scenes into {dest}")
 
 
-def unpack(src: Path):
+class Packed(NamedTuple):
+    train: list
+    val: list
+    cave: list  # the CAVE crops (`pack --cave-side`)
+    oracle: bool  # `pack --oracle`: the test scenes, which then train and validate
+
+
+def unpack(src: Path) -> Packed:
     from geohsr.train.data import Scene
 
     index = json.loads((src / "index.json").read_text())
@@ -81,9 +89,9 @@ def unpack(src: Path):
         cube = (np.cumsum(d, axis=0, dtype=np.uint16) / 65535.0).astype(np.float32)
         wl = None if e["wavelength"] is None else np.asarray(e["wavelength"])
         out[e["split"]].append(Scene(name, cube, wl))
-    if out["test"]:  # an oracle pack (`pack --oracle`): the test scenes train and validate
-        return out["test"], out["test"], out["cave"]
-    return out["train"], out["val"], out["cave"]
+    if out["test"]:
+        return Packed(out["test"], out["test"], out["cave"], True)
+    return Packed(out["train"], out["val"], out["cave"], False)
 
 
 def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5, bands: int = 224) -> None:
@@ -135,11 +143,10 @@ def timing(out: Path, device: str = "cuda", batch_size: int = 64, reps: int = 5,
 def train_one(src: Path, out: Path, args) -> None:
     from geohsr.train import run
 
-    train, val, cave = unpack(src)
+    train, val, cave, oracle = unpack(src)
     if args.add_cave and not cave:
         raise SystemExit(f"{src}: no CAVE scenes packed (pack with --cave-side)")
     # the packed split, by scene; "../shared/data/cave" (--add-cave) gives the packed CAVE crops
-    oracle = train is val  # `pack --oracle`: the test scenes train and validate
 
     def split(data):
         if str(data).endswith("cave"):

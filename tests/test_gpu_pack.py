@@ -20,8 +20,9 @@ def test_pack_round_trip(tmp_path, monkeypatch):
     monkeypatch.setattr(D, "rs_scenes", lambda root, split: scenes[split])
     monkeypatch.setattr(D, "cave_scenes", lambda root, split: cave)
     gpu.pack(tmp_path / "data", tmp_path / "pack", cave_side=16)
-    train, val, crops = gpu.unpack(tmp_path / "pack")
+    train, val, crops, oracle = gpu.unpack(tmp_path / "pack")
     assert [s.name for s in train] == ["a", "b"] and [s.name for s in val] == ["c"] and crops[0].name == "toy_ms"
+    assert not oracle
     for got, want in zip(train + val, scenes["train"] + scenes["val"]):
         assert got.cube.dtype == np.float32 and np.abs(got.cube - want.cube).max() <= 0.5 / 65535 + 1e-7
     assert train[0].wavelength is None and np.allclose(val[0].wavelength, scenes["val"][0].wavelength)
@@ -30,8 +31,8 @@ def test_pack_round_trip(tmp_path, monkeypatch):
     # --oracle: the test scenes alone, training and validating (never the training or validation ones)
     scenes["test"] = [D.Scene("t", rng.random((20, 8, 8), dtype=np.float32))]
     gpu.pack(tmp_path / "data", tmp_path / "oracle", oracle=True)
-    train, val, crops = gpu.unpack(tmp_path / "oracle")
-    assert [s.name for s in train] == ["t"] and train is val and crops == []
+    train, val, crops, oracle = gpu.unpack(tmp_path / "oracle")
+    assert oracle and [s.name for s in train] == ["t"] and [s.name for s in val] == ["t"] and crops == []
 
 
 def test_gpu_inference_check_runs_and_compares(tmp_path, monkeypatch):
