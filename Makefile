@@ -9,11 +9,17 @@ QGIS_VENV ?= .venv-qgis
 
 .PHONY: demo test test-qgis setup clean qgis-plugin-zip check-wheel
 
+# torch, pinned. The package index of the reference machine serves the CPU wheel for this pin;
+# PyPI's Linux x86-64 wheel is the CUDA build, which pulls several GB of NVIDIA libraries: on a
+# CPU-only machine pass TORCH_INDEX=https://download.pytorch.org/whl/cpu, on a GPU machine keep it
+# empty (or name the CUDA index your driver needs, e.g. .../whl/cu126).
+TORCH       ?= torch==2.13.0
+TORCH_INDEX ?=
+
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# the CPU wheel of torch (an unpinned torch pulls a multi-GB CUDA build)
-	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q "$(TORCH)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(PY) -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
