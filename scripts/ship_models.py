@@ -13,6 +13,8 @@
         # the remote-sensing cards' tables rebuilt from the current records (no retraining)
     python scripts/ship_models.py test --eval benchmarks/results/cave_test.jsonl
         # the CAVE weights' numbers on scenes that chose nothing, into their cards (no retraining)
+    python scripts/ship_models.py note --name coarsr_x4_rs_compact --note "..."
+        # a note added to a shipped card (replacing one that starts with the same first 40 characters)
 """
 
 from __future__ import annotations
@@ -124,21 +126,43 @@ def refresh_rs(path: Path) -> None:
     cat_path.write_text(json.dumps(cat, indent=2) + "\n")
 
 
+def add_notes(name: str, notes: list[str]) -> None:
+    """``notes`` added to the held-out notes of the shipped entry ``name`` (a note replaces an old
+    one with the same first 40 characters, so rerunning with a corrected text does not duplicate
+    it); the card re-rendered from the catalogue."""
+    cat_path = W.models_dir() / "catalog.json"
+    cat = json.loads(cat_path.read_text())
+    e = next((e for e in cat["weights"] if e["file"] == f"{name}.safetensors"), None)
+    if e is None:
+        raise SystemExit(f"{name}: not in models/catalog.json")
+    m = e.setdefault("held_out_metrics", {})
+    for note in notes:
+        m["notes"] = [n for n in m.get("notes", []) if n[:40] != note[:40]] + [note]
+    (W.models_dir() / e["file"].replace(".safetensors", ".md")).write_text(W.model_card_markdown(e))
+    cat_path.write_text(json.dumps(cat, indent=2) + "\n")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("kind", choices=["coarsr", "guided", "swir", "rs", "rs-refresh", "test"])
+    ap.add_argument("kind", choices=["coarsr", "guided", "swir", "rs", "rs-refresh", "test", "note"])
     ap.add_argument("--run", type=Path)
     ap.add_argument("--name")
-    ap.add_argument("--eval", type=Path, required=True)
+    ap.add_argument("--eval", type=Path)
     ap.add_argument("--note", action="append", default=[])
     ap.add_argument("--reproduce-crop", type=int,
                     help="guided: record the PSNR on this crop of the first scene (a quick test number) "
                          "instead of the evaluated crop")
     a = ap.parse_args()
+    if a.kind != "note" and a.eval is None:
+        ap.error(f"{a.kind} needs --eval")
     if a.kind == "test":
         return add_test_metrics(a.eval)
     if a.kind == "rs-refresh":
         return refresh_rs(a.eval)
+    if a.kind == "note":
+        if not a.name or not a.note:
+            ap.error("note needs --name and --note")
+        return add_notes(a.name, a.note)
     if a.run is None or a.name is None:
         ap.error(f"{a.kind} needs --run and --name")
     card = json.loads((a.run / "card.json").read_text())
