@@ -96,6 +96,7 @@ ERROR_CASES = [
     ("complex data", ["run", "{complex}", "-o", "{tmp}/c.tif"], "complex data"),
     ("scale 0", ["run", "{good}", "--scale", "0"], "scale must be an integer >= 2"),
     ("scale 1", ["run", "{good}", "--scale", "1"], "scale must be an integer >= 2"),
+    ("scale 1, method auto", ["run", "{good}", "-m", "auto", "--scale", "1"], "scale must be an integer >= 2"),
     ("scale -2", ["run", "{good}", "--scale", "-2"], "scale must be an integer >= 2"),
     ("scale 3.5", ["run", "{good}", "--scale", "3.5"], "'3.5' is not a valid integer"),
     ("scale unsupported by the method", ["run", "{good}", "-m", "dualsr", "-s", "7"], "supports scales 2, 3, 4, 5, 6, 8"),
@@ -144,6 +145,9 @@ def test_user_error(env, name, args, message):
     assert code != 0, (name, out, err)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert lines and message in lines[-1], (name, err)
+    # one line, nothing before it (e.g. no "auto: bicubic (…)" choice announced for a scale that is
+    # refused); click's own usage errors come with its usage and help lines
+    assert len(lines) == 1 or lines[0].startswith("Usage:"), (name, err)
     assert "Traceback" not in err
     assert _snapshot(env["tmp"]) == before, name
 
