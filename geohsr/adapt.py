@@ -520,7 +520,7 @@ def _start_weights(method: str, s: int, weights) -> tuple[dict, bool]:
     from .methods.dualsr import _locate, _weights_pair
 
     spec = get_method(method)
-    given = _weights_pair(weights) if weights else {}
+    given = _weights_pair(weights, s) if weights else {}
     return ({ws: str(_locate(ws, given.get(ws))[0]) for ws in spec.scales_of_weights(s)}, not given)
 
 

@@ -120,6 +120,10 @@ ERROR_CASES = [
     ("corrupt weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tmp}/garbage.safetensors", "-o", "{tmp}/w.tif"], "not a valid safetensors"),
     ("tampered weights", ["run", "{good}", "-m", "coarsr", "-s", "2", "--weights", "{tampered}", "-o", "{tmp}/w.tif"], "does not match the expected"),
     ("weights of another scale", ["run", "{good}", "-m", "coarsr", "-s", "4", "--weights", "{w2}", "-o", "{tmp}/w.tif"], "weights are for ×2, not ×4"),
+    # DualSR ×4 with only its fine stage's ×2 file: not the shipped ×4 network run without a word
+    ("DualSR weights without the main scale", ["run", "{good}", "-m", "dualsr", "-s", "4", "--weights", "{w2}", "-o", "{tmp}/w.tif"], "DualSR ×4 takes ×4 weights"),
+    ("DualSR weights the run does not use", ["run", "{good}", "-m", "dualsr", "-s", "3", "--weights", "{w2}", "-o", "{tmp}/w.tif"], "got ×2 (w2.safetensors)"),
+    ("adapting DualSR from its fine stage's file alone", ["adapt", "{good}", "-m", "dualsr", "-s", "4", "--weights", "{w2}", "--out", "{tmp}/ad"], "DualSR ×4 takes ×4 weights"),
     ("unreachable scheduler", ["run", "{good}", "--scheduler", "tcp://127.0.0.1:9", "-o", "{tmp}/s.tif"], "cannot reach the dask scheduler"),
     ("info on a missing file", ["info", "{tmp}/missing.tif"], "no such file"),
     ("evaluate with a bad report name", ["evaluate", "{good}", "--report", "{tmp}/r.pdf"], "use a .md, .csv or .html"),

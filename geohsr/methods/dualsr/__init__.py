@@ -20,6 +20,7 @@ with the ×s model alone, i.e. one back-projection onto the LR input — ``Ud = 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -78,7 +79,7 @@ def back_factor(scale: int) -> int:
 def _halo_dualsr(scale: int, weights) -> int:
     """U (×s) reaches its receptive field, then down ×f and up ×f (cubic, 2 px each at the ×s/f
     grid: 4f/s LR px); V (×s/f, or the LR itself) only the up ×f (2f/s LR px)."""
-    wmap = _weights_pair(weights)
+    wmap = _weights_pair(weights, scale)
     f = back_factor(scale)
     rf_u = receptive_field(_config(scale, wmap.get(scale)))
     rf_v = 0 if f == scale else receptive_field(_config(scale // f, wmap.get(scale // f)))
@@ -143,7 +144,7 @@ def dualsr_planes(scale, weights, device):
 
     from ...resize import imresize
 
-    wmap = _weights_pair(weights)
+    wmap = _weights_pair(weights, scale)
     f = back_factor(scale)
     main = build_coarsr(scale, wmap.get(scale), device)
     half = None if f == scale else build_coarsr(scale // f, wmap.get(scale // f), device)
@@ -164,14 +165,24 @@ def _build_dualsr_runner(scale, weights, device):
     return Runner(dualsr_planes(scale, weights, device), device)
 
 
-def _weights_pair(weights) -> dict:
+def _weights_pair(weights, scale: int | None = None) -> dict:
     """``weights`` for DualSR: None (shipped), or "A.safetensors,B.safetensors" (×s and ×s/2
     in any order; the scale is read from each file's metadata). A file whose metadata names
     ``companions`` ({scale: path relative to it}; scene adaptation writes them) brings those
-    files along for scales not given."""
+    files along for scales not given. With ``scale``: given weights must include the ×s network
+    (the ×s/2 one may be left to the shipped file) and no file the run would not use — a ×2 file
+    alone at ×4 would otherwise run the shipped ×4 network without a word."""
     if weights is None:
         return {}
-    return W.with_companions([p.strip() for p in str(weights).split(",")])
+    pair = W.with_companions([p.strip() for p in str(weights).split(",")])
+    if scale is not None:
+        uses = weight_scales(int(scale))
+        if uses[0] not in pair or set(pair) - set(uses):
+            got = ", ".join(f"{f'×{k}' if k else 'no scale in its metadata'} ({Path(p).name})"
+                            for k, p in sorted(pair.items(), reverse=True))
+            half = f" (and ×{uses[1]} for its fine stage, else the shipped one)" if len(uses) > 1 else ""
+            raise WeightsError(f"--weights: DualSR ×{uses[0]} takes ×{uses[0]} weights{half}; got {got}")
+    return pair
 
 
 def _block_stat(planes: np.ndarray, bands: int, good=None) -> tuple[float, float]:
