@@ -160,7 +160,8 @@ def _default_output(src: Path, scale: int, fmt: str | None) -> Path:
 @click.option("--guide", type=click.Path(path_type=Path), default=None,
               help="high-resolution RGB/pan guide raster (guided methods)")
 @click.option("--weights", type=click.Path(path_type=Path), default=None,
-              help="weights file (.safetensors) instead of the shipped ones")
+              help="weights file (.safetensors) instead of the shipped ones; DualSR: 'xS.safetensors' "
+                   "or 'xS.safetensors,xS/2.safetensors' (its fine stage; else the shipped one)")
 @click.option("--no-coregister", is_flag=True,
               help="use the guide as it is (default: measure its offset from the scene and shift it "
                    "onto the scene when it is at least 0.1 LR px)")
