@@ -196,6 +196,15 @@ def test_zero_size_cube_is_refused():
         geohsr.superresolve(xr.DataArray(np.zeros((3, 0, 5), "float32"), dims=("band", "y", "x")))
 
 
+def test_bare_arrays_and_other_objects_are_refused_with_what_to_pass():
+    with pytest.raises(geohsr.InputError, match=r"a bare array .* xr.DataArray\(cube, dims=\('band', 'y', 'x'\)\)"):
+        geohsr.superresolve(np.zeros((3, 8, 8), "float32"), "bicubic", 2)
+    with pytest.raises(geohsr.InputError, match="bare array"):
+        geohsr.open_cube(torch.zeros(3, 8, 8))
+    with pytest.raises(geohsr.InputError, match="expected a raster path or an xarray DataArray .*, got int"):
+        geohsr.superresolve(42, "bicubic", 2)
+
+
 def test_all_nodata_scene_gives_an_all_nodata_product(tmp_path):
     p = write_raster(tmp_path / "nd.tif", np.full((2, 8, 8), -1.0, "float32"), nodata=-1.0)
     code, out, _ = _cli("run", p, "-s", "2", "-q")

@@ -74,6 +74,14 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
         return da.chunk(chunks) if chunks is not None else da
     if isinstance(source, xr.Dataset):
         return open_cube(_pick_variable(source, "<Dataset>"), chunks)
+    if not isinstance(source, (str, os.PathLike)):
+        if hasattr(source, "__array__"):  # numpy, dask, torch: no georeference, no band table
+            raise InputError("a bare array has no georeference and no band table: wrap it as an xarray "
+                             "DataArray, xr.DataArray(cube, dims=('band', 'y', 'x')) (add the CRS and "
+                             "transform with rioxarray's da.rio.write_crs / write_transform if it has them), "
+                             "and pass that")
+        raise InputError(f"expected a raster path or an xarray DataArray (band, y, x), got "
+                         f"{type(source).__name__}")
     path = Path(os.fspath(source)).expanduser()
     _check_file(path)
     suffix = path.suffix.lower()
