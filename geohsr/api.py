@@ -102,7 +102,9 @@ def auto_method(cube, scale, guide=None, device="auto", mtf="measure") -> tuple[
     (:mod:`geohsr.select`, its reduction through the scene's MTF: ``mtf`` as in
     :func:`superresolve`); without, DualSR where shipped weights cover the scale, else bicubic.
     Returns the method and the attrs that record the choice."""
-    get_method("bicubic").check_scale(scale)  # a bad scale fails before auto says what it chose
+    from .methods import check_scale
+
+    check_scale(scale)  # a bad scale fails before auto says what it chose
     if guide is None:
         from .methods import default_method, dualsr_scales
 

@@ -47,12 +47,22 @@ def reproduce_psnr(run: Path, card: dict, scene: str, crop: int) -> float:
     return metrics.psnr(np.clip(out.values, 0, 1), hr)
 
 
+def _catalogue() -> dict:
+    return json.loads((W.models_dir() / "catalog.json").read_text())
+
+
+def _save_catalogue(cat: dict, edited: list[dict]) -> None:
+    """Write ``cat`` back and re-render the cards of its ``edited`` entries."""
+    for e in edited:
+        (W.models_dir() / e["file"].replace(".safetensors", ".md")).write_text(W.model_card_markdown(e))
+    (W.models_dir() / "catalog.json").write_text(json.dumps(cat, indent=2) + "\n")
+
+
 def add_test_metrics(path: Path) -> None:
     """``benchmarks/bench_cave_test.py`` records → ``test_metrics`` of the CAVE catalogue entries
     (mean over the scenes of each cut, per scene), and their cards re-rendered."""
     recs = [json.loads(ln) for ln in path.read_text().splitlines() if ln.strip()]
-    cat_path = W.models_dir() / "catalog.json"
-    cat = json.loads(cat_path.read_text())
+    cat, edited = _catalogue(), []
     cut_text = {"visible": "the scenes' bands at or below 720 nm (where geohsr uses the CAVE weights)",
                 "all": "every band (400–2500 nm; geohsr takes the remote-sensing weights there when shipped)"}
     for e in cat["weights"]:
@@ -81,9 +91,9 @@ def add_test_metrics(path: Path) -> None:
                         "MSE over the cut (peak 1), SAM in degrees; mean over the scenes "
                         "(benchmarks/bench_cave_test.py)",
             "cuts": cuts}
-        (W.models_dir() / e["file"].replace(".safetensors", ".md")).write_text(W.model_card_markdown(e))
+        edited.append(e)
         print(e["file"], {k: v["table"] for k, v in cuts.items()})
-    cat_path.write_text(json.dumps(cat, indent=2) + "\n")
+    _save_catalogue(cat, edited)
 
 
 RS_COLUMNS = ("bicubic", "coarsr_cave", "dualsr_cave", "coarsr_rs", "dualsr_rs", "dualsr_rs_ensemble")
@@ -113,33 +123,30 @@ def rs_metrics(path: Path, scale: int, test_scenes, notes) -> dict:
 def refresh_rs(path: Path) -> None:
     """Re-measure nothing: the shipped remote-sensing entries' held-out tables rebuilt from the
     current ``bench_rs_weights.py`` records (e.g. after ``--ensemble`` added a row), cards re-rendered."""
-    cat_path = W.models_dir() / "catalog.json"
-    cat = json.loads(cat_path.read_text())
+    cat, edited = _catalogue(), []
     for e in cat["weights"]:
         if e.get("data", {}).get("kind") != "remote sensing":
             continue
         old = e["held_out_metrics"]
         e["held_out_metrics"] = rs_metrics(path, int(e["scale"]), e["data"]["test_scenes"],
                                            [n for n in old.get("notes", []) if not n.startswith("dualsr_rs_ensemble")])
-        (W.models_dir() / e["file"].replace(".safetensors", ".md")).write_text(W.model_card_markdown(e))
+        edited.append(e)
         print(e["file"], {k: v["psnr"] for k, v in e["held_out_metrics"]["table"].items()})
-    cat_path.write_text(json.dumps(cat, indent=2) + "\n")
+    _save_catalogue(cat, edited)
 
 
 def add_notes(name: str, notes: list[str]) -> None:
     """``notes`` added to the held-out notes of the shipped entry ``name`` (a note replaces an old
     one with the same first 40 characters, so rerunning with a corrected text does not duplicate
     it); the card re-rendered from the catalogue."""
-    cat_path = W.models_dir() / "catalog.json"
-    cat = json.loads(cat_path.read_text())
+    cat = _catalogue()
     e = next((e for e in cat["weights"] if e["file"] == f"{name}.safetensors"), None)
     if e is None:
         raise SystemExit(f"{name}: not in models/catalog.json")
     m = e.setdefault("held_out_metrics", {})
     for note in notes:
         m["notes"] = [n for n in m.get("notes", []) if n[:40] != note[:40]] + [note]
-    (W.models_dir() / e["file"].replace(".safetensors", ".md")).write_text(W.model_card_markdown(e))
-    cat_path.write_text(json.dumps(cat, indent=2) + "\n")
+    _save_catalogue(cat, [e])
 
 
 def main():

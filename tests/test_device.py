@@ -9,7 +9,6 @@ import subprocess
 import weakref
 
 import numpy as np
-
 import pytest
 import torch
 

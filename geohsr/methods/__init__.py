@@ -181,13 +181,7 @@ class MethodSpec:
         return bands * (1 + self.aux_per_band) + self.aux_extra
 
     def check_scale(self, scale) -> int:
-        try:
-            s = float(scale)
-        except (TypeError, ValueError):
-            raise MethodError(f"scale must be an integer >= 2, got {scale!r}") from None
-        if s != int(s) or s < 2:
-            raise MethodError(f"scale must be an integer >= 2, got {scale}; e.g. --scale 4")
-        s = int(s)
+        s = check_scale(scale)
         if self.scales is not None and s not in self.scales:
             why = f"; {self.scales_why}" if self.scales_why else ""
             raise MethodError(f"method {self.name!r} supports scales "
@@ -307,6 +301,17 @@ def dualsr_scales() -> list[int]:
 
     dualsr = get_method("dualsr")
     return [s for s in dualsr.scales if all(find("coarsr", w) for w in dualsr.scales_of_weights(s))]
+
+
+def check_scale(scale) -> int:
+    """``scale`` as an int, or a one-line error unless it is an integer >= 2 (whatever the method)."""
+    try:
+        s = float(scale)
+    except (TypeError, ValueError):
+        raise MethodError(f"scale must be an integer >= 2, got {scale!r}") from None
+    if s != int(s) or s < 2:
+        raise MethodError(f"scale must be an integer >= 2, got {scale}; e.g. --scale 4")
+    return int(s)
 
 
 def default_method(scale: int) -> str:

@@ -165,23 +165,22 @@ def _build_dualsr_runner(scale, weights, device):
     return Runner(dualsr_planes(scale, weights, device), device)
 
 
-def _weights_pair(weights, scale: int | None = None) -> dict:
+def _weights_pair(weights, scale: int) -> dict:
     """``weights`` for DualSR: None (shipped), or "A.safetensors,B.safetensors" (×s and ×s/2
     in any order; the scale is read from each file's metadata). A file whose metadata names
     ``companions`` ({scale: path relative to it}; scene adaptation writes them) brings those
-    files along for scales not given. With ``scale``: given weights must include the ×s network
-    (the ×s/2 one may be left to the shipped file) and no file the run would not use — a ×2 file
-    alone at ×4 would otherwise run the shipped ×4 network without a word."""
+    files along for scales not given. Given weights must include the ×``scale`` network (the ×s/2
+    one may be left to the shipped file) and no file the run would not use — a ×2 file alone at ×4
+    would otherwise run the shipped ×4 network without a word."""
     if weights is None:
         return {}
     pair = W.with_companions([p.strip() for p in str(weights).split(",")])
-    if scale is not None:
-        uses = weight_scales(int(scale))
-        if uses[0] not in pair or set(pair) - set(uses):
-            got = ", ".join(f"{f'×{k}' if k else 'no scale in its metadata'} ({Path(p).name})"
-                            for k, p in sorted(pair.items(), reverse=True))
-            half = f" (and ×{uses[1]} for its fine stage, else the shipped one)" if len(uses) > 1 else ""
-            raise WeightsError(f"--weights: DualSR ×{uses[0]} takes ×{uses[0]} weights{half}; got {got}")
+    uses = weight_scales(int(scale))
+    if uses[0] not in pair or set(pair) - set(uses):
+        got = ", ".join(f"{f'×{k}' if k else 'no scale in its metadata'} ({Path(p).name})"
+                        for k, p in sorted(pair.items(), reverse=True))
+        half = f" (and ×{uses[1]} for its fine stage, else the shipped one)" if len(uses) > 1 else ""
+        raise WeightsError(f"--weights: DualSR ×{uses[0]} takes ×{uses[0]} weights{half}; got {got}")
     return pair
 
 
