@@ -221,6 +221,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
 
     from . import api, engine, stream
     from .io import open_cube, save_cube
+    from .io.read import read_by_gdal
     from .io.write import check_destination
 
     if dtype is not None:
@@ -308,7 +309,7 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
                    err=True)
     if plan.guide_mtf is not None:
         click.echo(f"guide MTF: {engine.mtf_note(plan.guide_mtf)}", err=True)
-    gdal_input = Path(str(cube.attrs.get("source", ""))).suffix.lower() not in (".nc", ".zarr", "")
+    gdal_input = read_by_gdal(cube)
     with _client(scheduler) as client:
         opts.client = client
         if out_fmt in stream.STREAM_FORMATS and gdal_input:
@@ -458,11 +459,14 @@ def info(input, as_json):
         "nodata": None if cube.rio.nodata is None else float(cube.rio.nodata),
         "wavelength_nm": None if np.all(np.isnan(wl)) else [float(np.nanmin(wl)), float(np.nanmax(wl))],
         "bad_bands": [int(i) for i in np.flatnonzero(good == 0) + 1],
+        "product": cube.attrs.get("sensor_product"),
     }
     if as_json:
         click.echo(json.dumps(d, indent=2))
         return
     click.echo(f"{d['path']}")
+    if d["product"]:
+        click.echo(f"  product     {d['product']} (read as delivered)")
     click.echo(f"  size        {w} × {h} px, {nb} band{'s' if nb != 1 else ''}, {d['dtype']}")
     click.echo(f"  crs         {d['crs'] or 'none'}")
     res = d["resolution"]

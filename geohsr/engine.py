@@ -86,7 +86,7 @@ class Plan:
         cube = self.cube
         coords = {k: v for k, v in cube.coords.items() if v.dims == ("band",)}
         hr = xr.DataArray(data, dims=("band", "y", "x"), coords=coords, name=cube.name)
-        hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue")}
+        hr.attrs = {k: v for k, v in cube.attrs.items() if k not in ("source", "_FillValue", "sensor_product")}
         from . import __version__
 
         hr.attrs.update(geohsr_method=self.spec.name, geohsr_scale=self.scale, geohsr_version=__version__)

@@ -9,13 +9,16 @@ a scene-wide 99.9th percentile, so every tile sees the same normalisation.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import xarray as xr
 from affine import Affine
 
 from . import geo
 from .errors import InputError
-from .io import open_cube
+from .io import open_cube, products
+from .io.read import read_by_gdal
 from .sensor import GAIN_AT_NYQUIST
 
 RGB_NM = (640.0, 550.0, 460.0)
@@ -65,7 +68,7 @@ class GuideSource:
 
     def __init__(self, guide, cube: xr.DataArray, scale: int, min_coverage: float = 0.999,
                  channels: str = "rgb"):
-        g = open_cube(guide)
+        g = open_guide(guide)
         cube_crs = cube.rio.crs
         if cube_crs is not None and g.rio.crs is None:
             raise InputError("the guide has no CRS but the scene has one; georeference the guide "
@@ -246,12 +249,23 @@ def _aligned_origin(t: Affine, crs, t_hr: Affine, dst_crs) -> tuple[float, float
     return float(round(row)), float(round(col))
 
 
-def _is_file_backed(g: xr.DataArray, guide) -> bool:
-    """True when the guide was given as a path (then windows are re-read from the file; a
-    DataArray may have been modified after opening, so its values are used instead)."""
+def open_guide(guide) -> xr.DataArray:
+    """The guide as a cube: a path or DataArray as :func:`geohsr.open_cube` opens it, except that a
+    PRISMA L2D product given as the guide is its own 5 m panchromatic band."""
     import os
 
-    return isinstance(guide, (str, os.PathLike)) and bool(g.attrs.get("source"))
+    if isinstance(guide, (str, os.PathLike)) and products.is_prisma(Path(guide).expanduser()):
+        return open_cube(guide, asset="pan")
+    return open_cube(guide)
+
+
+def _is_file_backed(g: xr.DataArray, guide) -> bool:
+    """True when the guide was given as a path to a file GDAL reads (then windows are re-read
+    from the file; a DataArray may have been modified after opening, so its values are used
+    instead, as are those of NetCDF/HDF5/Zarr guides)."""
+    import os
+
+    return isinstance(guide, (str, os.PathLike)) and read_by_gdal(g)
 
 
 def align_guide(guide, cube: xr.DataArray, scale: int, min_coverage: float = 0.999) -> xr.DataArray:

@@ -12,11 +12,12 @@ import numpy as np
 import xarray as xr
 
 from ..errors import InputError
+from . import products
 from . import spectral as spec
 
 ENVI_DATA_EXT = ("", ".img", ".dat", ".raw", ".bsq", ".bil", ".bip", ".bin")
 _GDAL_BAND_KEY = re.compile(r"^Band_\d+$")  # GDAL's ENVI band names, kept as band_name instead
-NETCDF_EXT = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".cdf")
+NETCDF_EXT = (".nc", ".nc4", ".netcdf", ".h5", ".hdf5", ".he5", ".cdf")
 
 
 def _find_envi_pair(path: Path) -> tuple[Path, Path] | None:
@@ -66,6 +67,10 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
     ``add_offset`` and ``units`` (kept through :func:`geohsr.superresolve` and written back);
     CRS and transform via rioxarray; nodata via ``rio.nodata``. Values stay as stored (DN)
     unless ``mask_and_scale`` (:func:`decode`: DN·scale + offset, nodata → NaN, float32).
+
+    Sensor products as delivered (:mod:`geohsr.io.products`): an EnMAP L1C/L2A product (its
+    folder, ``METADATA.XML`` or ``SPECTRAL_IMAGE`` GeoTIFF: the band table comes from the XML) and
+    a PRISMA L2D ``.he5`` (``asset="pan"``: its 5 m panchromatic band instead of the cube).
     """
     if mask_and_scale:
         return decode(open_cube(source, chunks, asset=asset))
@@ -83,8 +88,19 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
         raise InputError(f"expected a raster path or an xarray DataArray (band, y, x), got "
                          f"{type(source).__name__}")
     path = Path(os.fspath(source)).expanduser()
+    enmap = products.enmap_product(path) if path.exists() else None  # a product folder, XML or image
+    if enmap is not None:
+        return _open_gdal(enmap[0], chunks, product=products.enmap_metadata(enmap[1]))
     _check_file(path)
     suffix = path.suffix.lower()
+    if products.is_prisma(path):
+        if asset not in (None, "cube", "pan"):
+            raise InputError(f"{path.name}: a PRISMA product has the parts 'cube' and 'pan', not {asset!r}")
+        da = products.open_prisma(path, lazy=chunks is not None, part=asset or "cube")
+        return da.chunk(_chunk_dict(chunks)) if chunks is not None else da
+    if suffix == ".xml":
+        raise InputError(f"{path}: an XML file is not a raster (geohsr reads an EnMAP product's "
+                         "ENMAP01-…-METADATA.XML with its SPECTRAL_IMAGE beside it); give the image file")
     if suffix == ".json":
         return _open_stac_item(path, chunks, asset)
     if suffix == ".zarr" or path.is_dir():
@@ -110,7 +126,7 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
     return _open_gdal(path, chunks)
 
 
-def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
+def _open_gdal(path: Path, chunks, stac_bands=None, product=None) -> xr.DataArray:
     import rasterio
     import rioxarray
 
@@ -124,6 +140,10 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
             warnings.simplefilter("ignore", rasterio.errors.NotGeoreferencedWarning)
             with rasterio.open(path) as ds:
                 info = spec.SpectralInfo(ds.count)
+                if product is not None:  # the product's own band table first (EnMAP METADATA.XML)
+                    _check_product_bands(product, ds.count, path)
+                    info.fill("wavelength", spec._floats(product.wavelength))
+                    info.fill("fwhm", spec._floats(product.fwhm))
                 spec.from_stac_bands(info, stac_bands)
                 if header is not None:
                     spec.from_envi_header(info, header)
@@ -147,8 +167,13 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
                 transform, crs = ds.transform, ds.crs
                 tags = ds.tags()
                 radiometry = _radiometry(ds)
-            da = rioxarray.open_rasterio(path, chunks=_chunk_dict(chunks), mask_and_scale=False,
-                                         parse_coordinates=not rotated)
+                if product is not None and "scale_factor" not in radiometry \
+                        and (np.any(product.gain != 1.0) or np.any(product.offset != 0.0)):
+                    radiometry.update(scale_factor=product.gain, add_offset=product.offset)
+            with warnings.catch_warnings():  # geohsr keeps per-band scales/offsets itself (_radiometry)
+                warnings.filterwarnings("ignore", r"(Scales|Offsets) differ across bands", UserWarning)
+                da = rioxarray.open_rasterio(path, chunks=_chunk_dict(chunks), mask_and_scale=False,
+                                             parse_coordinates=not rotated)
     except InputError:
         raise
     except rasterio.errors.RasterioIOError as exc:
@@ -167,12 +192,28 @@ def _open_gdal(path: Path, chunks, stac_bands=None) -> xr.DataArray:
     if header is not None and "reflectance scale factor" in header:
         da.attrs["reflectance_scale_factor"] = float(header["reflectance scale factor"])
     da.attrs["source"] = str(path)
+    if product is not None:
+        da.attrs["sensor_product"] = product.label
     if crs is not None:
         da = da.rio.write_crs(crs)
     da = da.rio.write_transform(transform)
     da = da.rio.write_nodata(nodata, encoded=False) if nodata is not None else da
     da.name = da.name or "reflectance"
     return da
+
+
+def _check_product_bands(product, count: int, path: Path) -> None:
+    if len(product.wavelength) != count:
+        raise InputError(f"{product.xml.name} describes {len(product.wavelength)} bands but {path.name} has "
+                         f"{count}; they are not from the same product")
+
+
+def read_by_gdal(cube: xr.DataArray) -> bool:
+    """Whether ``cube`` was opened from a file GDAL reads band by band (a GeoTIFF, ENVI, …), so
+    that windows of it can be re-read from that file (streaming, file-backed guides); False for
+    in-memory cubes and for NetCDF/HDF5/Zarr sources, which xarray reads."""
+    src = str(cube.attrs.get("source", ""))
+    return bool(src) and Path(src).suffix.lower() not in NETCDF_EXT + (".zarr", "")
 
 
 def _chunk_dict(chunks):

@@ -52,7 +52,13 @@ def _prefix() -> list[str]:
 
 
 def _layer_path(layer) -> str:
+    """The file geohsr opens for a layer: the layer's file, or the whole sensor product behind a
+    layer that shows one part of it (a PRISMA HDF5 subdataset: as the input, the cube; as the
+    guide, its pan)."""
     src = layer.source().split("|")[0]
+    product = runner.product_file(src)
+    if product is not None and os.path.exists(product):
+        return product
     if not os.path.exists(src):
         raise QgsProcessingException(f"layer {layer.name()!r} is not a file on disk ({src}); "
                                      "save it as GeoTIFF first")

@@ -28,6 +28,21 @@ SETUP_HELP = (
 )
 
 
+def product_file(source: str) -> str | None:
+    """The product file behind a QGIS layer that shows one part of a sensor product geohsr reads
+    whole: a PRISMA ``PRS_….he5`` opened through GDAL's HDF5 subdataset syntax
+    (``HDF5:"/path/PRS_L2D_….he5"://HDFEOS/SWATHS/…``); None for any other source."""
+    if not source.upper().startswith("HDF5:"):
+        return None
+    rest = source[5:]
+    if rest.startswith('"'):
+        path = rest[1:].split('"', 1)[0]
+    else:
+        path = rest.split("://", 1)[0]
+    name = os.path.basename(path)
+    return path if name.upper().startswith("PRS_") and name.lower().endswith(".he5") else None
+
+
 class CliNotFound(RuntimeError):
     pass
 

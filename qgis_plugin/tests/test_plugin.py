@@ -72,6 +72,30 @@ def test_superresolve_real_enmap_tile(provider, tmp_path):
         del lr, hr  # delete raster layers before QGIS exits
 
 
+def test_prisma_subdataset_layers_run_the_whole_product(provider, tmp_path):
+    """A PRISMA L2D file shows in QGIS as HDF5 subdatasets: the VNIR subdataset as the input runs
+    the whole cube (VNIR + SWIR), the pan subdataset as the guide is the product's pan."""
+    he5 = tmp_path / "PRS_L2D_STD_20201107101404_20201107101408_0001.he5"
+    make = ("import sys; sys.path.insert(0, 'tests'); from pathlib import Path; "
+            f"from test_products import make_prisma; make_prisma(Path({str(he5)!r}), h=24, w=20)")
+    subprocess.run([str(ROOT / ".venv" / "bin" / "python"), "-c", make], cwd=ROOT, check=True)  # h5py lives there
+    vnir = QgsRasterLayer(f'HDF5:"{he5}"://HDFEOS/SWATHS/PRS_L2D_HCO/Data_Fields/VNIR_Cube', "vnir")
+    pan = QgsRasterLayer(f'HDF5:"{he5}"://HDFEOS/SWATHS/PRS_L2D_PCO/Data_Fields/Cube', "pan")
+    out = tmp_path / "x6.tif"
+    try:
+        assert vnir.isValid() and pan.isValid()
+        _run("geohsr:superresolve", {"INPUT": vnir, "GUIDE": pan, "METHOD": "gsa", "SCALE": 6, "OUTPUT": str(out)})
+    finally:
+        del vnir, pan
+    from osgeo import gdal
+
+    ds = gdal.Open(str(out))
+    assert (ds.RasterCount, ds.RasterYSize, ds.RasterXSize) == (11, 144, 120)  # every band, the pan's grid
+    assert ds.GetGeoTransform() == (365000.0, 5.0, 0.0, 5808000.0, 0.0, -5.0)
+    assert float(ds.GetRasterBand(1).GetMetadataItem("wavelength")) == pytest.approx(500.0)
+    ds = None
+
+
 def test_evaluate_writes_a_report(provider, tmp_path):
     out = tmp_path / "report.html"
     _run("geohsr:evaluate", {"INPUT": str(enmap_tile()), "METHODS": "bicubic", "SCALE": 2,
