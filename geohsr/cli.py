@@ -221,7 +221,6 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
 
     from . import api, engine, stream
     from .io import open_cube, save_cube
-    from .io.read import read_by_gdal
     from .io.write import check_destination
 
     if dtype is not None:
@@ -309,10 +308,9 @@ def run(input, scale, method, output, guide, weights, no_coregister, mtf_gain, d
                    err=True)
     if plan.guide_mtf is not None:
         click.echo(f"guide MTF: {engine.mtf_note(plan.guide_mtf)}", err=True)
-    gdal_input = read_by_gdal(cube)
     with _client(scheduler) as client:
         opts.client = client
-        if out_fmt in stream.STREAM_FORMATS and gdal_input:
+        if out_fmt in stream.STREAM_FORMATS:
             try:
                 path = stream.run_plan(plan, output, out_fmt, opts)
             except KeyboardInterrupt:

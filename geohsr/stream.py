@@ -37,10 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dask.array as dsa
+import numpy as np
 
 from .engine import Plan, absmax, apply_band_map, block_stat, cast_planes, finish, norm_scale, prepare, sr_blocks
 from .errors import InputError, OutputError
 from .io import spectral as spec_io
+from .io.read import read_by_gdal
 from .io.write import (JsonPercent, check_destination, envi_paths, finish_envi_header, raise_os,
                        raster_profile, write_metadata)
 from .methods import get_method
@@ -136,13 +138,21 @@ def read_window(src, b: Block, halo: int, height: int, width: int, band_map=None
     """The LR window of block ``b`` with up to ``halo`` pixels around it, and the halo it got
     on each side ``(top, bottom, left, right)``; ``band_map``: a model's fixed band grid.
     ``src``: a file, or ``(file, row0, col0, bands)`` when the scene is a window and a band
-    subset (1-based indexes, None: all) of it (:attr:`geohsr.engine.Plan.source_subset`)."""
+    subset (1-based indexes, None: all) of it (:attr:`geohsr.engine.Plan.source_subset`), or
+    the scene itself as a lazy DataArray when xarray reads it (NetCDF, Zarr, HDF5 products)."""
     import rasterio
     from rasterio.windows import Window
 
-    src, row0, col0, bands = (src, 0, 0, None) if isinstance(src, str) else src
     top, left = min(halo, b.y0), min(halo, b.x0)
     bottom, right = min(halo, height - b.y0 - b.h), min(halo, width - b.x0 - b.w)
+    if not isinstance(src, (str, tuple)):  # read through xarray/dask, on this thread
+        import dask
+
+        with dask.config.set(scheduler="synchronous"):
+            data = np.asarray(src.isel(y=slice(b.y0 - top, b.y0 + b.h + bottom),
+                                       x=slice(b.x0 - left, b.x0 + b.w + right)).values)
+        return (data if band_map is None else apply_band_map(data, band_map)), (top, bottom, left, right)
+    src, row0, col0, bands = (src, 0, 0, None) if isinstance(src, str) else src
     win = Window(col0 + b.x0 - left, row0 + b.y0 - top, b.w + left + right, b.h + top + bottom)
     try:
         with warnings.catch_warnings():
@@ -318,7 +328,10 @@ class _Job:
     def __post_init__(self):
         plan, opts = self.plan, self.opts
         self.path = str(plan.cube.attrs.get("source", ""))
-        self.src = self.path if plan.source_subset is None else (self.path, *plan.source_subset)
+        if read_by_gdal(plan.cube):  # windows re-read from the file by GDAL
+            self.src = self.path if plan.source_subset is None else (self.path, *plan.source_subset)
+        else:  # the (subset) scene itself: xarray reads its windows
+            self.src = plan.cube
         self.workers = opts.workers or _default_workers(plan, opts.client)
         nbatch, self.side = choose_batch(plan, opts.memory_limit_mb, self.workers, opts.batch)
         if opts.block is not None:
@@ -553,7 +566,10 @@ def run_file(src, dst, *, method="bicubic", scale=4, fmt=None, weights=None, gui
     opts = StreamOptions(**options)
     check_options(opts)
     dst, fmt = check_destination(dst, fmt, overwrite, sources=(src,))
-    plan = prepare(src, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
+    from .io import open_cube
+
+    cube = open_cube(src, chunks={"band": -1, "y": 512, "x": 512})  # lazy, as `geohsr run` opens it
+    plan = prepare(cube, method, scale, guide=guide, weights=weights, device=device, dtype=dtype,
                    precision=precision, coregister=coregister, ensemble=ensemble, mtf=mtf)
     return run_plan(plan, dst, fmt, opts)
 

@@ -40,6 +40,12 @@ def env(tmp_path):
     (tmp_path / "empty.tif").write_bytes(b"")
     (tmp_path / "corrupt.tif").write_bytes(b"II*\x00" + os.urandom(200))
     (tmp_path / "adir.tif").mkdir()
+    (tmp_path / "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z.ZIP").write_bytes(b"PK\x05\x06" + bytes(18))
+    (tmp_path / "notes.xml").write_text("<notes/>")
+    from test_products import make_enmap, make_prisma
+
+    d["l1b"] = make_enmap(tmp_path / "enmap_l1b", level="L1B")[0]
+    d["l2c"] = make_prisma(tmp_path / "PRS_L2C_STD_20201107101404_20201107101408_0001.he5", level="L2C")[0]
     (tmp_path / "exists.tif").write_bytes(b"precious")
     cplx = tmp_path / "complex.tif"
     with rasterio.open(cplx, "w", driver="GTiff", count=1, height=4, width=4, dtype="complex64",
@@ -92,6 +98,10 @@ ERROR_CASES = [
     ("empty file", ["run", "{tmp}/empty.tif"], "the file is empty"),
     ("corrupt TIFF", ["run", "{tmp}/corrupt.tif"], "not a readable raster"),
     ("directory as input", ["run", "{tmp}/adir.tif"], "is a directory"),
+    ("a product still zipped", ["run", "{tmp}/ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z.ZIP"], "an archive; unpack it"),
+    ("an XML that is no EnMAP metadata", ["run", "{tmp}/notes.xml"], "an XML file is not a raster"),
+    ("EnMAP L1B (sensor geometry)", ["run", "{l1b}", "-o", "{tmp}/l1b.tif"], "order the L1C (orthorectified radiance) or L2A"),
+    ("PRISMA L2C (sensor geometry)", ["run", "{l2c}", "-o", "{tmp}/l2c.tif"], "use the L2D product"),
     ("ENVI header without data", ["run", "{lonely}"], "without its data file"),
     ("complex data", ["run", "{complex}", "-o", "{tmp}/c.tif"], "complex data"),
     ("scale 0", ["run", "{good}", "--scale", "0"], "scale must be an integer >= 2"),

@@ -45,6 +45,19 @@ def test_streamed_run_on_the_cluster_equals_local(client, make_raster, tmp_path)
     np.testing.assert_array_equal(geohsr.open_cube(local).values, geohsr.open_cube(batched).values)
 
 
+def test_a_prisma_product_streams_on_the_cluster(client, tmp_path):
+    """A source xarray reads (here a PRISMA L2D file) travels to the workers as the lazy scene."""
+    from geohsr.stream import run_file
+    from test_products import make_prisma
+
+    path, *_ = make_prisma(tmp_path / "PRS_L2D_STD_x.he5", h=40, w=36)
+    local = run_file(path, tmp_path / "local.tif", scale=2, block=16, progress="none")
+    dist = run_file(path, tmp_path / "dist.tif", scale=2, block=16, progress="none", client=client)
+    ref = geohsr.superresolve(geohsr.open_cube(path), "bicubic", 2).values
+    np.testing.assert_array_equal(geohsr.open_cube(dist).values, geohsr.open_cube(local).values)
+    np.testing.assert_array_equal(geohsr.open_cube(local).values, ref)
+
+
 def test_a_worker_dying_does_not_corrupt_the_output(client, tmp_path):
     import signal
     import threading

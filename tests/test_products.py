@@ -153,7 +153,7 @@ def test_prisma_l2d_cube(tmp_path, corners):
     assert np.isnan(phys[:, ~ok[0]]).all()
     np.testing.assert_allclose(phys[:, ok[0]], refl[:, ok[0]], atol=1e-5)
     lazy = geohsr.open_cube(path, chunks={"band": -1, "y": 5, "x": 5})
-    assert lazy.chunks is not None
+    assert lazy.chunks == ((len(wl),), (5, 5, 2), (5, 5))  # every band in one chunk, as the engine wants
     np.testing.assert_array_equal(lazy.values, cube.values)
 
 
@@ -203,3 +203,20 @@ def test_qgis_layer_sources_of_a_prisma_product_name_the_product():
     assert runner.product_file(f"HDF5:{f}://HDFEOS/SWATHS/PRS_L2D_PCO/Data_Fields/Cube") == f
     assert runner.product_file('HDF5:"/data/other.h5"://cube') is None  # not a PRISMA product
     assert runner.product_file("/data/scene.tif") is None
+
+
+def test_prisma_streams_block_by_block_like_a_geotiff(tmp_path):
+    """`geohsr run` reads a PRISMA file's windows through xarray (with their halos): the same
+    output, bit for bit, as from the same cube saved as a GeoTIFF."""
+    path, *_ = make_prisma(tmp_path / "PRS_L2D_STD_x.he5", h=40, w=36)
+    tif = geohsr.save_cube(geohsr.open_cube(path), tmp_path / "same.tif")
+    outs = []
+    for src in (path, tif):
+        outs.append(tmp_path / f"{src.stem}_x2.tif")
+        r = subprocess.run(geohsr_cmd("run", str(src), "-s", "2", "-m", "dualsr", "--block-size", "16",
+                                      "-o", str(outs[-1])), capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+    a, b = geohsr.open_cube(outs[0]), geohsr.open_cube(outs[1])
+    np.testing.assert_array_equal(a.values, b.values)
+    assert a.rio.transform() == b.rio.transform()
+    np.testing.assert_array_equal(a.wavelength.values, b.wavelength.values)

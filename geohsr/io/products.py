@@ -196,10 +196,11 @@ def _prisma_level(f) -> str:
     return "unknown"
 
 
-def open_prisma(path: Path, lazy: bool = False, part: str = "cube"):
+def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
     """A PRISMA L2D product as a ``(band, y, x)`` DataArray: ``part="cube"`` the VNIR and SWIR
-    bands together in increasing wavelength; ``part="pan"`` the 5 m panchromatic band. ``lazy``:
-    dask-backed in the file's own chunks (rechunk as needed), else loaded."""
+    bands together in increasing wavelength; ``part="pan"`` the 5 m panchromatic band.
+    ``chunks`` (a dict by ``band``/``y``/``x``): dask-backed, each chunk reading only its window
+    of the file; None: loaded."""
     import h5py
     import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
@@ -239,8 +240,8 @@ def open_prisma(path: Path, lazy: bool = False, part: str = "cube"):
             r = PRISMA_RES["PCO"]
             transform = type(transform)(r, 0.0, transform.c, 0.0, -r, transform.f)
     try:
-        ds = xr.open_dataset(path, engine="h5netcdf", group=group, phony_dims="access", chunks={} if lazy else None,
-                             mask_and_scale=False, decode_times=False)
+        ds = xr.open_dataset(path, engine="h5netcdf", group=group, phony_dims="access", chunks=None,
+                             mask_and_scale=False, decode_times=False)  # lazily indexed: windows read on demand
     except Exception as exc:
         raise InputError(f"{path}: cannot read {group} ({exc})") from None
     if part == "cube":
@@ -249,23 +250,23 @@ def open_prisma(path: Path, lazy: bool = False, part: str = "cube"):
             v = ds[var]
             v = v.rename(dict(zip(v.dims, ("y", "band", "x"))))
             keep = np.flatnonzero(cw > 0)
-            parts.append(v.isel(band=keep).transpose("band", "y", "x"))
+            parts.append(_chunked(v.isel(band=keep).transpose("band", "y", "x"), chunks))
             wl.append(cw[keep]), fwhm.append(fw[keep]), good.append((flags[keep] != 0).astype(np.int8))
             scale.append(np.full(len(keep), (hi - lo) / 65535.0)), offset.append(np.full(len(keep), lo))
         da = xr.concat(parts, dim="band", coords="minimal", compat="override", join="override")
         wl, fwhm, good = np.concatenate(wl), np.concatenate(fwhm), np.concatenate(good)
         order = np.argsort(wl, kind="stable")
         da = da.isel(band=order)
+        if chunks is not None:  # the two detectors' chunks, interleaved by the sort: one again
+            da = da.chunk({"band": chunks.get("band", -1)})
         info = spec.SpectralInfo(len(order), wavelength=list(wl[order]), fwhm=list(fwhm[order]),
                                  good_band=[int(g) for g in good[order]])
         radiometry = {"scale_factor": np.concatenate(scale)[order], "add_offset": np.concatenate(offset)[order]}
     else:
         v = ds["Cube"]
-        da = v.rename(dict(zip(v.dims, ("y", "x")))).expand_dims("band")
+        da = _chunked(v.rename(dict(zip(v.dims, ("y", "x")))).expand_dims("band"), chunks)
         info = spec.SpectralInfo(1, band_name=["panchromatic"])
         radiometry = {"scale_factor": np.array([(hi - lo) / 65535.0]), "add_offset": np.array([lo])}
-    if not lazy:
-        da = da.load()
     da = da.assign_coords(band=np.arange(1, da.sizes["band"] + 1))
     da = da.assign_coords(info.coords()).assign_coords({k: ("band", v) for k, v in radiometry.items()})
     h, w = da.sizes["y"], da.sizes["x"]
@@ -276,3 +277,11 @@ def open_prisma(path: Path, lazy: bool = False, part: str = "cube"):
     da = da.rio.write_crs(crs).rio.write_transform(transform).rio.write_nodata(0, encoded=False)
     return da
 
+
+
+def _chunked(v, chunks: dict | None):
+    """``v`` as dask chunks over its lazily indexed file variable (each chunk reads its own
+    window), or loaded when ``chunks`` is None; the band axis in one chunk unless asked."""
+    if chunks is None:
+        return v.load()
+    return v.chunk({d: chunks.get(d, -1 if d == "band" else "auto") for d in v.dims})

@@ -96,8 +96,10 @@ def open_cube(source, chunks=None, *, asset: str | None = None, mask_and_scale: 
     if products.is_prisma(path):
         if asset not in (None, "cube", "pan"):
             raise InputError(f"{path.name}: a PRISMA product has the parts 'cube' and 'pan', not {asset!r}")
-        da = products.open_prisma(path, lazy=chunks is not None, part=asset or "cube")
-        return da.chunk(_chunk_dict(chunks)) if chunks is not None else da
+        return products.open_prisma(path, _prisma_chunks(chunks), part=asset or "cube")
+    if suffix in (".zip", ".tar", ".gz", ".tgz", ".7z"):
+        raise InputError(f"{path}: an archive; unpack it and give the raster (an EnMAP delivery: the "
+                         "product folder inside, or its METADATA.XML)")
     if suffix == ".xml":
         raise InputError(f"{path}: an XML file is not a raster (geohsr reads an EnMAP product's "
                          "ENMAP01-…-METADATA.XML with its SPECTRAL_IMAGE beside it); give the image file")
@@ -214,6 +216,16 @@ def read_by_gdal(cube: xr.DataArray) -> bool:
     in-memory cubes and for NetCDF/HDF5/Zarr sources, which xarray reads."""
     src = str(cube.attrs.get("source", ""))
     return bool(src) and Path(src).suffix.lower() not in NETCDF_EXT + (".zarr", "")
+
+
+def _prisma_chunks(chunks) -> dict | None:
+    """``chunks`` as a dict by dimension for the PRISMA reader (``{}``: one chunk per detector)."""
+    if chunks is None:
+        return None
+    d = _chunk_dict(chunks)
+    if isinstance(d, dict):
+        return d
+    return dict.fromkeys(("band", "y", "x"), d) if d else {}
 
 
 def _chunk_dict(chunks):
