@@ -328,14 +328,14 @@ class _Job:
     def __post_init__(self):
         plan, opts = self.plan, self.opts
         self.path = str(plan.cube.attrs.get("source", ""))
-        if read_by_gdal(plan.cube):  # windows re-read from the file by GDAL
-            self.src = self.path if plan.source_subset is None else (self.path, *plan.source_subset)
-        else:  # the (subset) scene itself: xarray reads its windows
-            self.src = plan.cube
         self.workers = opts.workers or _default_workers(plan, opts.client)
         nbatch, self.side = choose_batch(plan, opts.memory_limit_mb, self.workers, opts.batch)
         if opts.block is not None:
             self.side = check_block(opts.block)
+        if read_by_gdal(plan.cube):  # windows re-read from the file by GDAL
+            self.src = self.path if plan.source_subset is None else (self.path, *plan.source_subset)
+        else:  # xarray reads the windows (NetCDF, Zarr, HDF5 products)
+            self.src = _block_chunked(plan, self.side)
         self.blocks = plan_blocks(plan.cube.sizes["y"], plan.cube.sizes["x"], self.side)
         self.groups = [self.blocks[i:i + nbatch] for i in range(0, len(self.blocks), nbatch)]
         self.nbatch = nbatch
@@ -434,6 +434,24 @@ class _Job:
 
     def discard(self) -> None:
         _discard(*self.files)
+
+
+def _block_chunked(plan: Plan, side: int):
+    """The scene of ``plan`` for :func:`read_window` when xarray reads it: the source opened
+    again in chunks of one block (a window then reads at most the four chunks it touches, not
+    whole chunks of the opening's default size) with ``plan.source_subset`` applied; the plan's
+    own cube when it has no file behind it."""
+    from .io import open_cube
+
+    if not plan.cube.attrs.get("source"):
+        return plan.cube
+    whole = open_cube(plan.cube.attrs["source"], chunks={"band": -1, "y": side, "x": side})
+    if plan.source_subset is None:
+        return whole
+    row0, col0, bands = plan.source_subset
+    h, w = plan.cube.sizes["y"], plan.cube.sizes["x"]
+    part = whole.isel(y=slice(row0, row0 + h), x=slice(col0, col0 + w))
+    return part if bands is None else part.isel(band=[b - 1 for b in bands])
 
 
 def _default_workers(plan: Plan, client) -> int:

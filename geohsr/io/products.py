@@ -250,7 +250,11 @@ def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
             v = ds[var]
             v = v.rename(dict(zip(v.dims, ("y", "band", "x"))))
             keep = np.flatnonzero(cw > 0)
-            parts.append(_chunked(v.isel(band=keep).transpose("band", "y", "x"), chunks))
+            # chunked (or loaded) in the file's own layout first, then selected and transposed in
+            # memory: the file is read by plain slabs (xarray's lazy transpose and an index list
+            # make h5py read point by point: minutes for a scene)
+            sel = slice(int(keep[0]), int(keep[-1]) + 1) if np.all(np.diff(keep) == 1) else keep
+            parts.append(_chunked(v, chunks).isel(band=sel).transpose("band", "y", "x"))
             wl.append(cw[keep]), fwhm.append(fw[keep]), good.append((flags[keep] != 0).astype(np.int8))
             scale.append(np.full(len(keep), (hi - lo) / 65535.0)), offset.append(np.full(len(keep), lo))
         da = xr.concat(parts, dim="band", coords="minimal", compat="override", join="override")
@@ -274,7 +278,9 @@ def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
                           y=transform.f + (np.arange(h) + 0.5) * transform.e)
     da.attrs = {"source": str(path), "sensor_product": f"PRISMA {level}" + (" panchromatic" if part == "pan" else "")}
     da.name = "reflectance"
-    da = da.rio.write_crs(crs).rio.write_transform(transform).rio.write_nodata(0, encoded=False)
+    da.rio.write_crs(crs, inplace=True)  # in place: rioxarray's copies would duplicate a loaded scene
+    da.rio.write_transform(transform, inplace=True)
+    da.rio.write_nodata(0, encoded=False, inplace=True)
     return da
 
 
