@@ -45,12 +45,13 @@ def make_enmap(folder, h=12, w=10, n=8, level="L2A", gain=1e-4, seed=0):
 
 
 def make_prisma(path, h=12, w=10, level="L2D", corners="centres", pan=True, seed=0):
-    """A PRISMA product file; returns (path, reflectance (bands, h, w) in increasing wavelength,
-    wavelengths, pan reflectance)."""
+    """A PRISMA product file; returns (path, reflectance (bands, h, w) and wavelengths in geohsr's
+    band order — VNIR then SWIR, each increasing — and the pan reflectance)."""
     vnir_cw = np.array([980.0, 900.0, 800.0, 700.0, 600.0, 500.0, 0.0])  # decreasing, one unused slot
     swir_cw = np.array([0.0, 2400.0, 2000.0, 1600.0, 1200.0, 950.0])  # 950 nm overlaps the VNIR
     scale = {"Vnir": (0.0, 0.8), "Swir": (0.01, 0.61), "Pan": (0.0, 0.9)}
-    wl_sorted = np.sort(np.concatenate([vnir_cw[vnir_cw > 0], swir_cw[swir_cw > 0]]))
+    # geohsr's band order: VNIR then SWIR, each in increasing wavelength
+    wl_sorted = np.concatenate([np.sort(vnir_cw[vnir_cw > 0]), np.sort(swir_cw[swir_cw > 0])])
     refl = np.clip(smooth_field(len(wl_sorted), h, w, seed=seed) * 0.5, 0.02, 0.58)
     refl[:, 3, 4] = np.nan  # a fill pixel (DN 0 in every band)
 
@@ -63,7 +64,8 @@ def make_prisma(path, h=12, w=10, level="L2D", corners="centres", pan=True, seed
             cube = np.zeros((h, len(cw), w), np.uint16)  # rows, bands, columns
             for k, c in enumerate(cw):
                 if c > 0:
-                    cube[:, k, :] = dn_of(refl[np.searchsorted(wl_sorted, c)], *scale[det])
+                    cube[:, k, :] = dn_of(refl[np.flatnonzero(wl_sorted == c)[-1 if det == "Swir" else 0]],
+                                          *scale[det])
             grp = f.require_group(f"HDFEOS/SWATHS/PRS_{level}_HCO/Data Fields")
             grp.create_dataset(f"{det.upper()}_Cube", data=cube)
             f.attrs[f"List_Cw_{det}"] = cw.astype(np.float32)
@@ -144,7 +146,8 @@ def test_prisma_l2d_cube(tmp_path, corners):
                                     corners=corners)
     cube = geohsr.open_cube(path)
     assert cube.dims == ("band", "y", "x") and cube.shape == (len(wl), 12, 10) and cube.dtype == np.uint16
-    np.testing.assert_array_equal(cube.wavelength.values, wl)  # increasing, the 0-nm slots gone
+    np.testing.assert_array_equal(cube.wavelength.values, wl)  # VNIR then SWIR, each increasing; no 0-nm slot
+    assert list(wl) == [500.0, 600.0, 700.0, 800.0, 900.0, 980.0, 950.0, 1200.0, 1600.0, 2000.0, 2400.0]
     assert cube.rio.crs.to_epsg() == 32633 and cube.rio.nodata == 0
     assert cube.rio.transform() == Affine(30.0, 0.0, UL[0] - 15.0, 0.0, -30.0, UL[1] + 15.0)
     assert cube.attrs["sensor_product"] == "PRISMA L2D"

@@ -18,7 +18,10 @@
 
 Both come back as geohsr's usual ``(band, y, x)`` cube: values as stored (DN) with the per-band
 ``scale_factor`` / ``add_offset`` coords that turn them into physical units (``mask_and_scale``
-or :func:`geohsr.io.read.decode` applies them), nodata set, bands in increasing wavelength.
+or :func:`geohsr.io.read.decode` applies them), nodata set; PRISMA's bands detector by detector
+(VNIR, then SWIR, each in increasing wavelength: the wavelength steps back once, where the
+detectors overlap), as the EnMAP-Box imports them, so that no method sees the DN of the two
+detectors' scalings interleaved.
 """
 
 from __future__ import annotations
@@ -198,7 +201,8 @@ def _prisma_level(f) -> str:
 
 def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
     """A PRISMA L2D product as a ``(band, y, x)`` DataArray: ``part="cube"`` the VNIR and SWIR
-    bands together in increasing wavelength; ``part="pan"`` the 5 m panchromatic band.
+    bands (each detector in increasing wavelength, VNIR first); ``part="pan"`` the 5 m
+    panchromatic band.
     ``chunks`` (a dict by ``band``/``y``/``x``): dask-backed, each chunk reading only its window
     of the file; None: loaded."""
     import h5py
@@ -250,22 +254,23 @@ def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
             v = ds[var]
             v = v.rename(dict(zip(v.dims, ("y", "band", "x"))))
             keep = np.flatnonzero(cw > 0)
-            # chunked (or loaded) in the file's own layout first, then selected and transposed in
-            # memory: the file is read by plain slabs (xarray's lazy transpose and an index list
-            # make h5py read point by point: minutes for a scene)
-            sel = slice(int(keep[0]), int(keep[-1]) + 1) if np.all(np.diff(keep) == 1) else keep
-            parts.append(_chunked(v, chunks).isel(band=sel).transpose("band", "y", "x"))
+            keep = keep[np.argsort(cw[keep], kind="stable")]  # increasing wavelength (stored decreasing)
+            # chunked (or loaded) in the file's own layout, then selected and transposed in memory:
+            # the file is read by plain slabs (xarray's lazy transpose and an index list make h5py
+            # read point by point: minutes for a scene)
+            lo_k, hi_k = int(keep.min()), int(keep.max())
+            slab = _chunked(v.isel(band=slice(lo_k, hi_k + 1)), chunks)
+            parts.append(slab.isel(band=keep - lo_k).transpose("band", "y", "x"))
             wl.append(cw[keep]), fwhm.append(fw[keep]), good.append((flags[keep] != 0).astype(np.int8))
             scale.append(np.full(len(keep), (hi - lo) / 65535.0)), offset.append(np.full(len(keep), lo))
+        # detector by detector (VNIR, then SWIR), as the EnMAP-Box imports PRISMA: sorting the two
+        # together would interleave the detectors' overlap (~920-1010 nm) and its DN of two scalings
         da = xr.concat(parts, dim="band", coords="minimal", compat="override", join="override")
-        wl, fwhm, good = np.concatenate(wl), np.concatenate(fwhm), np.concatenate(good)
-        order = np.argsort(wl, kind="stable")
-        da = da.isel(band=order)
-        if chunks is not None:  # the two detectors' chunks, interleaved by the sort: one again
+        if chunks is not None:  # the two detectors' chunks: one again
             da = da.chunk({"band": chunks.get("band", -1)})
-        info = spec.SpectralInfo(len(order), wavelength=list(wl[order]), fwhm=list(fwhm[order]),
-                                 good_band=[int(g) for g in good[order]])
-        radiometry = {"scale_factor": np.concatenate(scale)[order], "add_offset": np.concatenate(offset)[order]}
+        wl, fwhm, good = np.concatenate(wl), np.concatenate(fwhm), np.concatenate(good)
+        info = spec.SpectralInfo(len(wl), wavelength=list(wl), fwhm=list(fwhm), good_band=[int(g) for g in good])
+        radiometry = {"scale_factor": np.concatenate(scale), "add_offset": np.concatenate(offset)}
     else:
         v = ds["Cube"]
         da = _chunked(v.rename(dict(zip(v.dims, ("y", "x")))).expand_dims("band"), chunks)
