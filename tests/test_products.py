@@ -121,6 +121,10 @@ def test_enmap_product_runs_end_to_end_and_keeps_its_band_table(tmp_path):
     with rasterio.open(out) as ds:
         assert ds.transform == Affine(15.0, 0.0, 365000.0, 0.0, -15.0, 5808000.0)
         assert ds.scales[0] == pytest.approx(1e-4) and ds.nodata == -32768
+        assert "sensor_product" not in ds.tags()  # the output is geohsr's product, not EnMAP's
+    r = subprocess.run(geohsr_cmd("info", str(folder)), capture_output=True, text=True)
+    assert r.returncode == 0 and "product     EnMAP L2A (read as delivered)" in r.stdout, r.stderr
+    assert "wavelength  420.0 – 2440.0 nm" in r.stdout
 
 
 def test_enmap_l1b_and_mismatched_metadata_are_refused(tmp_path):
