@@ -445,13 +445,12 @@ def _block_chunked(plan: Plan, side: int):
 
     if not plan.cube.attrs.get("source"):
         return plan.cube
-    whole = open_cube(plan.cube.attrs["source"], chunks={"band": -1, "y": side, "x": side})
-    if plan.source_subset is None:
-        return whole
-    row0, col0, bands = plan.source_subset
-    h, w = plan.cube.sizes["y"], plan.cube.sizes["x"]
-    part = whole.isel(y=slice(row0, row0 + h), x=slice(col0, col0 + w))
-    return part if bands is None else part.isel(band=[b - 1 for b in bands])
+    part = open_cube(plan.cube.attrs["source"], chunks={"band": -1, "y": side, "x": side})
+    if plan.source_subset is not None:
+        row0, col0, bands = plan.source_subset
+        part = part.isel(y=slice(row0, row0 + plan.cube.sizes["y"]), x=slice(col0, col0 + plan.cube.sizes["x"]))
+        part = part if bands is None else part.isel(band=[b - 1 for b in bands])
+    return part if part.shape == plan.cube.shape else plan.cube  # a cube cut after opening: its own values
 
 
 def _default_workers(plan: Plan, client) -> int:

@@ -213,3 +213,41 @@ def test_cave_weights_carry_test_numbers_from_scenes_that_chose_nothing():
     assert "coarsr_x4_compact.safetensors" in out.attrs["geohsr_weights"]  # visible only: the CAVE weights
     got = metrics.psnr(np.clip(out.values, 0, 1), hr)
     assert got == pytest.approx(t["per_scene"]["sandiego"]["dualsr"], abs=0.05)
+
+
+def test_a_real_enmap_scene_as_an_l2a_product_folder(tmp_path):
+    """The bundled demo scene (real EnMAP L2A pixels) written the way DLR delivers L2A — an int16
+    SPECTRAL_IMAGE.TIF without band tags beside a METADATA.XML holding the scene's band table — opens
+    with the same band table, scale and grid, and geohsr treats it as the scene it is: `auto` takes
+    the same method and weights, and bicubic gives the same pixels."""
+    import rasterio
+
+    demo = geohsr.open_cube(geohsr.demo_scene_path())
+    srf = np.stack([demo.wavelength.values, demo.fwhm.values], axis=1)  # the image's band order
+    name = "ENMAP01-____L2A-DT0000001867_20220724T104526Z_008_V010302_20230628T165614Z"
+    folder = tmp_path / name
+    folder.mkdir()
+    with rasterio.open(geohsr.demo_scene_path()) as src:
+        prof = dict(driver="GTiff", count=src.count, height=src.height, width=src.width, dtype="int16",
+                    crs=src.crs, transform=src.transform, nodata=-32768)
+        with rasterio.open(folder / f"{name}-SPECTRAL_IMAGE.TIF", "w", **prof) as dst:
+            dst.write(src.read().astype(np.int16))
+    bands = "".join(f'<bandID number="{i + 1}"><wavelengthCenterOfBand>{w}</wavelengthCenterOfBand>'
+                    f"<FWHMOfBand>{f}</FWHMOfBand><GainOfBand>0.0001</GainOfBand><OffsetOfBand>0</OffsetOfBand>"
+                    "</bandID>" for i, (w, f) in enumerate(srf))
+    (folder / f"{name}-METADATA.XML").write_text(
+        f"<level_X><specific><bandCharacterisation>{bands}</bandCharacterisation></specific></level_X>")
+    prod = geohsr.open_cube(folder)
+    np.testing.assert_allclose(prod.wavelength.values, demo.wavelength.values, atol=1e-3)
+    np.testing.assert_allclose(prod.fwhm.values, demo.fwhm.values, atol=1e-4)
+    np.testing.assert_allclose(prod.scale_factor.values, 1e-4)  # reflectance × 10000, from the XML's gains
+    assert prod.rio.transform() == demo.rio.transform() and prod.rio.crs == demo.rio.crs
+    from geohsr.api import auto_method
+    from geohsr.engine import prepare
+
+    assert auto_method(prod, 4)[0] == auto_method(demo, 4)[0] == "dualsr"
+    assert prepare(prod, "dualsr", 4).weights == prepare(demo, "dualsr", 4).weights  # the remote-sensing ones
+    a = geohsr.superresolve(prod, "bicubic", 2, clip="none").values  # (auto clips the product at 0: its
+    b = geohsr.superresolve(demo, "bicubic", 2, clip="none").values  # gains say reflectance)
+    good = demo.good_band.values != 0  # the product has no bad-band list: its water-vapour bands are nodata
+    np.testing.assert_array_equal(a[good], np.round(b[good]).astype(np.int16))
