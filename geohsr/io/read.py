@@ -219,7 +219,8 @@ def read_by_gdal(cube: xr.DataArray) -> bool:
 
 
 def _prisma_chunks(chunks) -> dict | None:
-    """``chunks`` as a dict by dimension for the PRISMA reader (``{}``: one chunk per detector)."""
+    """``chunks`` as a dict by dimension for the PRISMA reader (``{}``: all bands in one chunk, dask's
+    automatic size across)."""
     if chunks is None:
         return None
     d = _chunk_dict(chunks)
