@@ -41,13 +41,14 @@ def bounds(transform: Affine, height: int, width: int) -> tuple[float, float, fl
 
 
 def with_grid(da: xr.DataArray, transform: Affine, crs) -> xr.DataArray:
-    """Attach CRS, transform and matching centre coords to ``da`` (dims ``band, y, x``)."""
+    """Attach CRS, transform and matching centre coords to ``da`` (dims ``band, y, x``); a new
+    DataArray sharing ``da``'s values (rioxarray's own writes would deep-copy them each time)."""
     h, w = da.sizes["y"], da.sizes["x"]
     cc = centre_coords(transform, h, w)
-    drop = [c for c in ("x", "y", "spatial_ref") if c in da.coords]
-    da = da.drop_vars(drop)
+    da = da.drop_vars([c for c in ("x", "y", "spatial_ref") if c in da.coords]).copy(deep=False)
     if cc is not None:
         da = da.assign_coords(y=cc[0], x=cc[1])
     if crs is not None:
-        da = da.rio.write_crs(crs)
-    return da.rio.write_transform(transform)
+        da.rio.write_crs(crs, inplace=True)
+    da.rio.write_transform(transform, inplace=True)
+    return da

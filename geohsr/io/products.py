@@ -206,9 +206,9 @@ def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
     ``chunks`` (a dict by ``band``/``y``/``x``): dask-backed, each chunk reading only its window
     of the file; None: loaded."""
     import h5py
-    import rioxarray  # noqa: F401  (registers .rio)
     import xarray as xr
 
+    from .. import geo  # (imports rioxarray: registers .rio)
     from . import spectral as spec
 
     try:
@@ -223,71 +223,79 @@ def open_prisma(path: Path, chunks: dict | None = None, part: str = "cube"):
         group = PRISMA_CUBE if part == "cube" else PRISMA_PAN
         if group not in f:
             raise InputError(f"{path.name}: no {group} in this PRISMA file; is the product complete?")
-        attrs = {k: f.attrs[k] for k in f.attrs}
-        if part == "cube":
-            detectors = []
-            for det, var in (("Vnir", "VNIR_Cube"), ("Swir", "SWIR_Cube")):
-                if var not in f[group]:
-                    continue
-                cw = np.asarray(_attr(f, f"List_Cw_{det}"), dtype=np.float64)
-                fw = np.asarray(attrs.get(f"List_Fwhm_{det}", np.full(cw.shape, np.nan)), dtype=np.float64)
-                flags = np.asarray(attrs.get(f"List_Cw_{det}_Flags", np.ones(cw.shape)), dtype=np.int64)
-                lo, hi = float(_attr(f, f"L2Scale{det}Min")), float(_attr(f, f"L2Scale{det}Max"))
-                nb = f[group][var].shape[1]
-                if len(cw) != nb:
-                    raise InputError(f"{path.name}: List_Cw_{det} has {len(cw)} entries for {nb} {var} bands")
-                detectors.append((var, cw, fw, flags, lo, hi))
-        else:
-            lo, hi = float(_attr(f, "L2ScalePanMin")), float(_attr(f, "L2ScalePanMax"))
+        detectors = _prisma_detectors(f, path.name) if part == "cube" else None
+        pan_scale = None if part == "cube" else (float(_attr(f, "L2ScalePanMin")), float(_attr(f, "L2ScalePanMax")))
         transform, crs = _prisma_grid(f)
-        if part == "pan":  # the pan shares the cube's outer corner, at 5 m
-            r = PRISMA_RES["PCO"]
-            transform = type(transform)(r, 0.0, transform.c, 0.0, -r, transform.f)
+    if part == "pan":  # the pan shares the cube's outer corner, at 5 m
+        r = PRISMA_RES["PCO"]
+        transform = type(transform)(r, 0.0, transform.c, 0.0, -r, transform.f)
     try:
         ds = xr.open_dataset(path, engine="h5netcdf", group=group, phony_dims="access", chunks=None,
                              mask_and_scale=False, decode_times=False)  # lazily indexed: windows read on demand
     except Exception as exc:
         raise InputError(f"{path}: cannot read {group} ({exc})") from None
     if part == "cube":
-        parts, wl, fwhm, good, scale, offset = [], [], [], [], [], []
-        for var, cw, fw, flags, lo, hi in detectors:
-            v = ds[var]
-            v = v.rename(dict(zip(v.dims, ("y", "band", "x"))))
-            keep = np.flatnonzero(cw > 0)
-            keep = keep[np.argsort(cw[keep], kind="stable")]  # increasing wavelength (stored decreasing)
-            # chunked (or loaded) in the file's own layout, then selected and transposed in memory:
-            # the file is read by plain slabs (xarray's lazy transpose and an index list make h5py
-            # read point by point: minutes for a scene)
-            lo_k, hi_k = int(keep.min()), int(keep.max())
-            slab = _chunked(v.isel(band=slice(lo_k, hi_k + 1)), chunks)
-            parts.append(slab.isel(band=keep - lo_k).transpose("band", "y", "x"))
-            wl.append(cw[keep]), fwhm.append(fw[keep]), good.append((flags[keep] != 0).astype(np.int8))
-            scale.append(np.full(len(keep), (hi - lo) / 65535.0)), offset.append(np.full(len(keep), lo))
-        # detector by detector (VNIR, then SWIR), as the EnMAP-Box imports PRISMA: sorting the two
-        # together would interleave the detectors' overlap (~920-1010 nm) and its DN of two scalings
-        da = xr.concat(parts, dim="band", coords="minimal", compat="override", join="override")
-        if chunks is not None:  # the two detectors' chunks: one again
-            da = da.chunk({"band": chunks.get("band", -1)})
-        wl, fwhm, good = np.concatenate(wl), np.concatenate(fwhm), np.concatenate(good)
-        info = spec.SpectralInfo(len(wl), wavelength=list(wl), fwhm=list(fwhm), good_band=[int(g) for g in good])
-        radiometry = {"scale_factor": np.concatenate(scale), "add_offset": np.concatenate(offset)}
+        da, info, radiometry = _prisma_cube(ds, detectors, chunks)
     else:
+        lo, hi = pan_scale
         v = ds["Cube"]
         da = _chunked(v.rename(dict(zip(v.dims, ("y", "x")))).expand_dims("band"), chunks)
         info = spec.SpectralInfo(1, band_name=["panchromatic"])
         radiometry = {"scale_factor": np.array([(hi - lo) / 65535.0]), "add_offset": np.array([lo])}
     da = da.assign_coords(band=np.arange(1, da.sizes["band"] + 1))
     da = da.assign_coords(info.coords()).assign_coords({k: ("band", v) for k, v in radiometry.items()})
-    h, w = da.sizes["y"], da.sizes["x"]
-    da = da.assign_coords(x=transform.c + (np.arange(w) + 0.5) * transform.a,
-                          y=transform.f + (np.arange(h) + 0.5) * transform.e)
+    da = geo.with_grid(da, transform, crs)
     da.attrs = {"source": str(path), "sensor_product": f"PRISMA {level}" + (" panchromatic" if part == "pan" else "")}
     da.name = "reflectance"
-    da.rio.write_crs(crs, inplace=True)  # in place: rioxarray's copies would duplicate a loaded scene
-    da.rio.write_transform(transform, inplace=True)
-    da.rio.write_nodata(0, encoded=False, inplace=True)
+    da.rio.write_nodata(0, encoded=False, inplace=True)  # in place: a copy would duplicate a loaded scene
     return da
 
+
+def _prisma_detectors(f, name: str) -> list[tuple]:
+    """``(variable, centre wavelengths, FWHM, flags, L2 scale min, max)`` of each detector in the file."""
+    out = []
+    for det, var in (("Vnir", "VNIR_Cube"), ("Swir", "SWIR_Cube")):
+        if var not in f[PRISMA_CUBE]:
+            continue
+        cw = np.asarray(_attr(f, f"List_Cw_{det}"), dtype=np.float64)
+        fw = np.asarray(f.attrs.get(f"List_Fwhm_{det}", np.full(cw.shape, np.nan)), dtype=np.float64)
+        flags = np.asarray(f.attrs.get(f"List_Cw_{det}_Flags", np.ones(cw.shape)), dtype=np.int64)
+        nb = f[PRISMA_CUBE][var].shape[1]
+        if len(cw) != nb:
+            raise InputError(f"{name}: List_Cw_{det} has {len(cw)} entries for {nb} {var} bands")
+        out.append((var, cw, fw, flags, float(_attr(f, f"L2Scale{det}Min")), float(_attr(f, f"L2Scale{det}Max"))))
+    return out
+
+
+def _prisma_cube(ds, detectors: list[tuple], chunks: dict | None):
+    """The detectors of the swath dataset ``ds`` as one ``(band, y, x)`` array, VNIR then SWIR
+    (as the EnMAP-Box imports PRISMA: sorting the two together would interleave the overlap,
+    ~920–1010 nm, and its DN of two scalings), each in increasing wavelength; with its
+    :class:`SpectralInfo` and per-band scale/offset."""
+    import xarray as xr
+
+    from . import spectral as spec
+
+    parts, wl, fwhm, good, scale, offset = [], [], [], [], [], []
+    for var, cw, fw, flags, lo, hi in detectors:
+        v = ds[var]
+        v = v.rename(dict(zip(v.dims, ("y", "band", "x"))))
+        keep = np.flatnonzero(cw > 0)
+        keep = keep[np.argsort(cw[keep], kind="stable")]  # increasing wavelength (stored decreasing)
+        # chunked (or loaded) in the file's own layout, then selected and transposed in memory: the
+        # file is read by plain slabs (xarray's lazy transpose and an index list make h5py read
+        # point by point: minutes for a scene)
+        k0 = int(keep.min())
+        slab = _chunked(v.isel(band=slice(k0, int(keep.max()) + 1)), chunks)
+        parts.append(slab.isel(band=keep - k0).transpose("band", "y", "x"))
+        wl.append(cw[keep]), fwhm.append(fw[keep]), good.append((flags[keep] != 0).astype(np.int8))
+        scale.append(np.full(len(keep), (hi - lo) / 65535.0)), offset.append(np.full(len(keep), lo))
+    da = xr.concat(parts, dim="band", coords="minimal", compat="override", join="override")
+    if chunks is not None:  # the two detectors' chunks: one again
+        da = da.chunk({"band": chunks.get("band", -1)})
+    wl, fwhm, good = np.concatenate(wl), np.concatenate(fwhm), np.concatenate(good)
+    info = spec.SpectralInfo(len(wl), wavelength=list(wl), fwhm=list(fwhm), good_band=[int(g) for g in good])
+    return da, info, {"scale_factor": np.concatenate(scale), "add_offset": np.concatenate(offset)}
 
 
 def _chunked(v, chunks: dict | None):
